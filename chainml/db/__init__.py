@@ -1,0 +1,1 @@
+"""Storage: engine and URL handling, ORM tables, and the repository functions."""

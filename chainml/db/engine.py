@@ -1,0 +1,194 @@
+"""Finding the registry, building engines, and turning driver errors into ours.
+
+The default registry is ``.chainml/registry.db`` in the current folder or the
+nearest parent that has one (as git finds ``.git``); ``CHAINML_DATABASE_URL``
+or ``--db`` name another database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.orm import Session
+
+from chainml.errors import InvalidInput, RegistryUnavailable
+
+ENV_URL = "CHAINML_DATABASE_URL"
+REGISTRY_DIR = ".chainml"
+REGISTRY_FILE = "registry.db"
+
+# A plain "postgresql://" or "mysql://" URL would pick drivers we do not ship.
+_DEFAULT_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def find_registry(start: Path | None = None) -> Path | None:
+    """Return the nearest ``.chainml/registry.db`` at or above ``start``, if any."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / REGISTRY_DIR / REGISTRY_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def resolve_url(explicit: str | None = None, start: Path | None = None) -> str:
+    """The database URL to use: ``--db``, then the environment, then the nearest registry.
+
+    Raises:
+        InvalidInput: when there is none, with the command that creates one.
+    """
+    url = explicit or os.environ.get(ENV_URL)
+    if url:
+        return url
+    found = find_registry(start)
+    if found is None:
+        raise InvalidInput(
+            "No chainml registry here or in any parent folder; run 'chainml init' to create "
+            f".chainml/{REGISTRY_FILE}, or set {ENV_URL}."
+        )
+    return sqlite_url(found)
+
+
+def parse_url(url: str) -> URL:
+    """Parse and normalise a URL; a malformed one is bad input (exit 2)."""
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError):
+        raise InvalidInput(
+            f"Invalid database URL {redact(url)!r}; use sqlite:///path/registry.db, "
+            "postgresql://user@host/db or mysql://user@host/db."
+        ) from None
+    driver = _DEFAULT_DRIVERS.get(parsed.drivername)
+    if driver:
+        parsed = parsed.set(drivername=driver)
+    return parsed
+
+
+def redact(url: str | URL) -> str:
+    """The URL without its password, for every message and log line."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        # Unparseable: drop anything between '://' and '@' wholesale.
+        return re.sub(r"(://)[^@/]*@", r"\1***@", url)
+
+
+def create(url: str) -> Engine:
+    """Build an engine; SQLite gets WAL, a busy timeout, foreign keys and IMMEDIATE writes."""
+    parsed = parse_url(url)
+    kwargs: dict[str, Any] = {}
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30}
+    elif backend == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    elif backend in ("mysql", "mariadb"):
+        kwargs["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4"}
+        kwargs["isolation_level"] = "READ COMMITTED"
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except exc.NoSuchModuleError:
+        raise InvalidInput(
+            f"Unsupported database URL {redact(parsed)!r}; chainml works with sqlite, "
+            "postgresql and mysql/mariadb."
+        ) from None
+    except ImportError as e:
+        raise InvalidInput(
+            f"The driver for {backend} is not installed ({e.name}); "
+            "install chainml[postgres] or chainml[mysql]."
+        ) from None
+    if backend == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and cannot take the write
+    # lock up front; SQLAlchemy's documented recipe hands BEGIN to us instead
+    # (dialects/sqlite "Serializable isolation / Savepoints / Transactional DDL").
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+        except Exception:
+            # A read-only file cannot switch journal mode; reads still work.
+            pass
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # Writers take the lock at BEGIN so two writers never deadlock upgrading
+        # a read lock; readers keep a plain deferred BEGIN.
+        if conn.get_execution_options().get("chainml_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def unavailable(url: str | URL, error: BaseException) -> RegistryUnavailable:
+    """A one-sentence RegistryUnavailable for a driver error, password removed."""
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    detail = text[0] if text else type(error).__name__
+    where = redact(url)
+    if isinstance(url, URL) and url.password:
+        detail = detail.replace(str(url.password), "***")
+    lowered = detail.lower()
+    if "locked" in lowered or "lock wait" in lowered:
+        hint = "another process holds the registry; retry when it finishes"
+    elif "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+        hint = "the registry is read-only; check the file's permissions or the database role"
+    elif "disk" in lowered and "full" in lowered or "no space" in lowered:
+        hint = "the disk is full; free space and retry (nothing was written)"
+    else:
+        hint = "check that the database is running and the URL is right"
+    return RegistryUnavailable(f"Cannot use the registry at {where}: {detail}; {hint}.")
+
+
+@contextmanager
+def translate_errors(url: str | URL) -> Iterator[None]:
+    """Turn driver-level failures (connection lost, locked, read-only, full) into exit 3."""
+    try:
+        yield
+    except (exc.OperationalError, exc.InterfaceError) as e:
+        raise unavailable(url, e) from None
+    except exc.DBAPIError as e:
+        if e.connection_invalidated:
+            raise unavailable(url, e) from None
+        raise
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """One write transaction: commits on success, rolls back on any error."""
+    bound = engine.execution_options(chainml_write=True)
+    with translate_errors(engine.url), Session(bound, expire_on_commit=False) as s, s.begin():
+        yield s
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    """One read-only scope (rolled back at the end)."""
+    with translate_errors(engine.url), Session(engine) as s:
+        yield s

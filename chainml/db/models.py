@@ -1,0 +1,198 @@
+"""ORM tables (SQLAlchemy 2.0 typed declarative).
+
+The migrations in ``migrations/versions`` create exactly these tables; a test
+(tests/test_migrations.py) fails if the two drift apart.
+
+Times are naive UTC everywhere: SQLite has no time zones and PostgreSQL would
+otherwise convert to the session's zone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Node(Base):
+    """One versioned thing in the chain."""
+
+    __tablename__ = "node"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Lower-cased name: a unique index on it refuses names that differ only in case.
+    name_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    needs_tests: Mapped[bool] = mapped_column(Boolean)
+    max_age_s: Mapped[int | None] = mapped_column(Integer)
+    required_suites: Mapped[list[str]] = mapped_column(JSON)
+    # No foreign key here: node <-> version would be a cycle of constraints,
+    # which MariaDB and SQLite batch mode handle badly. The repository keeps it right.
+    current_version_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Version(Base):
+    """An immutable snapshot of a node's definition."""
+
+    __tablename__ = "version"
+    __table_args__ = (UniqueConstraint("node_id", "label", name="uq_version_node_label"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class VersionInput(Base):
+    """One input of a version (regular or feedback, optionally pinned)."""
+
+    __tablename__ = "version_input"
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("version.id", ondelete="CASCADE"), primary_key=True
+    )
+    upstream_id: Mapped[int] = mapped_column(
+        ForeignKey("node.id", ondelete="CASCADE"), primary_key=True
+    )
+    feedback: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    pinned_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("version.id", ondelete="CASCADE")
+    )
+
+
+class Edge(Base):
+    """The inputs of every node's *current* version, kept in step with the pointer.
+
+    A derived table: it makes upstream/downstream walks one indexed lookup per
+    hop (recursive CTEs), so the cost follows the affected part of the chain.
+    """
+
+    __tablename__ = "edge"
+    __table_args__ = (Index("ix_edge_downstream", "downstream_id"),)
+
+    upstream_id: Mapped[int] = mapped_column(
+        ForeignKey("node.id", ondelete="CASCADE"), primary_key=True
+    )
+    downstream_id: Mapped[int] = mapped_column(
+        ForeignKey("node.id", ondelete="CASCADE"), primary_key=True
+    )
+    feedback: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    pinned_version_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class TestRun(Base):
+    """A recorded (re)test with its lineage snapshot."""
+
+    __tablename__ = "test_run"
+    __table_args__ = (Index("ix_test_run_node_version", "node_id", "version_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("version.id", ondelete="CASCADE"))
+    # '' is the unnamed suite; a real suite name is never empty.
+    suite: Mapped[str] = mapped_column(String(100))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime)
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    link: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
+    # [[node_id, version_id], ...] sorted: the lineage at the time of the run.
+    snapshot: Mapped[list[list[int]]] = mapped_column(JSON)
+
+
+class RetestMark(Base):
+    """Persisted when a change reaches a node; closed when the node is verified again."""
+
+    __tablename__ = "retest_mark"
+    __table_args__ = (Index("ix_retest_mark_node_open", "node_id", "closed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    cause_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"), index=True)
+    from_version_id: Mapped[int | None] = mapped_column(Integer)
+    to_version_id: Mapped[int | None] = mapped_column(Integer)
+    path: Mapped[list[str]] = mapped_column(JSON)
+    event_id: Mapped[int | None] = mapped_column(Integer)
+    opened_at: Mapped[datetime] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # verified | superseded | recomputed
+    close_reason: Mapped[str | None] = mapped_column(String(20))
+
+
+class Waiver(Base):
+    """An audited acceptance of untested upstream changes, until it expires."""
+
+    __tablename__ = "waiver"
+    __table_args__ = (Index("ix_waiver_node_expires", "node_id", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    cause_id: Mapped[int | None] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text)
+    granted_by: Mapped[str] = mapped_column(String(200))
+    granted_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    # [[cause_id, version_id], ...]: the (cause, version) pairs open when granted.
+    covers: Mapped[list[list[int | None]]] = mapped_column(JSON)
+
+
+class Event(Base):
+    """Append-only history of every change."""
+
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_node_name", "node_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(40))
+    # Names, not foreign keys: history outlives the rows it talks about.
+    node_name: Mapped[str | None] = mapped_column(String(200))
+    version_label: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class WriteLock(Base):
+    """One row every write transaction updates first, so writers queue instead of racing.
+
+    Portable across SQLite, PostgreSQL and MariaDB; reads are not blocked.
+    """
+
+    __tablename__ = "write_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    counter: Mapped[int] = mapped_column(Integer)

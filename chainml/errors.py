@@ -1,0 +1,70 @@
+"""Exceptions.
+
+Every error the user can fix is a :class:`ChainmlError`; its ``exit_code`` is the
+command-line contract (2 bad input, 3 registry unreachable or on the wrong schema).
+Anything else that escapes is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ChainmlError(Exception):
+    """Base of every error the user can fix; the message is one sentence."""
+
+    exit_code = 2
+
+
+class InvalidInput(ChainmlError):
+    """A name, version label, option value or file that breaks the rules."""
+
+
+class NodeNotFound(InvalidInput):
+    """No node of that name."""
+
+    def __init__(self, name: str, suggestion: str | None = None) -> None:
+        self.name = name
+        hint = f" Did you mean '{suggestion}'?" if suggestion else ""
+        super().__init__(f"No node named '{name}'.{hint}")
+
+
+class VersionNotFound(InvalidInput):
+    """The node has no version with that label."""
+
+    def __init__(self, node: str, label: str) -> None:
+        self.node, self.label = node, label
+        super().__init__(
+            f"Node '{node}' has no version '{label}'; 'chainml show {node}' lists its versions."
+        )
+
+
+class KindRuleError(InvalidInput):
+    """A kind that may not consume another (a source that takes an input, ...)."""
+
+
+class CycleError(InvalidInput):
+    """A registration would close a cycle; ``cycle`` lists it in order, first == last."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        super().__init__(
+            "This would close a cycle: " + " -> ".join(self.cycle)
+            + "; declare one of these inputs with --feedback if the loop is intended."
+        )
+
+
+class VersionConflict(InvalidInput):
+    """An existing (immutable) version re-registered with different content."""
+
+
+class RegistryUnavailable(ChainmlError):
+    """The database cannot be reached, opened or written."""
+
+    exit_code = 3
+
+
+class SchemaOutdated(ChainmlError):
+    """The registry's schema is behind (or ahead of) this chainml."""
+
+    exit_code = 3

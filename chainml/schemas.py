@@ -1,0 +1,170 @@
+"""Pydantic models crossing the library boundary (API results, JSON output, requests).
+
+These are the ``--json`` shapes of the command line; docs/json.md documents them.
+They are not ORM rows and not graph nodes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Out(BaseModel):
+    """Base of output models: built from rows, dumped by alias ('from')."""
+
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True, serialize_by_alias=True)
+
+
+class Status(str, Enum):
+    VERIFIED = "verified"
+    UNTESTED = "untested"
+    FAILED = "failed"
+    NEEDS_RETEST = "needs_retest"
+    WAIVED = "waived"
+    STALE = "stale"
+
+
+# Statuses that pass the CI gate (stale only without --strict).
+PASSING = frozenset({Status.VERIFIED, Status.WAIVED, Status.STALE})
+
+
+class InputRef(Out):
+    """One input of a version: an upstream node, optionally pinned to one of its versions."""
+
+    name: str
+    pin: str | None = None
+
+    def spec(self) -> str:
+        return f"{self.name}@{self.pin}" if self.pin else self.name
+
+
+class VersionOut(Out):
+    label: str
+    inputs: list[InputRef] = []
+    feedback: list[str] = []
+    meta: dict[str, Any] = {}
+    created_at: datetime
+    created_by: str
+    current: bool = False
+
+
+class NodeOut(Out):
+    name: str
+    kind: str
+    owner: str | None = None
+    description: str | None = None
+    tags: list[str] = []
+    meta: dict[str, Any] = {}
+    needs_tests: bool
+    max_age: str | None = None
+    required_suites: list[str] = []
+    current_version: str | None = None
+    created_at: datetime
+
+
+class Reason(Out):
+    """Why a node is not verified. For an upstream change: cause, from, to and path."""
+
+    cause: str
+    from_: str | None = Field(default=None, alias="from")
+    to: str | None = None
+    path: list[str] = []
+    suite: str | None = None
+    message: str
+
+
+class StatusEntry(Out):
+    name: str
+    kind: str
+    version: str | None
+    status: Status
+    reasons: list[Reason] = []
+    owner: str | None = None
+    last_run: datetime | None = None
+    waivers: list[int] = []
+
+
+class NodeDetail(NodeOut):
+    versions: list[VersionOut] = []
+    inputs: list[InputRef] = []
+    feedback: list[str] = []
+    consumers: list[str] = []
+    status: StatusEntry | None = None
+
+
+class ImpactEntry(Out):
+    name: str
+    kind: str
+    distance: int
+    path: list[str]
+    needs_tests: bool
+
+
+class ImpactResult(Out):
+    node: str
+    version: str | None
+    impacted: list[ImpactEntry]
+
+
+class RegisterResult(Out):
+    node: str
+    version: str
+    created_node: bool = False
+    created_version: bool = False
+    current_changed: bool = False
+    previous_version: str | None = None
+    updated_fields: list[str] = []
+    marked: int = 0
+
+    @property
+    def noop(self) -> bool:
+        return not (self.created_node or self.created_version or self.current_changed
+                    or self.updated_fields)
+
+
+class TestRunOut(Out):
+    id: int
+    node: str
+    version: str
+    suite: str | None = None
+    outcome: str
+    recorded_at: datetime
+    recorded_by: str
+    link: str | None = None
+    note: str | None = None
+    closed_marks: int = 0
+
+
+class WaiverOut(Out):
+    id: int
+    node: str
+    cause: str | None = None
+    reason: str
+    granted_by: str
+    granted_at: datetime
+    expires_at: datetime
+    covers: list[Reason] = []
+
+
+class EventOut(Out):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    node: str | None = None
+    version: str | None = None
+    details: dict[str, Any] = {}
+
+
+class CheckResult(Out):
+    ok: bool
+    strict: bool = False
+    scope: list[str] | None = None
+    checked: int
+    counts: dict[str, int] = {}
+    failing: list[StatusEntry] = []
+    warnings: list[StatusEntry] = []
