@@ -23,10 +23,16 @@ class InvalidInput(ChainmlError):
 class NodeNotFound(InvalidInput):
     """No node of that name."""
 
-    def __init__(self, name: str, suggestion: str | None = None) -> None:
+    def __init__(self, name: str, suggestion: str | None = None, consumer: str | None = None
+                 ) -> None:
         self.name = name
         hint = f" Did you mean '{suggestion}'?" if suggestion else ""
-        super().__init__(f"No node named '{name}'.{hint}")
+        if consumer:
+            super().__init__(
+                f"Input '{name}' of '{consumer}' is not a registered node; register it first.{hint}"
+            )
+        else:
+            super().__init__(f"No node named '{name}'.{hint}")
 
 
 class VersionNotFound(InvalidInput):

@@ -1,0 +1,350 @@
+"""Queries and writes over the ORM tables. Every function takes the Session first;
+the caller owns the transaction (``db.engine.write_session``/``read_session``).
+
+Walks over the chain are recursive CTEs over the ``edge`` table, so their cost
+follows the part of the chain they reach, not the size of the registry.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, delete, false, func, insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from chainml.db.models import (
+    Edge,
+    Event,
+    Node,
+    RetestMark,
+    TestRun,
+    Version,
+    VersionInput,
+    Waiver,
+    WriteLock,
+)
+from chainml.errors import NodeNotFound, VersionNotFound
+
+T = TypeVar("T")
+CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def lock_writes(s: Session) -> None:
+    """Queue behind any other writer (row lock on PostgreSQL/MariaDB; SQLite: BEGIN IMMEDIATE)."""
+    s.execute(update(WriteLock).where(WriteLock.id == 1).values(counter=WriteLock.counter + 1))
+
+
+# ---- nodes ---------------------------------------------------------------------------------
+
+
+def get_node(s: Session, name: str) -> Node | None:
+    return s.scalars(select(Node).where(Node.name == name)).one_or_none()
+
+
+def get_node_by_key(s: Session, name: str) -> Node | None:
+    """The node whose name equals ``name`` ignoring case (the confusable check)."""
+    return s.scalars(select(Node).where(Node.name_key == name.lower())).one_or_none()
+
+
+def suggest(s: Session, name: str) -> str | None:
+    """The closest existing name, for 'Did you mean ...?'."""
+    exact = get_node_by_key(s, name)
+    if exact is not None:
+        return exact.name
+    names = s.scalars(select(Node.name)).all()
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def require_node(s: Session, name: str) -> Node:
+    node = get_node(s, name)
+    if node is None:
+        raise NodeNotFound(name, suggest(s, name))
+    return node
+
+
+def nodes_by_name(s: Session, names: Iterable[str]) -> dict[str, Node]:
+    wanted = sorted(set(names))
+    out: dict[str, Node] = {}
+    for part in chunks(wanted):
+        for n in s.scalars(select(Node).where(Node.name.in_(part))):
+            out[n.name] = n
+    return out
+
+
+def nodes_by_id(s: Session, ids: Iterable[int]) -> dict[int, Node]:
+    wanted = sorted(set(ids))
+    out: dict[int, Node] = {}
+    for part in chunks(wanted):
+        for n in s.scalars(select(Node).where(Node.id.in_(part))):
+            out[n.id] = n
+    return out
+
+
+def names_by_id(s: Session, ids: Iterable[int]) -> dict[int, str]:
+    wanted = sorted(set(ids))
+    out: dict[int, str] = {}
+    for part in chunks(wanted):
+        out.update((i, n) for i, n in s.execute(select(Node.id, Node.name).where(Node.id.in_(part))))
+    return out
+
+
+def list_nodes(s: Session, kind: str | None = None) -> Sequence[Node]:
+    stmt = select(Node).order_by(Node.name)
+    if kind:
+        stmt = stmt.where(Node.kind == kind)
+    return s.scalars(stmt).all()
+
+
+# ---- versions ------------------------------------------------------------------------------
+
+
+def get_version(s: Session, node: Node, label: str) -> Version | None:
+    return s.scalars(
+        select(Version).where(Version.node_id == node.id, Version.label == label)
+    ).one_or_none()
+
+
+def require_version(s: Session, node: Node, label: str) -> Version:
+    v = get_version(s, node, label)
+    if v is None:
+        raise VersionNotFound(node.name, label)
+    return v
+
+
+def versions_of(s: Session, node_id: int) -> Sequence[Version]:
+    return s.scalars(select(Version).where(Version.node_id == node_id).order_by(Version.id)).all()
+
+
+def labels_by_id(s: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = sorted({i for i in ids if i is not None})
+    out: dict[int, str] = {}
+    for part in chunks(wanted):
+        out.update((i, v) for i, v in s.execute(select(Version.id, Version.label).where(Version.id.in_(part))))
+    return out
+
+
+def inputs_of(s: Session, version_ids: Sequence[int]) -> Sequence[VersionInput]:
+    rows: list[VersionInput] = []
+    for part in chunks(version_ids):
+        rows.extend(s.scalars(select(VersionInput).where(VersionInput.version_id.in_(part))))
+    return rows
+
+
+def add_version(
+    s: Session, node: Node, label: str, meta: dict[str, Any], at: datetime, actor: str,
+    inputs: Sequence[tuple[int, int | None, bool]],
+) -> Version:
+    """Insert a version and its inputs as (upstream id, pinned version id, feedback)."""
+    v = Version(node_id=node.id, label=label, meta=meta, created_at=at, created_by=actor)
+    s.add(v)
+    s.flush()
+    if inputs:
+        s.execute(insert(VersionInput), [
+            {"version_id": v.id, "upstream_id": u, "pinned_version_id": p, "feedback": fb}
+            for u, p, fb in inputs
+        ])
+    return v
+
+
+# ---- edges ---------------------------------------------------------------------------------
+
+
+def replace_edges(s: Session, node_id: int, version_id: int) -> None:
+    """Make the edge table hold exactly the inputs of ``node_id``'s new current version."""
+    s.execute(delete(Edge).where(Edge.downstream_id == node_id))
+    rows = s.execute(
+        select(VersionInput.upstream_id, VersionInput.feedback, VersionInput.pinned_version_id)
+        .where(VersionInput.version_id == version_id)
+    ).all()
+    if rows:
+        s.execute(insert(Edge), [
+            {"upstream_id": u, "downstream_id": node_id, "feedback": fb, "pinned_version_id": p}
+            for u, fb, p in rows
+        ])
+
+
+def _reach_down(start: int, propagating_only: bool) -> Any:
+    """CTE of node ids reachable downstream from ``start`` (start included)."""
+    e = Edge.__table__
+    reach = select(literal(start).label("id")).cte("reach", recursive=True)
+    step = select(e.c.downstream_id).join(reach, e.c.upstream_id == reach.c.id)
+    step = step.where(e.c.feedback == false())
+    if propagating_only:
+        step = step.where(e.c.pinned_version_id.is_(None))
+    return reach.union(step)
+
+
+def edges_below(s: Session, start: int, propagating_only: bool = True) -> list[tuple[int, int]]:
+    """The regular edges among the nodes reachable from ``start``.
+
+    With ``propagating_only`` (impact), pinned edges are neither followed nor returned.
+    """
+    e = Edge.__table__
+    reach = _reach_down(start, propagating_only)
+    stmt = (
+        select(e.c.upstream_id, e.c.downstream_id)
+        .join(reach, e.c.upstream_id == reach.c.id)
+        .where(e.c.feedback == false())
+    )
+    if propagating_only:
+        stmt = stmt.where(e.c.pinned_version_id.is_(None))
+    return [(u, d) for u, d in s.execute(stmt)]
+
+
+def edges_above(s: Session, seeds: Sequence[int]) -> list[tuple[int, int, int | None]]:
+    """Regular edges feeding the unpinned ancestors of ``seeds`` (seeds included).
+
+    Pinned edges are returned (their pin counts) but not crossed.
+    """
+    if not seeds:
+        return []
+    e = Edge.__table__
+    first = select(Node.id.label("id")).where(Node.id.in_(list(seeds)))
+    reach = first.cte("reach_up", recursive=True)
+    step = (
+        select(e.c.upstream_id)
+        .join(reach, e.c.downstream_id == reach.c.id)
+        .where(e.c.feedback == false(), e.c.pinned_version_id.is_(None))
+    )
+    reach = reach.union(step)
+    stmt = (
+        select(e.c.upstream_id, e.c.downstream_id, e.c.pinned_version_id)
+        .join(reach, e.c.downstream_id == reach.c.id)
+        .where(e.c.feedback == false())
+    )
+    return [(u, d, p) for u, d, p in s.execute(stmt)]
+
+
+def current_versions(s: Session, ids: Iterable[int]) -> dict[int, int]:
+    wanted = sorted(set(ids))
+    out: dict[int, int] = {}
+    for part in chunks(wanted):
+        for i, v in s.execute(select(Node.id, Node.current_version_id).where(Node.id.in_(part))):
+            if v is not None:
+                out[i] = v
+    return out
+
+
+def consumers_of(s: Session, node_id: int) -> list[tuple[str, bool, int | None]]:
+    """(consumer name, feedback, pin) of every current edge leaving ``node_id``."""
+    stmt = (
+        select(Node.name, Edge.feedback, Edge.pinned_version_id)
+        .join(Node, Node.id == Edge.downstream_id)
+        .where(Edge.upstream_id == node_id)
+        .order_by(Node.name)
+    )
+    return [(n, fb, p) for n, fb, p in s.execute(stmt)]
+
+
+def all_edges(s: Session) -> list[tuple[int, int, bool, int | None]]:
+    e = Edge.__table__
+    stmt = select(e.c.upstream_id, e.c.downstream_id, e.c.feedback, e.c.pinned_version_id)
+    return [(u, d, fb, p) for u, d, fb, p in s.execute(stmt)]
+
+
+# ---- test runs, marks, waivers ---------------------------------------------------------------
+
+
+def runs_for(s: Session, node_id: int, version_id: int) -> Sequence[TestRun]:
+    """Runs of one version, oldest first."""
+    return s.scalars(
+        select(TestRun)
+        .where(TestRun.node_id == node_id, TestRun.version_id == version_id)
+        .order_by(TestRun.recorded_at, TestRun.id)
+    ).all()
+
+
+def current_runs(s: Session, node_ids: Sequence[int]) -> dict[int, list[TestRun]]:
+    """Runs of each node's current version, oldest first."""
+    out: dict[int, list[TestRun]] = {}
+    for part in chunks(sorted(set(node_ids))):
+        stmt = (
+            select(TestRun)
+            .join(Node, and_(Node.id == TestRun.node_id,
+                             Node.current_version_id == TestRun.version_id))
+            .where(TestRun.node_id.in_(part))
+            .order_by(TestRun.recorded_at, TestRun.id)
+        )
+        for run in s.scalars(stmt):
+            out.setdefault(run.node_id, []).append(run)
+    return out
+
+
+def open_marks(s: Session, node_ids: Sequence[int] | None = None) -> dict[int, list[RetestMark]]:
+    """Open marks per node (all nodes when ``node_ids`` is None)."""
+    out: dict[int, list[RetestMark]] = {}
+    base = select(RetestMark).where(RetestMark.closed_at.is_(None)).order_by(RetestMark.id)
+    if node_ids is None:
+        for m in s.scalars(base):
+            out.setdefault(m.node_id, []).append(m)
+        return out
+    for part in chunks(sorted(set(node_ids))):
+        for m in s.scalars(base.where(RetestMark.node_id.in_(part))):
+            out.setdefault(m.node_id, []).append(m)
+    return out
+
+
+def open_marks_by_cause(s: Session, cause_id: int) -> dict[int, RetestMark]:
+    stmt = select(RetestMark).where(RetestMark.cause_id == cause_id, RetestMark.closed_at.is_(None))
+    return {m.node_id: m for m in s.scalars(stmt)}
+
+
+def close_marks(s: Session, mark_ids: Sequence[int], at: datetime, why: str) -> None:
+    for part in chunks(list(mark_ids)):
+        s.execute(
+            update(RetestMark).where(RetestMark.id.in_(part)).values(closed_at=at, close_reason=why)
+        )
+
+
+def add_marks(s: Session, rows: list[dict[str, Any]]) -> None:
+    for part in chunks(rows, 5000):
+        s.execute(insert(RetestMark), list(part))
+
+
+def live_waivers(s: Session, node_ids: Sequence[int] | None, now: datetime) -> dict[int, list[Waiver]]:
+    out: dict[int, list[Waiver]] = {}
+    base = select(Waiver).where(Waiver.expires_at > now).order_by(Waiver.id)
+    if node_ids is None:
+        for w in s.scalars(base):
+            out.setdefault(w.node_id, []).append(w)
+        return out
+    for part in chunks(sorted(set(node_ids))):
+        for w in s.scalars(base.where(Waiver.node_id.in_(part))):
+            out.setdefault(w.node_id, []).append(w)
+    return out
+
+
+# ---- events --------------------------------------------------------------------------------
+
+
+def add_event(
+    s: Session, at: datetime, actor: str, action: str, node: str | None = None,
+    version: str | None = None, **details: Any,
+) -> Event:
+    ev = Event(at=at, actor=actor, action=action, node_name=node, version_label=version,
+               details=details)
+    s.add(ev)
+    s.flush()
+    return ev
+
+
+def events(s: Session, node: str | None = None, limit: int | None = None) -> Sequence[Event]:
+    stmt: Select[tuple[Event]] = select(Event).order_by(Event.id.desc())
+    if node is not None:
+        stmt = stmt.where(Event.node_name == node)
+    if limit:
+        stmt = stmt.limit(limit)
+    return list(reversed(s.scalars(stmt).all()))
+
+
+def count_nodes(s: Session) -> int:
+    return int(s.scalar(select(func.count()).select_from(Node)) or 0)

@@ -1,0 +1,160 @@
+"""Retest marks: written in the same transaction as every change of a current version.
+
+``propagate`` is the fast path for a change reaching many nodes: a reached node
+is marked unless one of its deciding runs was taken against the cause's new
+version (a rollback), in which case ``rebuild`` settles that node exactly.
+``rebuild`` recomputes one node's open marks from the definition; it runs for
+the changed node itself, after a test run, and after a change of settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chainml import graph
+from chainml.db import repository as repo
+from chainml.db.models import Node, RetestMark, VersionInput
+from chainml.status import considered_runs, lineage_diff
+
+
+def version_lineage(s: Session, version_id: int) -> tuple[set[graph.Pair], dict[int, int]]:
+    """(node, version) pairs the version is built from, and next hops for paths."""
+    seeds = [
+        (u, p) for u, p in s.execute(
+            select(VersionInput.upstream_id, VersionInput.pinned_version_id)
+            .where(VersionInput.version_id == version_id, VersionInput.feedback.is_(False))
+        )
+    ]
+    unpinned = [u for u, p in seeds if p is None]
+    edges = repo.edges_above(s, unpinned)
+    ids = set(unpinned) | {u for u, _, _ in edges} | {d for _, d, _ in edges}
+    return graph.lineage(seeds, edges, repo.current_versions(s, ids))
+
+
+def snapshot(pairs: set[graph.Pair]) -> list[list[int]]:
+    return [[n, v] for n, v in sorted(pairs)]
+
+
+def rebuild(s: Session, node: Node, at: datetime, event_id: int | None = None) -> int:
+    """Make ``node``'s open marks match its definitional diff; returns how many closed.
+
+    Marks are only closed when every deciding run passed: a failed or untested
+    node keeps the reasons it already had.
+    """
+    if node.current_version_id is None or not node.needs_tests:
+        return 0
+    runs = repo.runs_for(s, node.id, node.current_version_id)
+    considered, missing = considered_runs(runs, node.required_suites)
+    pairs, towards = version_lineage(s, node.current_version_id)
+    diff = lineage_diff((r.snapshot for r in considered), pairs)
+    existing = repo.open_marks(s, [node.id]).get(node.id, [])
+    all_passed = bool(considered) and all(r.passed for r in considered)
+    to_close = [m.id for m in existing
+                if all_passed and (m.cause_id not in diff or m.to_version_id != diff[m.cause_id][1])]
+    kept = {m.cause_id for m in existing if m.id not in to_close}
+    new = {c: d for c, d in diff.items() if c not in kept}
+    if to_close:
+        why = "verified" if all_passed and not diff and not missing else "recomputed"
+        repo.close_marks(s, to_close, at, why)
+    if new:
+        names = repo.names_by_id(s, [*new, *towards, node.id])
+        rows = [_mark_row(node.id, c, old, now_v,
+                          [names[i] for i in graph.path_towards(towards, c, node.id)],
+                          event_id, at)
+                for c, (old, now_v) in sorted(new.items())]
+        repo.add_marks(s, rows)
+    return len(to_close)
+
+
+def _mark_row(node_id: int, cause: int, old: int | None, new: int | None, path: list[str],
+              event_id: int | None, at: datetime) -> dict[str, Any]:
+    return {"node_id": node_id, "cause_id": cause, "from_version_id": old,
+            "to_version_id": new, "path": path, "event_id": event_id, "opened_at": at,
+            "closed_at": None, "close_reason": None}
+
+
+def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: datetime,
+              event_id: int | None) -> int:
+    """Mark every testable node a new current version of ``cause`` reaches; returns the count.
+
+    The edge table must already hold ``cause``'s new inputs.
+    """
+    g = graph.build(repo.edges_below(s, cause.id))
+    paths = graph.shortest_paths_from(g, cause.id)
+    if not paths:
+        return 0
+    info: dict[int, tuple[str, bool, list[str]]] = {}
+    for part in repo.chunks(sorted(g.nodes)):
+        for i, name, needs, suites in s.execute(
+            select(Node.id, Node.name, Node.needs_tests, Node.required_suites)
+            .where(Node.id.in_(part))
+        ):
+            info[i] = (name, needs, suites)
+    testable = [n for n in paths if info[n][1]]
+    runs = repo.current_runs(s, testable)
+    existing = repo.open_marks_by_cause(s, cause.id)
+    superseded: list[int] = []
+    rows: list[dict[str, Any]] = []
+    settle: list[int] = []
+    for n in sorted(testable):
+        considered, _ = considered_runs(runs.get(n, []), info[n][2])
+        if any([cause.id, new_vid] in r.snapshot for r in considered):
+            settle.append(n)  # tested against this very version before: decide exactly
+            continue
+        old = existing.get(n)
+        if old is not None:
+            superseded.append(old.id)
+            start = old.from_version_id
+        else:
+            start = _tested_with(considered, cause.id, old_vid)
+        path = [info[i][0] for i in paths[n]]
+        rows.append(_mark_row(n, cause.id, start, new_vid, path, event_id, at))
+    repo.close_marks(s, superseded, at, "superseded")
+    repo.add_marks(s, rows)
+    for n in settle:
+        rebuild(s, s.get_one(Node, n), at, event_id)
+    return len(rows) + len(settle)
+
+
+def _tested_with(considered: Sequence[Any], cause_id: int, fallback: int | None) -> int | None:
+    """The cause's version in the node's latest deciding snapshot, else its previous version."""
+    for r in reversed(considered):
+        for n, v in r.snapshot:
+            if n == cause_id:
+                return int(v)
+    return fallback
+
+
+def waiver_covers(s: Session, node: Node, cause_id: int | None) -> list[list[int | None]]:
+    """The (cause, version) pairs a waiver granted now accepts.
+
+    Without a cause: every open mark and every differing ancestor. With one: that
+    cause, plus what changed only as a side effect (ancestors added or removed by
+    a structural change, marks whose cause left the lineage) - never another
+    cause that has a mark of its own.
+    """
+    marks = repo.open_marks(s, [node.id]).get(node.id, [])
+    diff: dict[int, tuple[int | None, int | None]] = {}
+    if node.current_version_id is not None:
+        runs = repo.runs_for(s, node.id, node.current_version_id)
+        considered, _ = considered_runs(runs, node.required_suites)
+        pairs, _ = version_lineage(s, node.current_version_id)
+        diff = lineage_diff((r.snapshot for r in considered), pairs)
+    mark_causes = {m.cause_id for m in marks}
+    out: set[tuple[int, int | None]] = set()
+    for m in marks:
+        if cause_id is None or m.cause_id == cause_id or m.cause_id not in diff:
+            out.add((m.cause_id, m.to_version_id))
+    for n, (_, new) in diff.items():
+        if cause_id is None or n == cause_id or n not in mark_causes:
+            out.add((n, new))
+    return [[c, v] for c, v in sorted(out, key=lambda p: (p[0], p[1] or 0))]
+
+
+def open_mark_rows(s: Session, node_ids: Sequence[int]) -> dict[int, list[RetestMark]]:
+    return repo.open_marks(s, node_ids)

@@ -1,0 +1,280 @@
+"""Registering nodes and versions, and moving the current version (promote).
+
+Validation order matters and is part of the contract: names and labels, then
+the node's kind, then every input (exists, kind rule), then immutability, and
+the cycle rule last. Everything runs inside the caller's write transaction, so
+a refusal leaves the registry as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from sqlalchemy.orm import Session
+
+from chainml import graph, marks
+from chainml.db import repository as repo
+from chainml.db.models import Node, Version
+from chainml.errors import CycleError, InvalidInput, KindRuleError, NodeNotFound, VersionConflict
+from chainml.kinds import ALL_KINDS, NEEDS_TESTS_BY_DEFAULT, Kind, consumable_by, may_consume
+from chainml.names import check_label, check_name, parse_duration, parse_input_spec
+from chainml.schemas import RegisterResult
+
+
+class NodeSpec(BaseModel):
+    """One registration: a node (created or updated) and one of its versions.
+
+    ``inputs``/``feedback`` left as None keep the inputs of the version being
+    re-registered, or else of the current version; ``[]`` clears them.
+    Node settings left as None are not changed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    name: str
+    version: str
+    inputs: list[str] | None = None
+    feedback: list[str] | None = None
+    meta: dict[str, Any] | None = None
+    owner: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+    node_meta: dict[str, Any] | None = None
+    max_age: str | None = None
+    needs_tests: bool | None = None
+    required_suites: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        return check_label(v)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in ALL_KINDS:
+            raise InvalidInput(f"Unknown kind {v!r}; use one of: {', '.join(ALL_KINDS)}.")
+        return v
+
+
+InputRow = tuple[int, int | None, bool]  # (upstream id, pinned version id, feedback)
+
+
+def _resolve_inputs(s: Session, spec: NodeSpec, node: Node | None,
+                    existing: Version | None) -> list[InputRow]:
+    base = existing or _current(s, node)
+    base_rows = repo.inputs_of(s, [base.id]) if base is not None else []
+    kind = Kind(spec.kind)
+    rows: list[InputRow] = []
+    seen: set[str] = set()
+    if spec.inputs is None:
+        rows += [(r.upstream_id, r.pinned_version_id, False) for r in base_rows if not r.feedback]
+    else:
+        for text in spec.inputs:
+            name, pin = parse_input_spec(text)
+            if name == spec.name:
+                _refuse_self(kind, name)
+            up = _input_node(s, spec.name, name, seen)
+            if not may_consume(kind, Kind(up.kind)):
+                raise KindRuleError(
+                    f"A {kind.value} may not consume a {up.kind} ('{spec.name}' <- '{name}'); "
+                    f"a {kind.value} consumes {consumable_by(kind)}."
+                )
+            pin_id = repo.require_version(s, up, pin).id if pin else None
+            rows.append((up.id, pin_id, False))
+    if spec.feedback is None:
+        rows += [(r.upstream_id, None, True) for r in base_rows if r.feedback]
+    else:
+        for name in spec.feedback:
+            check_name(name, "feedback input name")
+            if name == spec.name:
+                raise InvalidInput(f"'{name}' cannot be a feedback input of itself.")
+            up = _input_node(s, spec.name, name, seen)
+            rows.append((up.id, None, True))
+    return rows
+
+
+def _refuse_self(kind: Kind, name: str) -> None:
+    """A node reading itself: the kind rule speaks first, then the cycle rule."""
+    if not may_consume(kind, kind):
+        raise KindRuleError(
+            f"A {kind.value} may not consume a {kind.value} ('{name}' <- '{name}'); "
+            f"a {kind.value} consumes {consumable_by(kind)}."
+        )
+    raise CycleError([name, name])
+
+
+def _input_node(s: Session, me: str, name: str, seen: set[str]) -> Node:
+    if name in seen:
+        raise InvalidInput(f"Input '{name}' of '{me}' is given twice.")
+    seen.add(name)
+    up = repo.get_node(s, name)
+    if up is None:
+        raise NodeNotFound(name, repo.suggest(s, name), consumer=me)
+    return up
+
+
+def _current(s: Session, node: Node | None) -> Version | None:
+    if node is None or node.current_version_id is None:
+        return None
+    return s.get(Version, node.current_version_id)
+
+
+def _content(s: Session, v: Version) -> tuple[set[InputRow], dict[str, Any]]:
+    rows = {(r.upstream_id, r.pinned_version_id, r.feedback) for r in repo.inputs_of(s, [v.id])}
+    return rows, v.meta
+
+
+def check_cycle(s: Session, node: Node, rows: Sequence[InputRow]) -> None:
+    """Refuse inputs that would close a cycle (feedback inputs may)."""
+    regular = [u for u, _, fb in rows if not fb]
+    if not regular:
+        return
+    g = graph.build(repo.edges_below(s, node.id, propagating_only=False))
+    cycle = graph.cycle_through(g, node.id, regular)
+    if cycle:
+        names = repo.names_by_id(s, cycle)
+        raise CycleError([names[i] for i in cycle])
+
+
+def _node_settings(spec: NodeSpec) -> dict[str, Any]:
+    """The node-level fields this spec sets (None = leave alone)."""
+    out: dict[str, Any] = {}
+    for field in ("owner", "description", "tags", "needs_tests", "required_suites"):
+        value = getattr(spec, field)
+        if value is not None:
+            out[field] = value
+    if spec.node_meta is not None:
+        out["meta"] = spec.node_meta
+    if spec.max_age is not None:
+        out["max_age_s"] = (
+            None if spec.max_age in ("", "none")
+            else int(parse_duration(spec.max_age, "maximum age").total_seconds())
+        )
+    for suite in out.get("required_suites", []):
+        check_label(suite, "suite name")
+    return out
+
+
+def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterResult:
+    """Create or update a node and register (or re-confirm) one version of it."""
+    repo.lock_writes(s)
+    node = repo.get_node(s, spec.name)
+    settings = _node_settings(spec)
+    result = RegisterResult(node=spec.name, version=spec.version)
+    if node is None:
+        clash = repo.get_node_by_key(s, spec.name)
+        if clash is not None:
+            raise InvalidInput(
+                f"Node name '{spec.name}' differs from the existing '{clash.name}' only in "
+                "letter case; such names are refused as confusable."
+            )
+    elif node.kind != spec.kind:
+        raise InvalidInput(
+            f"'{spec.name}' is a {node.kind}, not a {spec.kind}; a node's kind cannot change."
+        )
+    existing = repo.get_version(s, node, spec.version) if node is not None else None
+    rows = _resolve_inputs(s, spec, node, existing)
+    meta = spec.meta if spec.meta is not None else (existing.meta if existing else {})
+    if existing is not None:
+        if _content(s, existing) != (set(rows), meta):
+            raise VersionConflict(
+                f"Version '{spec.version}' of '{spec.name}' already exists with other inputs or "
+                "metadata; versions are immutable, so register a new version label."
+            )
+    if node is None:
+        node = _create_node(s, spec, settings, at, actor)
+        result.created_node = True
+    else:
+        result.updated_fields = _update_node(s, node, settings, at, actor)
+    if existing is None:
+        check_cycle(s, node, rows)
+        previous = node.current_version_id
+        v = repo.add_version(s, node, spec.version, meta, at, actor, rows)
+        result.created_version = True
+        result.previous_version = repo.labels_by_id(s, [previous]).get(previous or -1)
+        ev = repo.add_event(s, at, actor, "version.registered", node.name, v.label,
+                            previous=result.previous_version,
+                            inputs=_specs(s, rows, False), feedback=_specs(s, rows, True),
+                            meta=meta)
+        result.marked = move_current(s, node, v.id, at, ev.id)
+        result.current_changed = True
+    elif result.updated_fields:
+        marks.rebuild(s, node, at)
+    return result
+
+
+def _specs(s: Session, rows: Sequence[InputRow], feedback: bool) -> list[str]:
+    picked = [(u, p) for u, p, fb in rows if fb == feedback]
+    names = repo.names_by_id(s, [u for u, _ in picked])
+    labels = repo.labels_by_id(s, [p for _, p in picked])
+    return sorted(names[u] + (f"@{labels[p]}" if p else "") for u, p in picked)
+
+
+def _create_node(s: Session, spec: NodeSpec, settings: dict[str, Any], at: datetime,
+                 actor: str) -> Node:
+    node = Node(
+        name=spec.name, name_key=spec.name.lower(), kind=spec.kind,
+        owner=settings.get("owner"), description=settings.get("description"),
+        tags=settings.get("tags", []), meta=settings.get("meta", {}),
+        needs_tests=settings.get("needs_tests", NEEDS_TESTS_BY_DEFAULT[Kind(spec.kind)]),
+        max_age_s=settings.get("max_age_s"), required_suites=settings.get("required_suites", []),
+        current_version_id=None, created_at=at, updated_at=at,
+    )
+    s.add(node)
+    s.flush()
+    repo.add_event(s, at, actor, "node.created", node.name, kind=node.kind,
+                   **{k: v for k, v in settings.items() if k != "meta"})
+    return node
+
+
+def _update_node(s: Session, node: Node, settings: dict[str, Any], at: datetime,
+                 actor: str) -> list[str]:
+    changed = {k: v for k, v in settings.items() if getattr(node, k) != v}
+    if not changed:
+        return []
+    before = {k: getattr(node, k) for k in changed}
+    for k, v in changed.items():
+        setattr(node, k, v)
+    node.updated_at = at
+    repo.add_event(s, at, actor, "node.updated", node.name, before=before, after=changed)
+    return sorted(changed)
+
+
+def move_current(s: Session, node: Node, version_id: int, at: datetime, event_id: int) -> int:
+    """Point ``node`` at ``version_id``, refresh its edges and write the marks."""
+    old = node.current_version_id
+    node.current_version_id = version_id
+    node.updated_at = at
+    s.flush()
+    repo.replace_edges(s, node.id, version_id)
+    count = marks.propagate(s, node, old, version_id, at, event_id)
+    marks.rebuild(s, node, at, event_id)
+    return count
+
+
+def promote(s: Session, name: str, label: str, at: datetime, actor: str) -> RegisterResult:
+    """Make an existing version current again (a rollback or roll-forward)."""
+    repo.lock_writes(s)
+    node = repo.require_node(s, name)
+    v = repo.require_version(s, node, label)
+    result = RegisterResult(node=name, version=label)
+    if node.current_version_id == v.id:
+        return result
+    rows = [(r.upstream_id, r.pinned_version_id, r.feedback) for r in repo.inputs_of(s, [v.id])]
+    check_cycle(s, node, rows)
+    previous = repo.labels_by_id(s, [node.current_version_id]).get(node.current_version_id or -1)
+    ev = repo.add_event(s, at, actor, "version.promoted", node.name, label, previous=previous)
+    result.previous_version = previous
+    result.marked = move_current(s, node, v.id, at, ev.id)
+    result.current_changed = True
+    return result

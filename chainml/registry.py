@@ -1,0 +1,401 @@
+"""The public Python API: one ``Registry`` object, one transaction per call.
+
+Example:
+    >>> from chainml import Registry
+    >>> reg = Registry.init("/tmp/demo")            # creates /tmp/demo/.chainml/registry.db
+    >>> reg.register(kind="source", name="clicks_raw", version="1")
+    >>> reg.register(kind="model", name="ranker", version="1", inputs=["clicks_raw"])
+    >>> reg.record_test("ranker", passed=True)
+    >>> reg.check().ok
+    True
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from chainml import graph, marks, migrate, registration
+from chainml.db import engine as dbe
+from chainml.db import repository as repo
+from chainml.db.models import Node, TestRun, Version, Waiver
+from chainml.errors import InvalidInput
+from chainml.kinds import ALL_KINDS
+from chainml.names import check_label, format_duration, parse_duration
+from chainml.schemas import (
+    PASSING,
+    CheckResult,
+    EventOut,
+    ImpactEntry,
+    ImpactResult,
+    InputRef,
+    NodeDetail,
+    NodeOut,
+    Reason,
+    RegisterResult,
+    Status,
+    StatusEntry,
+    TestRunOut,
+    VersionOut,
+    WaiverOut,
+)
+from chainml.status import Facts, evaluate, recompute
+
+MAX_WAIVER = timedelta(days=90)
+DEFAULT_WAIVER = timedelta(days=7)
+
+
+def utcnow() -> datetime:
+    """Naive UTC, the form every timestamp is stored in."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def default_actor() -> str:
+    """Who is writing: CHAINML_ACTOR, else the login name."""
+    actor = os.environ.get("CHAINML_ACTOR")
+    if actor:
+        return actor[:200]
+    try:
+        return getpass.getuser()[:200]
+    except Exception:
+        return "unknown"
+
+
+class Registry:
+    """A chainml registry on SQLite, PostgreSQL or MariaDB.
+
+    Args:
+        url: database URL; None finds ``.chainml/registry.db`` from the current folder up,
+            or uses CHAINML_DATABASE_URL.
+        actor: recorded as who made each change (default: CHAINML_ACTOR or the login name).
+        clock: returns "now" as naive UTC; tests pass a fake one.
+        check_schema: refuse a registry whose schema is not at this chainml's head.
+
+    Raises:
+        InvalidInput: no registry found, or a malformed URL.
+        SchemaOutdated: the schema is behind or ahead (exit 3).
+        RegistryUnavailable: the database cannot be reached (exit 3).
+    """
+
+    def __init__(self, url: str | None = None, *, actor: str | None = None,
+                 clock: Callable[[], datetime] | None = None, check_schema: bool = True,
+                 engine: Engine | None = None) -> None:
+        self.url = url if engine is not None else dbe.resolve_url(url)
+        self.engine = engine or dbe.create(self.url)
+        self.actor = actor or default_actor()
+        self.clock = clock or utcnow
+        if check_schema:
+            migrate.check_schema(self.engine)
+
+    @classmethod
+    def init(cls, where: str | Path | None = None, *, url: str | None = None,
+             **kwargs: Any) -> Registry:
+        """Create (or upgrade) a registry: a SQLite file under ``where/.chainml/``, or ``url``."""
+        if url is None:
+            folder = Path(where or Path.cwd()).resolve() / dbe.REGISTRY_DIR
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InvalidInput(f"Cannot create {folder}: {e.strerror}.") from None
+            url = dbe.sqlite_url(folder / dbe.REGISTRY_FILE)
+        reg = cls(url, check_schema=False, **kwargs)
+        migrate.upgrade(reg.engine)
+        return reg
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def register(self, **spec: Any) -> RegisterResult:
+        """Register a node version; see ``registration.NodeSpec`` for the fields.
+
+        Raises:
+            InvalidInput (and subclasses KindRuleError, CycleError, VersionConflict,
+            NodeNotFound): the registry is left unchanged.
+        """
+        parsed = _validate(registration.NodeSpec, spec)
+        with dbe.write_session(self.engine) as s:
+            return registration.register(s, parsed, self.clock(), self.actor)
+
+    def promote(self, name: str, version: str) -> RegisterResult:
+        """Make an existing version current (rollback); marks follow the snapshot rule."""
+        with dbe.write_session(self.engine) as s:
+            return registration.promote(s, name, version, self.clock(), self.actor)
+
+    def record_test(self, name: str, *, passed: bool, version: str | None = None,
+                    suite: str | None = None, link: str | None = None,
+                    note: str | None = None) -> TestRunOut:
+        """Record a test run with the lineage snapshot of the tested version."""
+        if suite is not None:
+            check_label(suite, "suite name")
+        for text, what, limit in ((link, "link", 2000), (note, "note", 10000)):
+            if text is not None and len(text) > limit:
+                raise InvalidInput(f"The {what} is {len(text)} characters long (at most {limit}).")
+        at = self.clock()
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            node = repo.require_node(s, name)
+            v = (repo.require_version(s, node, version) if version is not None
+                 else s.get_one(Version, node.current_version_id))
+            pairs, _ = marks.version_lineage(s, v.id)
+            run = TestRun(node_id=node.id, version_id=v.id, suite=suite or "", passed=passed,
+                          recorded_at=at, recorded_by=self.actor, link=link, note=note,
+                          snapshot=marks.snapshot(pairs))
+            s.add(run)
+            s.flush()
+            repo.add_event(s, at, self.actor, "test.recorded", node.name, v.label,
+                           outcome="passed" if passed else "failed", suite=suite, link=link,
+                           run=run.id)
+            closed = marks.rebuild(s, node, at) if v.id == node.current_version_id else 0
+            return TestRunOut(id=run.id, node=node.name, version=v.label, suite=suite,
+                              outcome="passed" if passed else "failed", recorded_at=at,
+                              recorded_by=self.actor, link=link, note=note, closed_marks=closed)
+
+    def waive(self, name: str, *, reason: str, cause: str | None = None,
+              expires: str | timedelta = DEFAULT_WAIVER) -> WaiverOut:
+        """Accept the node's open upstream changes (or one cause's) until ``expires``."""
+        if not reason or not reason.strip():
+            raise InvalidInput("A waiver needs a --reason that says why the change is accepted.")
+        if len(reason) > 2000:
+            raise InvalidInput(f"The reason is {len(reason)} characters long (at most 2000).")
+        span = parse_duration(expires, "expiry") if isinstance(expires, str) else expires
+        if span > MAX_WAIVER:
+            raise InvalidInput("A waiver may last at most 90 days (--expires 90d).")
+        at = self.clock()
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            node = repo.require_node(s, name)
+            cause_node = repo.require_node(s, cause) if cause else None
+            entry = self._statuses(s, [node.id], at).get(node.id)
+            if entry is None or entry.status not in (Status.NEEDS_RETEST, Status.WAIVED):
+                state = entry.status.value if entry else "not tested by chainml (needs no tests)"
+                raise InvalidInput(
+                    f"'{name}' is {state}; a waiver covers untested upstream changes only."
+                )
+            causes = {r.cause for r in entry.reasons}
+            if cause and cause not in causes:
+                raise InvalidInput(
+                    f"'{cause}' is not an open cause of '{name}'; open causes: "
+                    f"{', '.join(sorted(causes))}."
+                )
+            covers = marks.waiver_covers(s, node, cause_node.id if cause_node else None)
+            w = Waiver(node_id=node.id, cause_id=cause_node.id if cause_node else None,
+                       reason=reason, granted_by=self.actor, granted_at=at,
+                       expires_at=at + span, covers=covers)
+            s.add(w)
+            s.flush()
+            repo.add_event(s, at, self.actor, "waiver.granted", node.name, None, waiver=w.id,
+                           cause=cause, reason=reason, expires_at=w.expires_at.isoformat())
+            return WaiverOut(id=w.id, node=node.name, cause=cause, reason=reason,
+                             granted_by=self.actor, granted_at=at, expires_at=w.expires_at,
+                             covers=[r for r in entry.reasons if not cause or r.cause == cause])
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def nodes(self, kind: str | None = None) -> list[NodeOut]:
+        """Every node (of one kind), sorted by name."""
+        if kind is not None and kind not in ALL_KINDS:
+            raise InvalidInput(f"Unknown kind {kind!r}; use one of: {', '.join(ALL_KINDS)}.")
+        with dbe.read_session(self.engine) as s:
+            rows = repo.list_nodes(s, kind)
+            labels = repo.labels_by_id(s, [n.current_version_id for n in rows])
+            return [_node_out(n, labels) for n in rows]
+
+    def node(self, name: str) -> NodeDetail:
+        """One node with its versions, current inputs, consumers and status."""
+        with dbe.read_session(self.engine) as s:
+            n = repo.require_node(s, name)
+            versions = repo.versions_of(s, n.id)
+            inputs = repo.inputs_of(s, [v.id for v in versions])
+            names = repo.names_by_id(s, [i.upstream_id for i in inputs])
+            labels = repo.labels_by_id(s, [v.id for v in versions]
+                                       + [i.pinned_version_id for i in inputs])
+            outs = []
+            for v in versions:
+                mine = [i for i in inputs if i.version_id == v.id]
+                outs.append(VersionOut(
+                    label=v.label, meta=v.meta, created_at=v.created_at, created_by=v.created_by,
+                    current=v.id == n.current_version_id,
+                    inputs=sorted((InputRef(name=names[i.upstream_id],
+                                            pin=labels.get(i.pinned_version_id or -1))
+                                   for i in mine if not i.feedback), key=lambda r: r.name),
+                    feedback=sorted(names[i.upstream_id] for i in mine if i.feedback),
+                ))
+            current = next((v for v in outs if v.current), None)
+            detail = NodeDetail(**_node_out(n, labels).model_dump(), versions=outs)
+            if current is not None:
+                detail.inputs, detail.feedback = current.inputs, current.feedback
+            detail.consumers = [c for c, _, _ in repo.consumers_of(s, n.id)]
+            detail.status = self._statuses(s, [n.id], self.clock()).get(n.id)
+            return detail
+
+    def log(self, name: str | None = None, limit: int | None = None) -> list[EventOut]:
+        """The append-only history, oldest first (of one node when ``name`` is given)."""
+        with dbe.read_session(self.engine) as s:
+            return [EventOut(id=e.id, at=e.at, actor=e.actor, action=e.action, node=e.node_name,
+                             version=e.version_label, details=e.details)
+                    for e in repo.events(s, name, limit)]
+
+    def impact(self, name: str, max_depth: int | None = None) -> ImpactResult:
+        """What a new version of ``name`` would mark: every node it reaches. Writes nothing."""
+        with dbe.read_session(self.engine) as s:
+            node = repo.require_node(s, name)
+            g = graph.build(repo.edges_below(s, node.id))
+            paths = graph.shortest_paths_from(g, node.id, max_depth)
+            info: dict[int, tuple[str, str, bool]] = {}
+            for part in repo.chunks(sorted(g.nodes)):
+                for i, nm, kind, needs in s.execute(
+                    select(Node.id, Node.name, Node.kind, Node.needs_tests).where(Node.id.in_(part))
+                ):
+                    info[i] = (nm, kind, needs)
+            label = repo.labels_by_id(s, [node.current_version_id]).get(
+                node.current_version_id or -1)
+            impacted = [ImpactEntry(name=info[n][0], kind=info[n][1], distance=len(p) - 1,
+                                    path=[info[i][0] for i in p], needs_tests=info[n][2])
+                        for n, p in paths.items()]
+            impacted.sort(key=lambda e: (e.distance, e.name))
+            return ImpactResult(node=name, version=label, impacted=impacted)
+
+    def status(self, name: str | None = None) -> list[StatusEntry]:
+        """Status of every node that needs tests (or of one node), from the persisted marks."""
+        with dbe.read_session(self.engine) as s:
+            ids = [repo.require_node(s, name).id] if name else None
+            found = self._statuses(s, ids, self.clock())
+            return sorted(found.values(), key=lambda e: e.name)
+
+    def check(self, names: Sequence[str] = (), strict: bool = False) -> CheckResult:
+        """The CI gate over all nodes, or over ``names`` and their ancestors."""
+        with dbe.read_session(self.engine) as s:
+            ids: list[int] | None = None
+            if names:
+                wanted = [repo.require_node(s, n) for n in names]
+                scope: set[int] = set()
+                for n in wanted:
+                    scope.add(n.id)
+                    if n.current_version_id is not None:
+                        pairs, _ = marks.version_lineage(s, n.current_version_id)
+                        scope.update(p for p, _ in pairs)
+                ids = sorted(scope)
+            entries = sorted(self._statuses(s, ids, self.clock()).values(), key=lambda e: e.name)
+        counts: dict[str, int] = {}
+        for e in entries:
+            counts[e.status.value] = counts.get(e.status.value, 0) + 1
+        failing = [e for e in entries
+                   if e.status not in PASSING or (strict and e.status == Status.STALE)]
+        warnings = [e for e in entries if e.status == Status.STALE and not strict]
+        return CheckResult(ok=not failing, strict=strict, scope=list(names) or None,
+                           checked=len(entries), counts=counts, failing=failing,
+                           warnings=warnings)
+
+    def recompute_status(self, name: str | None = None) -> list[StatusEntry]:
+        """Status straight from the definition, ignoring marks (slow; for audits and tests)."""
+        now = self.clock()
+        with dbe.read_session(self.engine) as s:
+            nodes = [repo.require_node(s, name)] if name else [
+                n for n in repo.list_nodes(s) if n.needs_tests and n.current_version_id]
+            out = []
+            for n in nodes:
+                if not n.needs_tests or n.current_version_id is None:
+                    continue
+                facts = self._facts(s, [n])[n.id]
+                pairs, towards = marks.version_lineage(s, n.current_version_id)
+                runs = facts.runs
+                ids = {p for p, _ in pairs} | {int(x) for r in runs for x, _ in r.snapshot}
+                facts.names = repo.names_by_id(s, ids | {n.id})
+                facts.labels = repo.labels_by_id(
+                    s, [v for _, v in pairs] + [int(v) for r in runs for _, v in r.snapshot])
+                paths = {a: [facts.names[i] for i in graph.path_towards(towards, a, n.id)]
+                         for a, _ in pairs}
+                waivers = repo.live_waivers(s, [n.id], now).get(n.id, [])
+                out.append(recompute(facts, pairs, waivers, now, paths))
+            return sorted(out, key=lambda e: e.name)
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _facts(self, s: Session, nodes: Sequence[Node]) -> dict[int, Facts]:
+        labels = {v.id: v for v in _versions(s, [n.current_version_id for n in nodes])}
+        runs = repo.current_runs(s, [n.id for n in nodes])
+        out = {}
+        for n in nodes:
+            v = labels.get(n.current_version_id or -1)
+            out[n.id] = Facts(id=n.id, name=n.name, kind=n.kind, owner=n.owner,
+                              version=v.label if v else None,
+                              version_created_at=v.created_at if v else None,
+                              max_age_s=n.max_age_s, required_suites=list(n.required_suites),
+                              runs=runs.get(n.id, []))
+        return out
+
+    def _statuses(self, s: Session, ids: Sequence[int] | None, now: datetime
+                  ) -> dict[int, StatusEntry]:
+        stmt = select(Node).where(Node.needs_tests.is_(True), Node.current_version_id.is_not(None))
+        if ids is None:
+            nodes = list(s.scalars(stmt))
+        else:
+            nodes = []
+            for part in repo.chunks(sorted(set(ids))):
+                nodes.extend(s.scalars(stmt.where(Node.id.in_(part))))
+        if not nodes:
+            return {}
+        facts = self._facts(s, nodes)
+        open_ = repo.open_marks(s, None if ids is None else [n.id for n in nodes])
+        waivers = repo.live_waivers(s, None if ids is None else [n.id for n in nodes], now)
+        all_marks = [m for ms in open_.values() for m in ms]
+        names = repo.names_by_id(s, {m.cause_id for m in all_marks})
+        labels = repo.labels_by_id(s, [m.from_version_id for m in all_marks]
+                                   + [m.to_version_id for m in all_marks])
+        out = {}
+        for n in nodes:
+            f = facts[n.id]
+            f.names, f.labels = names, labels
+            out[n.id] = evaluate(f, open_.get(n.id, []), waivers.get(n.id, []), now)
+        return out
+
+
+def _versions(s: Session, ids: Sequence[int | None]) -> list[Version]:
+    wanted = sorted({i for i in ids if i is not None})
+    out: list[Version] = []
+    for part in repo.chunks(wanted):
+        out.extend(s.scalars(select(Version).where(Version.id.in_(part))))
+    return out
+
+
+def _node_out(n: Node, labels: dict[int, str]) -> NodeOut:
+    return NodeOut(name=n.name, kind=n.kind, owner=n.owner, description=n.description,
+                   tags=list(n.tags), meta=dict(n.meta), needs_tests=n.needs_tests,
+                   max_age=format_duration(n.max_age_s) if n.max_age_s else None,
+                   required_suites=list(n.required_suites),
+                   current_version=labels.get(n.current_version_id or -1),
+                   created_at=n.created_at)
+
+
+def _validate(model: Any, data: dict[str, Any]) -> Any:
+    """model_validate with our one-sentence errors instead of pydantic's dump."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        ctx = err.get("ctx") or {}
+        inner = ctx.get("error")
+        if isinstance(inner, InvalidInput):
+            raise inner from None
+        where = ".".join(str(p) for p in err["loc"]) or "input"
+        raise InvalidInput(f"Invalid {where}: {err['msg']}.") from None
+
+
+__all__ = ["Registry", "Reason"]

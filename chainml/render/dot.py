@@ -1,0 +1,253 @@
+"""Graphviz DOT source for a :class:`~chainml.render.view.GraphView`.
+
+Safety (names and descriptions are untrusted, see DESIGN.md "Bad input"):
+
+* Node ids in the DOT are generated (``n0``, ``n1``, ...), never names: a name
+  such as ``s3://lake/events`` would otherwise be read as ``node:port``.
+* Every piece of text goes through :func:`dot_text`, which returns a
+  ``graphviz.quoting.NoHtml`` string: the ``graphviz`` package passes a string of
+  the form ``<...>`` through as an HTML-like label, which breaks the render and,
+  with ``<IMG SRC="/etc/passwd">``, makes ``dot`` read a local file. Backslashes
+  are doubled so ``\\N``, ``\\G``, ``\\l`` stay literal, quotes are escaped, ``&``
+  becomes ``&amp;`` (``dot`` decodes entities in labels) and control characters,
+  bidi overrides and surplus length are removed by :func:`~chainml.render.text.clean`.
+* No ``URL``/``href``/``image`` attribute is ever emitted.
+"""
+
+from __future__ import annotations
+
+import re
+
+import graphviz  # type: ignore[import-untyped]
+from graphviz.quoting import nohtml  # type: ignore[import-untyped]
+
+from chainml.render.text import (
+    KIND_ORDER,
+    STATUS_COLORS,
+    STATUS_LABELS,
+    clean,
+    namespace,
+    status_key,
+)
+from chainml.render.view import GraphView, ViewNode, drawable_edges, node_ids
+
+__all__ = ["SHAPES", "STATUS_COLORS", "STATUS_LABELS", "dot_text", "to_dot"]
+
+# One Graphviz shape per kind, chosen to be told apart at a glance (and to match
+# the Mermaid shapes in mermaid.py): data at rest is a drum, a derivation a
+# plain box, a trained model an oval, a rule layer a hexagon, and an
+# application the "house" at the end of the flow.
+SHAPES: dict[str, str] = {
+    "source": "cylinder",
+    "feature": "box",
+    "model": "ellipse",
+    "policy": "hexagon",
+    "consumer": "house",
+}
+
+FONT = "Helvetica,Arial,sans-serif"
+NAME_LIMIT = 48  # characters of a name shown in a node label (the tooltip has it all)
+VERSION_LIMIT = 28
+TOOLTIP_LIMIT = 400
+INK = "#333333"
+FADED_INK = "#B8B8B8"
+HIGHLIGHT_INK = "#000000"
+FADED_ALPHA = "59"  # ~35 % opacity, appended to a fill colour as #RRGGBBAA
+
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "&": "&amp;"})
+
+
+def dot_text(text: object, limit: int | None = None) -> str:
+    """Escape untrusted text for a DOT double-quoted string (label, tooltip, ...).
+
+    Args:
+        text: The text; newlines become spaces.
+        limit: Cut the text to this many characters (with an ellipsis).
+
+    Returns:
+        A ``NoHtml`` string that ``graphviz`` quotes as a plain string, never as an
+        HTML-like label, and in which ``dot`` interprets no escape sequence.
+    """
+    escaped: str = nohtml(clean(text, limit).translate(_ESCAPES))
+    return escaped
+
+
+def _lines(*parts: str) -> str:
+    """Join already escaped parts with DOT's centred line break ``\\n``."""
+    joined: str = nohtml("\\n".join(parts))
+    return joined
+
+
+def _tooltip(node: ViewNode) -> str:
+    head = [
+        dot_text(node.name, 200),
+        dot_text(f"{node.kind} {node.version or '(no version)'}", 140),
+        dot_text(f"status: {STATUS_LABELS.get(node.status, 'unknown')}"),
+    ]
+    if node.owner:
+        head.append(dot_text(f"owner: {node.owner}", 120))
+    if node.description:
+        head.append(dot_text(node.description, TOOLTIP_LIMIT))
+    return _lines(*head)
+
+
+def _node_attrs(node: ViewNode, node_id: str) -> dict[str, str]:
+    fill = STATUS_COLORS.get(node.status, STATUS_COLORS[None])
+    attrs = {
+        "id": node_id,
+        "class": f"kind-{node.kind if node.kind in SHAPES else 'unknown'} "
+        f"status-{status_key(node.status)}",
+        "shape": SHAPES.get(node.kind, "box"),
+        "label": _lines(
+            dot_text(node.name, NAME_LIMIT), dot_text(node.version or "\u2014", VERSION_LIMIT)
+        ),
+        "tooltip": _tooltip(node),
+        "fillcolor": fill,
+    }
+    if node.faded:
+        attrs.update(fillcolor=fill + FADED_ALPHA, color=FADED_INK, fontcolor="#9A9A9A")
+    elif node.highlighted:
+        attrs.update(color=HIGHLIGHT_INK, penwidth="3", style="filled,bold")
+    return attrs
+
+
+def _cluster_names(prefixes: list[str]) -> dict[str, str]:
+    """Subgraph name per namespace: ``cluster_<prefix>`` reduced to ``[A-Za-z0-9_]``.
+
+    The name shows up in an SVG comment and in ``<title>``, where ``--`` would end
+    the comment, hence the reduction; the readable prefix is the cluster label.
+    """
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for prefix in prefixes:
+        base = "cluster_" + (re.sub(r"[^A-Za-z0-9_]", "_", prefix)[:60] or "_")
+        name, n = base, 1
+        while name in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.add(name)
+        names[prefix] = name
+    return names
+
+
+def _legend(graph: graphviz.Digraph) -> None:
+    """Add ``cluster_legend``: one sample per kind, per status and per edge style."""
+    with graph.subgraph(name="cluster_legend") as legend:
+        legend.attr(
+            label="Legend", style="rounded", color="#AAAAAA", fontcolor="#555555",
+            fontsize="12", margin="10", **{"class": "legend"},
+        )
+        legend.attr("node", fontsize="10", width="0", height="0", margin="0.08,0.04")
+        kinds = [f"legend_kind_{kind}" for kind in KIND_ORDER]
+        statuses = [f"legend_status_{status_key(s)}" for s in STATUS_COLORS]
+        with legend.subgraph(name="legend_kinds") as col:
+            col.attr(rank="same")
+            for kind, node_id in zip(KIND_ORDER, kinds):
+                col.node(node_id, label=kind, shape=SHAPES[kind], style="filled",
+                         fillcolor="#FFFFFF", id=node_id)
+        with legend.subgraph(name="legend_statuses") as col:
+            col.attr(rank="same")
+            for status, node_id in zip(STATUS_COLORS, statuses):
+                col.node(node_id, label=STATUS_LABELS[status], shape="box",
+                         style="filled,rounded", fillcolor=STATUS_COLORS[status], id=node_id)
+        samples = (("input", {}), ("feedback", {"style": "dashed"}),
+                   ("pinned", {"label": "@v3", "fontsize": "9"}))
+        with legend.subgraph(name="legend_edges_from") as col:
+            col.attr(rank="same")
+            for name, _ in samples:
+                col.node(f"legend_edge_{name}", label=name, shape="plaintext",
+                         fillcolor="#FFFFFF", id=f"legend_edge_{name}")
+        with legend.subgraph(name="legend_edges_to") as col:
+            col.attr(rank="same")
+            for name, _ in samples:
+                col.node(f"legend_edge_{name}_to", label="", shape="point", width="0.06")
+        for name, attrs in samples:
+            legend.edge(f"legend_edge_{name}", f"legend_edge_{name}_to", **attrs)
+        # Invisible edges order the columns left to right: kinds, statuses, edges.
+        for left, right in zip(kinds[:5], statuses[:5]):
+            legend.edge(left, right, style="invis")
+        for left, (name, _) in zip(statuses[:3], samples):
+            legend.edge(left, f"legend_edge_{name}", style="invis")
+
+
+def to_dot(view: GraphView, cluster: bool = False, *, legend: bool = True) -> str:
+    """Return Graphviz DOT source for ``view``, laid out left to right.
+
+    Shapes follow :data:`SHAPES`, fills :data:`STATUS_COLORS`; each node is labelled
+    with its name and current version and carries ``id="n<index>"`` (see
+    :func:`~chainml.render.view.node_ids`), which the HTML page uses to find it in
+    the SVG. Feedback edges are dashed, pinned edges labelled ``@pin``.
+
+    Args:
+        view: What to draw.
+        cluster: Group nodes into ``cluster_<prefix>`` boxes by namespace (the text
+            before the first ``/``, or scheme and host of a URI).
+        legend: Add the ``cluster_legend`` box explaining shapes and colours.
+
+    Returns:
+        DOT source text.
+    """
+    ids = node_ids(view)
+    big = len(view.nodes) > 500
+    graph = graphviz.Digraph(
+        name="chainml",
+        graph_attr={
+            "rankdir": "LR", "fontname": FONT, "fontsize": "12", "bgcolor": "white",
+            "nodesep": "0.25", "ranksep": "0.6", "pad": "0.2",
+            "tooltip": dot_text(view.title or "chainml", 200),
+            # Straight-line routing keeps thousands of edges tractable for dot.
+            **({"splines": "polyline", "nslimit": "4", "mclimit": "0.5"} if big else {}),
+        },
+        node_attr={
+            "fontname": FONT, "fontsize": "11", "style": "filled", "color": INK,
+            "penwidth": "1.2", "margin": "0.12,0.05", "height": "0.45",
+        },
+        edge_attr={"fontname": FONT, "fontsize": "9", "color": "#555555", "arrowsize": "0.7"},
+    )
+    if view.title:
+        graph.attr(label=dot_text(view.title, 120), labelloc="t", fontsize="16")
+    if legend:
+        _legend(graph)
+
+    groups: dict[str | None, list[ViewNode]] = {}
+    seen: set[str] = set()
+    for node in view.nodes:
+        if node.name in seen:  # a duplicate name would get a second box with the same id
+            continue
+        seen.add(node.name)
+        groups.setdefault(namespace(node.name) if cluster else None, []).append(node)
+    clusters = _cluster_names([p for p in groups if p is not None])
+    for prefix, members in groups.items():
+        if prefix is None:
+            for node in members:
+                graph.node(ids[node.name], _attributes=_node_attrs(node, ids[node.name]))
+            continue
+        with graph.subgraph(name=clusters[prefix]) as sub:
+            sub.attr(label=dot_text(prefix, 60), style="rounded,dashed", color="#9A9A9A",
+                     fontcolor="#555555", fontsize="12", margin="10",
+                     **{"class": "namespace"})
+            for node in members:
+                sub.node(ids[node.name], _attributes=_node_attrs(node, ids[node.name]))
+
+    by_name = {node.name: node for node in view.nodes}
+    for index, edge in drawable_edges(view):
+        up, down = by_name[edge.upstream], by_name[edge.downstream]
+        attrs: dict[str, str] = {
+            "id": f"e{index}",
+            "tooltip": dot_text(f"{edge.upstream} -> {edge.downstream}", 420),
+        }
+        label = []
+        if edge.feedback:
+            # constraint=false: a loop back to a source must not drag it to the right.
+            attrs.update(style="dashed", constraint="false", color="#7A5195")
+            label.append("feedback")
+        if edge.pin is not None:
+            label.append("@" + clean(edge.pin, VERSION_LIMIT))
+        if label:
+            attrs["label"] = dot_text(" ".join(label))
+        if up.faded or down.faded:
+            attrs.update(color=FADED_INK, fontcolor=FADED_INK)
+        elif up.highlighted and down.highlighted:
+            attrs.update(color=HIGHLIGHT_INK, penwidth="2")
+        graph.edge(ids[edge.upstream], ids[edge.downstream], _attributes=attrs)
+    return str(graph.source)

@@ -1,0 +1,514 @@
+"""Output formats of ``chainml check``: pure functions from a CheckResult to text.
+
+Nothing here touches the database, the terminal or files; the CLI prints what
+:func:`render_check` returns (and may add colour to the text format).
+
+Node names, versions, owners and reason messages are untrusted text (DESIGN.md,
+"Bad input"): every format escapes them for its own medium, so a hostile value
+cannot colour a terminal, inject a GitHub workflow command, break the XML or
+render as HTML or a link in a PR comment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import textwrap
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pydantic_core import PydanticSerializationError
+
+from chainml.errors import InvalidInput
+from chainml.schemas import CheckResult, Reason, Status, StatusEntry
+
+__all__ = ["FORMATS", "render_check"]
+
+FORMATS: tuple[str, ...] = ("text", "json", "junit", "github", "markdown")
+
+# More groups than this is no longer a summary; the rest are counted, not listed.
+MAX_GROUPS = 20
+# Untrusted values longer than this are clipped: it fits the longest valid
+# name@version (200 + 1 + 100 characters, DESIGN.md) and a command built from them.
+_CLIP = 400
+_WRAP = 100
+# Reasons listed per node in the per-node formats (junit, github, markdown).
+_MAX_REASONS = 10
+
+# Reading order of statuses: what needs the most work first.
+_STATUS_RANK = {s: i for i, s in enumerate([
+    Status.FAILED, Status.UNTESTED, Status.NEEDS_RETEST, Status.STALE,
+    Status.WAIVED, Status.VERIFIED,
+])}
+# How a per-node message says the status ("embed is untested", "churn failed ...").
+_STATUS_PHRASE = {
+    Status.FAILED: "failed its latest test run", Status.UNTESTED: "is untested",
+    Status.NEEDS_RETEST: "needs a retest", Status.STALE: "is stale",
+    Status.WAIVED: "is waived", Status.VERIFIED: "is verified",
+}
+_CATEGORY_RANK = {c: i for i, c in enumerate(
+    ["change", "untested", "failed", "suite", "stale", "other"])}
+
+
+# --- escaping -----------------------------------------------------------------------
+
+def _printable(text: str, clip: int = _CLIP) -> str:
+    """Escape non-printable characters (controls, ANSI, bidi, surrogates) visibly, clip."""
+    if len(text) > clip:
+        text = text[:clip] + "..."
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100
+                       else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
+# XML 1.0 Char production; everything else makes the document unparseable.
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml(text: str) -> str:
+    """Drop characters XML 1.0 cannot carry (ElementTree would write them verbatim)."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+def _gh_data(text: str) -> str:
+    """Escape a workflow-command message so it stays on one line (GitHub toolkit escapeData)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_prop(text: str) -> str:
+    """Escape a workflow-command property value (toolkit escapeProperty)."""
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+# Markdown-significant ASCII punctuation, backslash-escaped. '.', ':' and '@' are in
+# it because they drive GitHub's autolinks (www., http:, mail@host); '$' drives math.
+_MD_BACKSLASH = frozenset("\\`*_{}[]()#+!|~:@.$")
+_MD_ENTITY = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# A value made only of these characters (single inner spaces allowed) is shown as a
+# code span, where GitHub renders nothing: no emphasis, autolinks or mentions. Names,
+# versions and our commands usually are; anything with a backtick, '|', '<', '>', '&',
+# a backslash or a control character is escaped instead.
+_CODE_CHARS = r"[A-Za-z0-9_\-./:=+,;@#%^*~!?$'\"()\[\]{}]"
+_MD_CODE_SAFE = re.compile(f"{_CODE_CHARS}+( {_CODE_CHARS}+)*")
+
+
+def _md(text: str) -> str:
+    """Escape untrusted text for Markdown prose and table cells."""
+    text = _printable(text, clip=300)  # also turns newlines into a visible \x0a
+    return "".join(_MD_ENTITY.get(ch) or ("\\" + ch if ch in _MD_BACKSLASH else ch)
+                   for ch in text)
+
+
+def _md_code(text: str) -> str:
+    """Show a name or command as a code span when that is safe, else as escaped text."""
+    return f"`{text}`" if len(text) <= _CLIP and _MD_CODE_SAFE.fullmatch(text) else _md(text)
+
+
+# --- grouping by cause --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Key:
+    """What one group of nodes has in common: the cause and the way to clear it."""
+
+    category: str  # change | untested | failed | suite | stale | other
+    cause: str | None = None
+    from_: str | None = None
+    to: str | None = None
+    suite: str | None = None
+    status: str | None = None
+
+
+@dataclass
+class _Group:
+    key: _Key
+    warning: bool
+    entries: dict[str, StatusEntry] = field(default_factory=dict)
+
+
+def _reason_key(entry: StatusEntry, reason: Reason) -> _Key:
+    """Classify one reason; the node's status decides what kind of work clears it."""
+    if entry.status is Status.STALE:
+        return _Key("stale")
+    if entry.status is Status.FAILED:
+        return _Key("failed", suite=reason.suite)
+    # A reason about the node itself that names a suite: that required suite has no run.
+    if reason.suite is not None and reason.cause == entry.name:
+        return _Key("suite", suite=reason.suite)
+    if entry.status is Status.UNTESTED:
+        return _Key("untested")
+    return _Key("change", reason.cause, reason.from_, reason.to)
+
+
+def _entry_keys(entry: StatusEntry) -> list[_Key]:
+    """The groups one node belongs to (one per distinct cause, in reason order)."""
+    if not entry.reasons:
+        by_status = {Status.UNTESTED: _Key("untested"), Status.FAILED: _Key("failed"),
+                     Status.NEEDS_RETEST: _Key("change"), Status.STALE: _Key("stale")}
+        return [by_status.get(entry.status, _Key("other", status=entry.status.value))]
+    return list(dict.fromkeys(_reason_key(entry, r) for r in entry.reasons))
+
+
+def _groups(result: CheckResult) -> list[_Group]:
+    """Failing groups largest first, then warning groups largest first."""
+    groups: dict[tuple[_Key, bool], _Group] = {}
+    for warning, entries in ((False, result.failing), (True, result.warnings)):
+        for entry in entries:
+            for key in _entry_keys(entry):
+                group = groups.setdefault((key, warning), _Group(key, warning))
+                group.entries[entry.name] = entry
+    return sorted(groups.values(), key=lambda g: (
+        g.warning, -len(g.entries), _CATEGORY_RANK[g.key.category],
+        str(g.key.cause), str(g.key.suite), str(g.key.from_), str(g.key.to)))
+
+
+def _nodes(n: int) -> str:
+    return f"{n} node" if n == 1 else f"{n} nodes"
+
+
+def _headline(group: _Group, show: Callable[[str], str], arrow: str) -> str:
+    """One sentence saying what the group's nodes share; ``show`` escapes untrusted text."""
+    key, n = group.key, len(group.entries)
+    has, are = ("has", "is") if n == 1 else ("have", "are")
+    suite = f" of suite {show(key.suite)}" if key.suite else ""
+    if key.category == "change":
+        if key.cause is None:
+            return f"{_nodes(n)} {are} untested against an upstream change"
+        versions = (f" {show(key.from_ or 'none')} {arrow} {show(key.to or 'none')}"
+                    if key.from_ or key.to else "")
+        return f"{show(key.cause)}{versions} is untested by {_nodes(n)}"
+    if key.category == "untested":
+        return f"{_nodes(n)} {has} a current version with no test run"
+    if key.category == "failed":
+        return f"{_nodes(n)} failed the latest test run{suite}"
+    if key.category == "suite":
+        return f"{_nodes(n)} {has} no passing run of required suite {show(key.suite or '')}"
+    if key.category == "stale":
+        tail = " (a warning; it fails under --strict)" if group.warning else ""
+        return f"{_nodes(n)} {are} stale: older than the max age{tail}"
+    return f"{_nodes(n)} {are} {show(key.status or 'unknown')}"
+
+
+def _fixes(key: _Key, entries: list[StatusEntry]) -> list[tuple[str, str]]:
+    """(what to do, command) pairs that clear a group; the real name when there is one node."""
+    node = shlex.quote(entries[0].name) if len(entries) == 1 else "NODE"
+    suite = f" --suite {shlex.quote(key.suite)}" if key.suite else ""
+    record = f"chainml test record {node}{suite} --passed"
+    if key.category == "change":
+        cause = f" --cause {shlex.quote(key.cause)}" if key.cause else ""
+        return [("retest, then ", record),
+                ("accept the change: ", f'chainml waive {node} --reason "WHY"{cause}')]
+    if key.category in ("untested", "suite"):
+        return [("test the current version, then ", record)]
+    if key.category == "failed":
+        return [("fix and retest, then ", record)]
+    if key.category == "stale":
+        kinds = {e.kind for e in entries}
+        kind = shlex.quote(kinds.pop()) if len(kinds) == 1 else "KIND"
+        return [("retrain, then ", f"chainml register {kind} {node} --version NEW ...")]
+    return [("see ", f"chainml status {node}")]
+
+
+def _sorted(entries: Iterable[StatusEntry]) -> list[StatusEntry]:
+    return sorted(entries, key=lambda e: (_STATUS_RANK.get(e.status, 99), e.name))
+
+
+def _reason_text(reason: Reason) -> str:
+    """The registry's message, or one built from the fields when it gave none."""
+    if reason.message:
+        return reason.message
+    versions = f" {reason.from_ or 'none'} -> {reason.to or 'none'}"
+    via = f" via {' -> '.join(reason.path)}" if reason.path else ""
+    return f"{reason.cause}{versions}{via}"
+
+
+def _why(entry: StatusEntry) -> list[str]:
+    """Raw (unescaped) one-line reasons of a node, at most _MAX_REASONS of them."""
+    if not entry.reasons:
+        return [entry.status.value.replace("_", " ")]
+    lines = [_reason_text(r) for r in entry.reasons[:_MAX_REASONS]]
+    if len(entry.reasons) > _MAX_REASONS:
+        lines.append(f"... and {len(entry.reasons) - _MAX_REASONS} more reasons")
+    return lines
+
+
+def _node_fixes(entry: StatusEntry) -> list[str]:
+    """Commands that clear one node, deduplicated across its causes."""
+    cmds = (cmd for key in _entry_keys(entry) for _, cmd in _fixes(key, [entry]))
+    return list(dict.fromkeys(cmds))
+
+
+# --- verdict and totals -------------------------------------------------------------
+
+def _verdict(result: CheckResult) -> str:
+    """'failed: 12 of 40 nodes are not verified' / 'passed: all 40 nodes verified (...)'."""
+    if not result.ok:
+        mode = " (strict)" if result.strict else ""
+        return f"failed{mode}: {len(result.failing)} of {_nodes(result.checked)} are not verified"
+    if result.checked == 0:
+        return "passed: no nodes to check"
+    extras = [f"{n} {label}" for n, label in (
+        (result.counts.get(Status.WAIVED.value, 0), "waived"),
+        (len(result.warnings) or result.counts.get(Status.STALE.value, 0), "stale"),
+    ) if n]
+    tail = f" ({', '.join(extras)})" if extras else ""
+    return f"passed: all {_nodes(result.checked)} verified{tail}"
+
+
+def _counts(result: CheckResult) -> dict[str, int]:
+    """Status counts over all checked nodes; derived from the lists when counts is empty."""
+    counts = dict(result.counts)
+    if not counts:
+        for entry in [*result.failing, *result.warnings]:
+            counts[entry.status.value] = counts.get(entry.status.value, 0) + 1
+    order = {s.value: i for i, s in enumerate(Status)}
+    return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], 99), kv[0])))
+
+
+def _totals(result: CheckResult) -> str:
+    counts = ", ".join(f"{n} {_printable(status)}" for status, n in _counts(result).items())
+    warn = len(result.warnings)
+    return (f"totals: {result.checked} checked ({counts}); {len(result.failing)} failing, "
+            f"{warn} {'warning' if warn == 1 else 'warnings'}")
+
+
+def _scope(result: CheckResult, limit: int) -> str | None:
+    if not result.scope:
+        return None
+    shown = ", ".join(_printable(s) for s in result.scope[:limit])
+    more = f", ... and {len(result.scope) - limit} more" if len(result.scope) > limit else ""
+    return f"scope: {shown}{more}"
+
+
+# --- formats ------------------------------------------------------------------------
+
+def _group_names(group: _Group, limit: int) -> str:
+    """Up to ``limit`` names (with the version where the node's own version is the point)."""
+    entries = sorted(group.entries.values(), key=lambda e: e.name)
+    versioned = group.key.category != "change"
+    names = [_printable(f"{e.name}@{e.version}" if versioned and e.version else e.name)
+             for e in entries[:limit]]
+    more = f", ... and {len(entries) - limit} more" if len(entries) > limit else ""
+    return ", ".join(names) + more
+
+
+def _text_group(group: _Group, limit: int) -> list[str]:
+    """A group as: wrapped headline with names, then how to clear it, then a blank line."""
+    head = f"{_headline(group, _printable, '->')}: {_group_names(group, limit)}"
+    lines = textwrap.wrap(head, width=_WRAP, subsequent_indent="    ",
+                          break_long_words=False, break_on_hyphens=False)
+    for i, (note, cmd) in enumerate(_fixes(group.key, list(group.entries.values()))):
+        lines.append(f"  {'to clear' if i == 0 else '      or'}: {note}{_printable(cmd)}")
+    return [*lines, ""]
+
+
+def _omitted(groups: list[_Group]) -> str:
+    nodes = {name for g in groups for name in g.entries}
+    return (f"... and {len(groups)} more groups covering {_nodes(len(nodes))}; "
+            "'chainml status --json' lists every reason")
+
+
+def _text(result: CheckResult, limit: int) -> str:
+    """The human report: verdict, groups by cause (largest first), totals."""
+    lines = [f"check {_verdict(result)}"]
+    scope = _scope(result, limit)
+    lines += [scope, ""] if scope else [""]
+    groups = _groups(result)
+    for group in groups[:MAX_GROUPS]:
+        lines += _text_group(group, limit)
+    if len(groups) > MAX_GROUPS:
+        lines += [_omitted(groups[MAX_GROUPS:]), ""]
+    lines.append(_totals(result))
+    return "\n".join(lines) + "\n"
+
+
+def _json(result: CheckResult) -> str:
+    """The --json contract: the CheckResult itself, 'from' spelled by its alias."""
+    try:
+        return result.model_dump_json(by_alias=True, indent=2) + "\n"
+    except PydanticSerializationError:
+        # A lone surrogate cannot be encoded as UTF-8; json.dumps writes it as \\udXXX,
+        # which is still valid JSON and reads back into the same CheckResult.
+        data = result.model_dump(mode="json", by_alias=True)
+        return json.dumps(data, indent=2, ensure_ascii=True) + "\n"
+
+
+def _junit_case(parent: ET.Element, entry: StatusEntry, warning: bool) -> None:
+    """One testcase for a failing (failure) or warned-about (skipped) node."""
+    case = ET.SubElement(parent, "testcase", classname=_xml(f"chainml.{_printable(entry.kind)}"),
+                         name=_xml(_printable(entry.name)))
+    why = [_printable(line, clip=500) for line in _why(entry)]
+    label = f"{_printable(entry.name)}@{_printable(entry.version or 'none')}"
+    message = _xml(f"{label} {_STATUS_PHRASE[entry.status]}: {why[0]}")
+    if warning:
+        ET.SubElement(case, "skipped", message=f"warning: {message}")
+        return
+    failure = ET.SubElement(case, "failure", message=message, type=entry.status.value)
+    body = [*(f"- {line}" for line in why), "", "to clear:",
+            *(f"  {_printable(cmd)}" for cmd in _node_fixes(entry))]
+    if entry.owner:
+        body.insert(0, f"owner: {_printable(entry.owner)}")
+    failure.text = _xml("\n".join(body))
+
+
+def _junit(result: CheckResult) -> str:
+    """JUnit XML: one testcase per failing node (failure) and per warning (skipped).
+
+    The result carries only the failing and warned-about nodes, so the others are
+    one testcase, "N other nodes verified". ``tests`` counts testcase elements, the
+    way CI readers count them; the number of checked nodes is the ``checked`` property.
+    """
+    others = result.checked - len(result.failing) - len(result.warnings)
+    tests = len(result.failing) + len(result.warnings) + (1 if others > 0 else 0)
+    stats = {"tests": str(tests), "failures": str(len(result.failing)), "errors": "0",
+             "skipped": str(len(result.warnings))}
+    root = ET.Element("testsuites", {"name": "chainml check", **stats})
+    suite = ET.SubElement(root, "testsuite", {"name": "chainml check", **stats})
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("checked", result.checked), ("ok", result.ok),
+                        ("strict", result.strict), *(
+                            (f"count.{k}", v) for k, v in _counts(result).items())):
+        ET.SubElement(props, "property", name=_xml(_printable(name)), value=str(value).lower())
+    if result.scope:
+        scope = ", ".join(_printable(s) for s in result.scope)
+        ET.SubElement(props, "property", name="scope", value=_xml(scope))
+    for entry in _sorted(result.failing):
+        _junit_case(suite, entry, warning=False)
+    for entry in _sorted(result.warnings):
+        _junit_case(suite, entry, warning=True)
+    if others > 0:
+        ET.SubElement(suite, "testcase", classname="chainml",
+                      name=f"all {others} other checked nodes pass")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def _gh_annotation(entry: StatusEntry, level: str) -> str:
+    """One workflow command; the title and message are escaped after cleaning."""
+    name = _printable(entry.name)
+    phrase = _STATUS_PHRASE[entry.status]
+    title = f"chainml: {name} {phrase}"
+    lines = [f"{name}@{_printable(entry.version or 'none')} ({_printable(entry.kind)}) {phrase}:"]
+    lines += [f"- {_printable(line, clip=500)}" for line in _why(entry)]
+    lines += [f"to clear: {_printable(cmd)}" for cmd in _node_fixes(entry)]
+    return f"::{level} title={_gh_prop(title)}::{_gh_data(chr(10).join(lines))}"
+
+
+def _github(result: CheckResult, limit: int) -> str:
+    """GitHub Actions annotations: ::error per failing node, ::warning per stale one."""
+    todo = [(e, "error") for e in _sorted(result.failing)]
+    todo += [(e, "warning") for e in _sorted(result.warnings)]
+    lines = [_gh_annotation(entry, level) for entry, level in todo[:limit]]
+    rest = todo[limit:]
+    if rest:
+        level = "error" if any(lvl == "error" for _, lvl in rest) else "warning"
+        lines.append(f"::{level}::... and {len(rest)} more not shown; "
+                     f"run chainml check for the full report ({_gh_data(_verdict(result))})")
+    if not lines:
+        lines.append(f"::notice title=chainml check::check {_gh_data(_verdict(result))}")
+    return "\n".join(lines) + "\n"
+
+
+def _md_summary(groups: list[_Group]) -> list[str]:
+    """Bullets, one per cause: what happened and the command that clears it."""
+    lines = []
+    for group in groups[:MAX_GROUPS]:
+        fixes = _fixes(group.key, list(group.entries.values()))
+        how = "; or ".join(f"{note}{_md_code(cmd)}" for note, cmd in fixes)
+        lines.append(f"- {_headline(group, _md_code, '→')}. To clear: {how}")
+    if len(groups) > MAX_GROUPS:
+        lines.append(f"- {_md(_omitted(groups[MAX_GROUPS:]))}")
+    return lines
+
+
+def _md_row(entry: StatusEntry) -> str:
+    why = [_md(line) for line in _why(entry)]
+    shown = "; ".join(why[:3]) + (f"; and {len(why) - 3} more" if len(why) > 3 else "")
+    cells = [_md_code(entry.name), _md_code(entry.kind), _md_code(entry.version or "none"),
+             entry.status.value.replace("_", " "), shown]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _md_mermaid(mermaid: str) -> list[str]:
+    """The chart in a fence longer than any backtick run inside it, so it cannot close early."""
+    body = _XML_ILLEGAL.sub("", mermaid).replace("\r\n", "\n").strip("\n")
+    longest = max((len(run) for run in re.findall("`+", body)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return ["<details><summary>Affected part of the chain</summary>", "",
+            f"{fence}mermaid", body, fence, "", "</details>"]
+
+
+def _markdown(result: CheckResult, limit: int, mermaid: str | None) -> str:
+    """A PR comment: verdict heading, summary by cause, a table of nodes, optional chart."""
+    state = "passed" if result.ok else "failed"
+    # The verdict holds only numbers and our own words: nothing to escape.
+    lines = [f"### chainml check: {state}", "", f"**check {_verdict(result)}.**"]
+    scope = _scope(result, limit)
+    if scope:
+        lines += ["", _md(scope)]
+    groups = _groups(result)
+    if groups:
+        lines += ["", "**By cause**", "", *_md_summary(groups)]
+    entries = [*_sorted(result.failing), *_sorted(result.warnings)]
+    if entries:
+        lines += ["", "| node | kind | version | status | why |", "|---|---|---|---|---|"]
+        lines += [_md_row(e) for e in entries[:limit]]
+        if len(entries) > limit:
+            lines.append(f"| ... and {len(entries) - limit} more | | | | |")
+    lines += ["", _md(_totals(result))]
+    if mermaid:
+        lines += ["", *_md_mermaid(mermaid)]
+    return "\n".join(lines) + "\n"
+
+
+def render_check(result: CheckResult, fmt: str, *, limit: int = 50,
+                 mermaid: str | None = None) -> str:
+    """Render the result of ``chainml check`` in one of the output formats.
+
+    Args:
+        result: what the check found.
+        fmt: one of :data:`FORMATS`: ``text`` (a report grouped by cause, for people),
+            ``json`` (the ``--json`` contract), ``junit`` (JUnit XML for CI test
+            reports), ``github`` (GitHub Actions annotations) or ``markdown`` (a PR
+            comment).
+        limit: at most this many names per group (text), annotations (github) or
+            table rows (markdown); the rest is counted as "... and N more".
+            ``json`` and ``junit`` are never truncated.
+        mermaid: a Mermaid flowchart of the affected part of the chain, embedded
+            in a collapsed block by ``markdown`` and ignored by the other formats.
+
+    Returns:
+        The rendered text, ending with a newline.
+
+    Raises:
+        InvalidInput: ``fmt`` is not a known format, or ``limit`` is below 1.
+
+    Example:
+        >>> print(render_check(result, "text"))  # doctest: +SKIP
+        check failed: 5 of 40 nodes are not verified
+        <BLANKLINE>
+        clicks_raw 1 -> 2 is untested by 5 nodes: ads_policy, churn_model, ...
+    """
+    name = fmt.strip().lower()
+    if name not in FORMATS:
+        raise InvalidInput(f"Unknown check format '{fmt}'; choose one of: {', '.join(FORMATS)}.")
+    if limit < 1:
+        raise InvalidInput(f"The limit must be at least 1, not {limit}.")
+    if name == "text":
+        return _text(result, limit)
+    if name == "json":
+        return _json(result)
+    if name == "junit":
+        return _junit(result)
+    if name == "github":
+        return _github(result, limit)
+    return _markdown(result, limit, mermaid)
