@@ -75,6 +75,9 @@ def _printable(text: str, clip: int = _CLIP) -> str:
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _xml(text: str) -> str:
     """Drop characters XML 1.0 cannot carry (ElementTree would write them verbatim)."""
     return _XML_ILLEGAL.sub("", text)
@@ -175,17 +178,27 @@ def _nodes(n: int) -> str:
     return f"{n} node" if n == 1 else f"{n} nodes"
 
 
+def _change(key: _Key, show: Callable[[str], str], arrow: str) -> str:
+    """The upstream change: 'embed 2 -> 3', or an input that appeared or went away."""
+    if key.cause is None:
+        return "an upstream change"
+    cause = show(key.cause)
+    if key.from_ is not None and key.to is not None:
+        return f"{cause} {show(key.from_)} {arrow} {show(key.to)}"
+    if key.to is not None:  # not in the lineage the node was tested with
+        return f"new upstream {cause} {show(key.to)}"
+    if key.from_ is not None:
+        return f"removed upstream {cause} (was {show(key.from_)})"
+    return f"a change of {cause}"
+
+
 def _headline(group: _Group, show: Callable[[str], str], arrow: str) -> str:
     """One sentence saying what the group's nodes share; ``show`` escapes untrusted text."""
     key, n = group.key, len(group.entries)
     has, are = ("has", "is") if n == 1 else ("have", "are")
     suite = f" of suite {show(key.suite)}" if key.suite else ""
     if key.category == "change":
-        if key.cause is None:
-            return f"{_nodes(n)} {are} untested against an upstream change"
-        versions = (f" {show(key.from_ or 'none')} {arrow} {show(key.to or 'none')}"
-                    if key.from_ or key.to else "")
-        return f"{show(key.cause)}{versions} is untested by {_nodes(n)}"
+        return f"{_change(key, show, arrow)} is untested by {_nodes(n)}"
     if key.category == "untested":
         return f"{_nodes(n)} {has} a current version with no test run"
     if key.category == "failed":
@@ -336,10 +349,11 @@ def _json(result: CheckResult) -> str:
     try:
         return result.model_dump_json(by_alias=True, indent=2) + "\n"
     except PydanticSerializationError:
-        # A lone surrogate cannot be encoded as UTF-8; json.dumps writes it as \\udXXX,
-        # which is still valid JSON and reads back into the same CheckResult.
-        data = result.model_dump(mode="json", by_alias=True)
-        return json.dumps(data, indent=2, ensure_ascii=True) + "\n"
+        # A lone surrogate cannot be encoded as UTF-8, and its \\udXXX escape is refused
+        # by strict JSON readers (pydantic's among them): write U+FFFD in its place.
+        text = json.dumps(result.model_dump(mode="json", by_alias=True), indent=2,
+                          ensure_ascii=False)
+        return _SURROGATE.sub("\ufffd", text) + "\n"
 
 
 def _junit_case(parent: ET.Element, entry: StatusEntry, warning: bool) -> None:

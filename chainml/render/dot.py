@@ -52,6 +52,7 @@ TOOLTIP_LIMIT = 400
 INK = "#333333"
 FADED_INK = "#B8B8B8"
 HIGHLIGHT_INK = "#000000"
+FEEDBACK_INK = "#7A5195"
 FADED_ALPHA = "59"  # ~35 % opacity, appended to a fill colour as #RRGGBBAA
 
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "&": "&amp;"})
@@ -150,7 +151,7 @@ def _legend(graph: graphviz.Digraph) -> None:
             for status, node_id in zip(STATUS_COLORS, statuses):
                 col.node(node_id, label=STATUS_LABELS[status], shape="box",
                          style="filled,rounded", fillcolor=STATUS_COLORS[status], id=node_id)
-        samples = (("input", {}), ("feedback", {"style": "dashed"}),
+        samples = (("input", {}), ("feedback", {"style": "dashed", "color": FEEDBACK_INK}),
                    ("pinned", {"label": "@v3", "fontsize": "9"}))
         with legend.subgraph(name="legend_edges_from") as col:
             col.attr(rank="same")
@@ -239,7 +240,7 @@ def to_dot(view: GraphView, cluster: bool = False, *, legend: bool = True) -> st
         label = []
         if edge.feedback:
             # constraint=false: a loop back to a source must not drag it to the right.
-            attrs.update(style="dashed", constraint="false", color="#7A5195")
+            attrs.update(style="dashed", constraint="false", color=FEEDBACK_INK)
             label.append("feedback")
         if edge.pin is not None:
             label.append("@" + clean(edge.pin, VERSION_LIMIT))

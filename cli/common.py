@@ -1,0 +1,72 @@
+"""Shared options and helpers for the command modules.
+
+Only click is imported at module level: ``chainml --help`` must start fast, so
+the library (SQLAlchemy, networkx, pydantic) is imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from chainml.registry import Registry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _remember_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.ensure_object(dict)["db"] = value
+
+
+def db_option(f: F) -> F:
+    """``--db URL`` on a command (the group takes it too, before the command name)."""
+    return click.option(
+        "--db", "db", metavar="URL", expose_value=False, callback=_remember_db,
+        is_eager=True, help="Database URL (default: CHAINML_DATABASE_URL, else the nearest "
+        ".chainml/registry.db).",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Write JSON (and nothing else) to stdout.")(f)
+
+
+def db_url(ctx: click.Context) -> str | None:
+    obj = ctx.find_root().ensure_object(dict)
+    value = obj.get("db")
+    return str(value) if value else None
+
+
+def open_registry(ctx: click.Context, check_schema: bool = True) -> Registry:
+    from chainml.registry import Registry
+
+    reg = Registry(db_url(ctx), check_schema=check_schema)
+    ctx.call_on_close(reg.close)
+    return reg
+
+
+def echo_json(data: BaseModel | list[Any]) -> None:
+    """Models and lists of models, serialised by alias ('from'), one document."""
+    from pydantic import TypeAdapter
+
+    if isinstance(data, list):
+        text = TypeAdapter(list[Any]).dump_json(data, indent=2, by_alias=True).decode()
+    else:
+        text = data.model_dump_json(indent=2, by_alias=True)
+    click.echo(text)
+
+
+def err(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def isatty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,95 @@
+"""``chainml init`` and ``chainml db upgrade|current``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from chainml.cli.common import db_option, db_url, echo_json, json_option
+
+
+@click.command()
+@db_option
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create a registry: .chainml/registry.db here, or the database given by --db.
+
+    Running it again upgrades an existing registry and changes nothing else.
+
+    \b
+    Example:
+      chainml init
+      chainml init --db postgresql://ci@db.internal/chainml
+    """
+    from chainml.db.engine import redact
+    from chainml.registry import Registry
+
+    url = db_url(ctx)
+    reg = Registry.init(Path.cwd(), url=url) if url else Registry.init(Path.cwd())
+    try:
+        where = redact(reg.engine.url)
+    finally:
+        reg.close()
+    click.echo(f"Registry ready at {where}")
+
+
+@click.group()
+def db() -> None:
+    """Schema migrations of the registry."""
+
+
+@db.command()
+@db_option
+@click.pass_context
+def upgrade(ctx: click.Context) -> None:
+    """Upgrade the registry's schema to this chainml's (back it up first).
+
+    \b
+    Example:
+      chainml db upgrade --db postgresql://ci@db.internal/chainml
+    """
+    from chainml import migrate
+    from chainml.cli.common import open_registry
+
+    reg = open_registry(ctx, check_schema=False)
+    before = migrate.current(reg.engine)
+    migrate.upgrade(reg.engine)
+    click.echo(f"Schema upgraded from {before or 'empty'} to {migrate.HEAD}"
+               if before != migrate.HEAD else f"Schema already at {migrate.HEAD}")
+
+
+@db.command()
+@db_option
+@json_option
+@click.pass_context
+def current(ctx: click.Context, as_json: bool) -> None:
+    """Show the registry's schema revision and the one this chainml expects.
+
+    \b
+    Example:
+      chainml db current --json
+    """
+    from pydantic import BaseModel
+
+    from chainml import migrate
+    from chainml.cli.common import open_registry
+
+    class Revision(BaseModel):
+        current: str | None
+        head: str
+        up_to_date: bool
+
+    reg = open_registry(ctx, check_schema=False)
+    rev = migrate.current(reg.engine)
+    out = Revision(current=rev, head=migrate.HEAD, up_to_date=rev == migrate.HEAD)
+    if as_json:
+        echo_json(out)
+    else:
+        note = "up to date" if out.up_to_date else "run 'chainml db upgrade'"
+        click.echo(f"{rev or 'empty'} (chainml expects {migrate.HEAD}: {note})")
+
+
+def attach(group: click.Group) -> None:
+    group.add_command(init)
+    group.add_command(db)

@@ -1,0 +1,168 @@
+"""The retest loop: impact, test record, status, check, waive."""
+
+from __future__ import annotations
+
+import click
+
+from chainml.cli.common import db_option, echo_json, json_option, open_registry
+
+CHECK_FORMATS = ("text", "json", "junit", "github", "markdown")
+
+
+@click.command()
+@click.argument("node")
+@click.option("--depth", type=click.IntRange(min=1), help="Only nodes within N hops.")
+@json_option
+@db_option
+@click.pass_context
+def impact(ctx: click.Context, node: str, depth: int | None, as_json: bool) -> None:
+    """Show what a new version of NODE would mark for retest. Writes nothing.
+
+    Follows every consumer downstream, except feedback inputs and inputs pinned
+    to a version.
+
+    \b
+    Example:
+      chainml impact clicks_raw --json
+    """
+    result = open_registry(ctx).impact(node, depth)
+    if as_json:
+        echo_json(result)
+        return
+    testable = [e for e in result.impacted if e.needs_tests]
+    if not result.impacted:
+        click.echo(f"A new version of {node} reaches no other node.")
+        return
+    click.echo(f"A new version of {node} reaches {len(result.impacted)} node(s); "
+               f"{len(testable)} need a retest:")
+    for e in result.impacted:
+        flag = "retest" if e.needs_tests else "      "
+        click.echo(f"  {flag}  {e.name} ({e.kind}, {e.distance} hop{'s' if e.distance > 1 else ''}): "
+                   + " -> ".join(e.path))
+
+
+@click.group()
+def test() -> None:
+    """Record test runs."""
+
+
+@test.command()
+@click.argument("node")
+@click.option("--passed", "outcome", flag_value="passed", help="The run passed.")
+@click.option("--failed", "outcome", flag_value="failed", help="The run failed.")
+@click.option("--version", "version", help="The version tested (default: the current one).")
+@click.option("--suite", help="Suite name, e.g. offline-eval, shadow, outliers.")
+@click.option("--link", help="A link to the run (CI job, report).")
+@click.option("--note", help="A note.")
+@json_option
+@db_option
+@click.pass_context
+def record(ctx: click.Context, node: str, outcome: str | None, version: str | None,
+           suite: str | None, link: str | None, note: str | None, as_json: bool) -> None:
+    """Record that NODE was tested, with the current versions of everything upstream.
+
+    A passing run of the current version closes the node's own retest marks;
+    nodes further down stay marked until they are retested themselves.
+
+    \b
+    Example:
+      chainml test record ranker --passed --suite offline-eval --link $CI_JOB_URL
+    """
+    if outcome is None:
+        raise click.UsageError("Say how the run went: --passed or --failed.")
+    run = open_registry(ctx).record_test(node, passed=outcome == "passed", version=version,
+                                         suite=suite, link=link, note=note)
+    if as_json:
+        echo_json(run)
+        return
+    suite_text = f" (suite {suite})" if suite else ""
+    closed = f"; closed {run.closed_marks} retest mark(s)" if run.closed_marks else ""
+    click.echo(f"Recorded: {run.node} {run.version}{suite_text} {run.outcome}{closed}.")
+
+
+@click.command()
+@click.argument("node", required=False)
+@json_option
+@db_option
+@click.pass_context
+def status(ctx: click.Context, node: str | None, as_json: bool) -> None:
+    """Show the test status of every node that needs tests (or of NODE), with reasons.
+
+    \b
+    Example:
+      chainml status --json
+    """
+    entries = open_registry(ctx).status(node)
+    if as_json:
+        echo_json(entries)
+        return
+    if not entries:
+        click.echo(f"{node} needs no tests." if node else "No node needs tests yet.")
+        return
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        click.echo(f"{e.name:<{width}}  {e.kind:<8}  {e.version or '-':<12}  {e.status.value}")
+        for r in e.reasons:
+            click.echo(f"{'':<{width}}    - {r.message}")
+
+
+@click.command()
+@click.argument("nodes", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(CHECK_FORMATS), default="text",
+              show_default=True, help="Report format.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--strict", is_flag=True, help="Stale nodes (older than their max age) fail too.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Names listed per group before '... and N more'.")
+@db_option
+@click.pass_context
+def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, strict: bool,
+          limit: int) -> None:
+    """The CI gate: exit 1 while any upstream change is untested, else 0.
+
+    Checks every node, or the NODES given and everything upstream of them.
+
+    \b
+    Example:
+      chainml check --format junit > chainml.xml
+      chainml check fraud_scorer --strict
+    """
+    from chainml.report import render_check
+
+    result = open_registry(ctx).check(list(nodes), strict=strict)
+    click.echo(render_check(result, "json" if as_json else fmt, limit=limit), nl=False)
+    ctx.exit(0 if result.ok else 1)
+
+
+@click.command()
+@click.argument("node")
+@click.option("--reason", required=True, help="Why the untested change is acceptable.")
+@click.option("--cause", metavar="NODE", help="Only this upstream cause (default: every open one).")
+@click.option("--expires", default="7d", show_default=True, metavar="DURATION",
+              help="How long the waiver lasts (at most 90d).")
+@json_option
+@db_option
+@click.pass_context
+def waive(ctx: click.Context, node: str, reason: str, cause: str | None, expires: str,
+          as_json: bool) -> None:
+    """Accept NODE's untested upstream changes for a while, on the record.
+
+    A newer upstream change re-opens the gate. A waiver never covers the node's
+    own untested or failed version.
+
+    \b
+    Example:
+      chainml waive fraud_scorer --reason "shadow run ok, full eval Monday" --expires 3d
+    """
+    w = open_registry(ctx).waive(node, reason=reason, cause=cause, expires=expires)
+    if as_json:
+        echo_json(w)
+        return
+    what = f"changes from {cause}" if cause else "its open upstream changes"
+    click.echo(f"Waiver {w.id}: {node} passes the gate for {what} until "
+               f"{w.expires_at:%Y-%m-%d %H:%M} UTC.")
+
+
+def attach(group: click.Group) -> None:
+    for command in (impact, test, status, check, waive):
+        group.add_command(command)

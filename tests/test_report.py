@@ -1,0 +1,339 @@
+"""Output formats of `chainml check` (chainml.report): pure functions, no database."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from chainml.errors import InvalidInput
+from chainml.report import FORMATS, MAX_GROUPS, render_check
+from chainml.schemas import CheckResult, Reason, Status, StatusEntry
+
+HOSTILE = ("<script>alert(1)</script> ]]> \x00 \x1b[31mred\n::error::injected"
+           " | `tick` [x](http://e.vil) &amp;")
+
+
+def change(cause: str, old: str, new: str, path: list[str]) -> Reason:
+    """A needs_retest reason as the registry words it."""
+    via = " -> ".join(path)
+    return Reason(cause=cause, from_=old, to=new, path=path,
+                  message=f"ancestor {cause}: tested with {old}, now {new}, via {via}")
+
+
+def entry(name: str, status: Status, reasons: list[Reason] | None = None, *,
+          kind: str = "model", version: str = "1", owner: str | None = None) -> StatusEntry:
+    return StatusEntry(name=name, kind=kind, version=version, status=status,
+                       reasons=reasons or [], owner=owner)
+
+
+@pytest.fixture
+def small() -> CheckResult:
+    """Six failing nodes over five causes, one stale warning, 40 checked."""
+    feats = ["clicks_raw", "click_feats"]
+    failing = [
+        entry("fraud_scorer", Status.NEEDS_RETEST,
+              [change("clicks_raw", "1", "2", [*feats, "fraud_scorer"])], version="4"),
+        entry("fraud_policy", Status.NEEDS_RETEST,
+              [change("clicks_raw", "1", "2", [*feats, "fraud_scorer", "fraud_policy"])],
+              kind="policy", version="1.2"),
+        entry("ranker", Status.NEEDS_RETEST,
+              [change("clicks_raw", "1", "2", [*feats, "ranker"]),
+               change("embed", "2", "3", ["embed", "ranker"])], version="7"),
+        entry("embed", Status.UNTESTED, [Reason(cause="embed", to="3", path=["embed"],
+                                                message="version 3 has no test run")],
+              version="3"),
+        entry("churn", Status.FAILED, [Reason(
+            cause="churn", to="2024-11-01", path=["churn"], suite="offline-eval",
+            message="the latest run of suite 'offline-eval' of version 2024-11-01 failed")],
+              version="2024-11-01"),
+        entry("ltv", Status.UNTESTED, [Reason(
+            cause="ltv", to="5", path=["ltv"], suite="shadow",
+            message="required suite 'shadow' has no run for version 5")], version="5"),
+    ]
+    stale = entry("pricing", Status.STALE, [Reason(
+        cause="pricing", to="0.9", path=["pricing"],
+        message="version 0.9 is older than its maximum age")], version="0.9")
+    counts = {"verified": 31, "waived": 2, "needs_retest": 3, "untested": 2, "failed": 1,
+              "stale": 1}
+    return CheckResult(ok=False, checked=40, counts=counts, failing=failing, warnings=[stale])
+
+
+@pytest.fixture
+def passing() -> CheckResult:
+    stale = entry("pricing", Status.STALE, [Reason(cause="pricing", message="45 days old")])
+    return CheckResult(ok=True, checked=40, counts={"verified": 37, "waived": 2, "stale": 1},
+                       warnings=[stale])
+
+
+@pytest.fixture
+def big() -> CheckResult:
+    """2,000 failing nodes: 1,000 behind clicks_raw, 600 behind embed, 400 untested."""
+    failing = [entry(f"model_{i:04d}", Status.NEEDS_RETEST,
+                     [change("clicks_raw", "1", "2", ["clicks_raw", f"model_{i:04d}"])])
+               for i in range(1000)]
+    failing += [entry(f"ranker_{i:04d}", Status.NEEDS_RETEST,
+                      [change("embed", "2", "3", ["embed", f"ranker_{i:04d}"])])
+                for i in range(600)]
+    failing += [entry(f"new_{i:04d}", Status.UNTESTED) for i in range(400)]
+    return CheckResult(ok=False, checked=2400, failing=failing,
+                       counts={"verified": 400, "needs_retest": 1600, "untested": 400})
+
+
+@pytest.fixture
+def hostile() -> CheckResult:
+    """Hostile text in every untrusted field: names, versions, owners, causes, messages."""
+    bad = entry("evil`|<b>", Status.NEEDS_RETEST,
+                [Reason(cause="up,stream:x", from_=HOSTILE, to="2\n::warning::x", path=["a"],
+                        message=HOSTILE)],
+                version="1<script>\x00", owner=HOSTILE)
+    bad2 = entry("ok_node", Status.FAILED, [Reason(cause="ok_node", message=HOSTILE)],
+                 kind="model\x1b[0m")
+    return CheckResult(ok=False, checked=3, failing=[bad, bad2],
+                       counts={"needs_retest": 1, "failed": 1, "verified": 1})
+
+
+# --- dispatch ----------------------------------------------------------------------
+
+def test_unknown_format_lists_the_valid_ones(small: CheckResult) -> None:
+    with pytest.raises(InvalidInput, match="text, json, junit, github, markdown"):
+        render_check(small, "yaml")
+
+
+def test_limit_must_be_positive(small: CheckResult) -> None:
+    with pytest.raises(InvalidInput, match="at least 1"):
+        render_check(small, "text", limit=0)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_renders_every_fixture(fmt: str, small: CheckResult, passing: CheckResult,
+                                            big: CheckResult, hostile: CheckResult) -> None:
+    for result in (small, passing, big, hostile):
+        out = render_check(result, fmt)
+        assert out.endswith("\n")
+        assert "\x00" not in out and "\x1b" not in out
+
+
+# --- text --------------------------------------------------------------------------
+
+def test_text_groups_by_cause_with_clearing_commands(small: CheckResult) -> None:
+    out = render_check(small, "text")
+    lines = out.splitlines()
+    assert lines[0] == "check failed: 6 of 40 nodes are not verified"
+    assert ("clicks_raw 1 -> 2 is untested by 3 nodes: fraud_policy, fraud_scorer, ranker"
+            in lines)
+    assert "embed 2 -> 3 is untested by 1 node: ranker" in lines
+    # the biggest group comes first
+    assert out.index("clicks_raw 1 -> 2") < out.index("embed 2 -> 3")
+    assert "chainml test record NODE --passed" in out
+    assert 'chainml waive NODE --reason "WHY" --cause clicks_raw' in out
+    assert "1 node has a current version with no test run: embed@3" in out
+    assert "chainml test record embed --passed" in out
+    assert "failed the latest test run of suite offline-eval: churn@2024-11-01" in out
+    assert "chainml test record churn --suite offline-eval --passed" in out
+    assert "no passing run of required suite shadow: ltv@5" in out
+    assert "chainml test record ltv --suite shadow --passed" in out
+    assert "1 node is stale" in out and "--strict" in out
+    assert lines[-1].startswith("totals: 40 checked (31 verified,")
+    assert lines[-1].endswith("6 failing, 1 warning")
+    assert "→" not in out  # ASCII chrome only
+
+
+def test_text_names_inputs_that_appeared_or_went_away() -> None:
+    added = Reason(cause="geo", to="5", path=["geo", "m"], message="geo (5) is upstream ...")
+    removed = Reason(cause="old_src", from_="2", path=[], message="no longer upstream")
+    failing = [entry("m", Status.NEEDS_RETEST, [added, removed])]
+    out = render_check(CheckResult(ok=False, checked=1, failing=failing), "text")
+    assert "new upstream geo 5 is untested by 1 node: m" in out
+    assert "removed upstream old_src (was 2) is untested by 1 node: m" in out
+    assert "chainml waive m --reason \"WHY\" --cause old_src" in out
+
+
+def test_text_passing_verdict(passing: CheckResult) -> None:
+    out = render_check(passing, "text")
+    assert out.splitlines()[0] == "check passed: all 40 nodes verified (2 waived, 1 stale)"
+    assert "chainml register model pricing --version NEW" in out
+
+
+def test_text_nothing_to_check() -> None:
+    out = render_check(CheckResult(ok=True, checked=0), "text")
+    assert out.splitlines()[0] == "check passed: no nodes to check"
+
+
+def test_text_stays_readable_for_2000_failing_nodes(big: CheckResult) -> None:
+    out = render_check(big, "text")
+    lines = out.splitlines()
+    assert len(lines) < 80
+    assert max(map(len, lines)) <= 200
+    assert lines[0] == "check failed: 2000 of 2400 nodes are not verified"
+    assert lines[2].startswith("clicks_raw 1 -> 2 is untested by 1000 nodes: model_0000, ")
+    assert "... and 950 more" in out  # 1,000 - 50
+    assert "... and 550 more" in out and "... and 350 more" in out
+    assert "model_0049" in out and "model_0050" not in out
+    assert lines[-1] == ("totals: 2400 checked (400 verified, 400 untested, 1600 needs_retest); "
+                         "2000 failing, 0 warnings")
+
+
+def test_text_caps_the_number_of_groups() -> None:
+    failing = [entry(f"m{i}", Status.NEEDS_RETEST, [change(f"src{i}", "1", "2", [f"src{i}"])])
+               for i in range(MAX_GROUPS + 10)]
+    out = render_check(CheckResult(ok=False, checked=100, failing=failing), "text")
+    assert out.count("is untested by 1 node") == MAX_GROUPS
+    assert "... and 10 more groups covering 10 nodes" in out
+
+
+def test_text_limit_applies_per_group(small: CheckResult) -> None:
+    out = render_check(small, "text", limit=1)
+    assert "clicks_raw 1 -> 2 is untested by 3 nodes: fraud_policy, ... and 2 more" in out
+
+
+def test_text_escapes_control_characters(hostile: CheckResult) -> None:
+    out = render_check(hostile, "text")
+    assert "\\x1b[31m" in out and "\\x00" in out and "\\x0a::warning::x" in out
+    assert not any(line.startswith("::") for line in out.splitlines())
+
+
+# --- json --------------------------------------------------------------------------
+
+def test_json_round_trips(small: CheckResult) -> None:
+    out = render_check(small, "json")
+    assert '"ok": false' in out and '"failing": [' in out and '"from": "1"' in out
+    assert CheckResult.model_validate_json(out) == small
+
+
+def test_json_survives_lone_surrogates(hostile: CheckResult) -> None:
+    # model_dump_json refuses a lone surrogate; the fallback replaces it with U+FFFD.
+    odd = hostile.model_copy(update={"scope": ["a\ud800b"]})
+    out = render_check(odd, "json")
+    back = CheckResult.model_validate_json(out)
+    assert back.scope == ["a\ufffdb"]
+    assert back.failing == hostile.failing
+
+
+# --- junit -------------------------------------------------------------------------
+
+def _suite(xml: str) -> ET.Element:
+    suite = ET.fromstring(xml.encode()).find("testsuite")
+    assert suite is not None
+    return suite
+
+
+def test_junit_counts_and_failures(small: CheckResult) -> None:
+    suite = _suite(render_check(small, "junit"))
+    cases = suite.findall("testcase")
+    assert suite.get("name") == "chainml check"
+    assert suite.get("tests") == str(len(cases)) == "8"  # 6 failing + 1 stale + the rest
+    assert suite.get("failures") == "6" and suite.get("skipped") == "1"
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["checked"] == "40" and props["ok"] == "false"
+    failures = {c.get("name"): c.find("failure") for c in cases if c.find("failure") is not None}
+    assert set(failures) == {"fraud_scorer", "fraud_policy", "ranker", "embed", "churn", "ltv"}
+    ranker = failures["ranker"]
+    assert ranker is not None and ranker.get("type") == "needs_retest"
+    assert "--cause embed" in (ranker.text or "")
+    assert [c.get("name") for c in cases if c.find("skipped") is not None] == ["pricing"]
+    assert cases[-1].get("name") == "all 33 other checked nodes pass"
+
+
+def test_junit_passing(passing: CheckResult) -> None:
+    suite = _suite(render_check(passing, "junit"))
+    assert suite.get("failures") == "0" and suite.get("tests") == "2"
+
+
+def test_junit_hostile_text_stays_text(hostile: CheckResult) -> None:
+    xml = render_check(hostile, "junit")
+    suite = _suite(xml)  # parses although the input held \x00, \x1b and ]]>
+    assert not list(suite.iter("script")) and not list(suite.iter("b"))
+    names = [c.get("name") for c in suite.findall("testcase")]
+    assert "evil`|<b>" in names
+    failure = suite.find("testcase/failure")
+    assert failure is not None and "]]>" in (failure.text or "")
+    assert "<script>" in (failure.text or "")  # as text, escaped in the file
+    assert "<script>" not in xml
+
+
+# --- github ------------------------------------------------------------------------
+
+def test_github_one_annotation_per_node(small: CheckResult) -> None:
+    lines = render_check(small, "github").splitlines()
+    assert len(lines) == 7
+    assert sum(line.startswith("::error title=") for line in lines) == 6
+    assert lines[-1].startswith("::warning title=chainml%3A pricing is stale::")
+    churn = next(line for line in lines if "churn" in line)
+    assert churn.endswith("%0Ato clear: chainml test record churn --suite offline-eval --passed")
+
+
+def test_github_cannot_be_injected(hostile: CheckResult) -> None:
+    out = render_check(hostile, "github")
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert all(re.match(r"::(error|warning) title=[^:,]*::", line) for line in lines)
+    # the newline in the message is shown as \x0a: GitHub cannot read it as a line break
+    assert "\\x0a::error::injected" in out
+    assert "\n::error::injected" not in out and "%0A::error::injected" not in out
+    # ',' and ':' in the node's name would end the title property; they are escaped
+    assert "evil`|<b>" in out and "title=chainml%3A evil" in out
+
+
+def test_github_caps_annotations(big: CheckResult) -> None:
+    lines = render_check(big, "github", limit=50).splitlines()
+    assert len(lines) == 51
+    assert lines[-1].startswith("::error::... and 1950 more not shown")
+
+
+def test_github_passing_is_a_notice() -> None:
+    out = render_check(CheckResult(ok=True, checked=5), "github")
+    assert out == "::notice title=chainml check::check passed: all 5 nodes verified\n"
+
+
+# --- markdown ----------------------------------------------------------------------
+
+def test_markdown_comment(small: CheckResult) -> None:
+    out = render_check(small, "markdown")
+    lines = out.splitlines()
+    assert lines[0] == "### chainml check: failed"
+    assert "**check failed: 6 of 40 nodes are not verified.**" in lines
+    assert "| node | kind | version | status | why |" in lines
+    assert "| `churn` | `model` | `2024-11-01` | failed | latest run of suite offline\\-eval"\
+           not in out  # '-' needs no escape
+    assert any(line.startswith("| `churn` | `model` | `2024-11-01` | failed |") for line in lines)
+    assert ("- `clicks_raw` `1` → `2` is untested by 3 nodes. To clear: retest, then "
+            "`chainml test record NODE --passed`; or accept the change: "
+            '`chainml waive NODE --reason "WHY" --cause clicks_raw`') in lines
+    assert "<details>" not in out  # no chart given
+
+
+def test_markdown_truncates_rows(big: CheckResult) -> None:
+    lines = render_check(big, "markdown", limit=10).splitlines()
+    rows = [line for line in lines if line.startswith("| `")]
+    assert len(rows) == 10
+    assert "| ... and 1990 more | | | | |" in lines
+
+
+def test_markdown_escapes_hostile_text(hostile: CheckResult) -> None:
+    out = render_check(hostile, "markdown")
+    assert "<script>" not in out and "<b>" not in out and "&lt;script&gt;" in out
+    assert "](http" not in out  # no link syntax survives
+    assert "&amp;amp;" in out  # an entity in the input is shown, not decoded
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 3  # header + 2 nodes: no newline broke a row
+    for row in rows:
+        assert len(re.findall(r"(?<!\\)\|", row)) == 6  # 5 cells, no stray separators
+
+
+def test_markdown_renders_without_html_or_links(hostile: CheckResult) -> None:
+    markdown_it = pytest.importorskip("markdown_it")
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(
+        render_check(hostile, "markdown"))
+    assert "<script" not in html and "<a " not in html and "<b>" not in html
+    assert html.count("<tr>") == 3
+
+
+def test_markdown_embeds_mermaid_in_details(small: CheckResult) -> None:
+    chart = 'flowchart LR\n  clicks_raw --> click_feats\n  x["```"]'
+    out = render_check(small, "markdown", mermaid=chart)
+    assert "<details><summary>Affected part of the chain</summary>" in out
+    # a fence longer than the ``` inside the chart, so the chart cannot close it
+    assert "\n````mermaid\nflowchart LR\n" in out
+    assert out.rstrip().endswith("````\n\n</details>")
