@@ -73,8 +73,6 @@ def _printable(text: str, clip: int = _CLIP) -> str:
 
 # XML 1.0 Char production; everything else makes the document unparseable.
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -334,7 +332,10 @@ def _text(result: CheckResult, limit: int) -> str:
     """The human report: verdict, groups by cause (largest first), totals."""
     lines = [f"check {_verdict(result)}"]
     scope = _scope(result, limit)
-    lines += [scope, ""] if scope else [""]
+    if scope:
+        lines += textwrap.wrap(scope, width=_WRAP, subsequent_indent="    ",
+                               break_long_words=False, break_on_hyphens=False)
+    lines.append("")
     groups = _groups(result)
     for group in groups[:MAX_GROUPS]:
         lines += _text_group(group, limit)
@@ -378,8 +379,9 @@ def _junit(result: CheckResult) -> str:
     """JUnit XML: one testcase per failing node (failure) and per warning (skipped).
 
     The result carries only the failing and warned-about nodes, so the others are
-    one testcase, "N other nodes verified". ``tests`` counts testcase elements, the
-    way CI readers count them; the number of checked nodes is the ``checked`` property.
+    one testcase, "all N other checked nodes pass". ``tests`` counts the testcase
+    elements, as CI readers (Jenkins, GitLab) do, so the file never contradicts
+    itself; the number of checked nodes is the ``checked`` property.
     """
     others = result.checked - len(result.failing) - len(result.warnings)
     tests = len(result.failing) + len(result.warnings) + (1 if others > 0 else 0)
@@ -492,11 +494,14 @@ def render_check(result: CheckResult, fmt: str, *, limit: int = 50,
         result: what the check found.
         fmt: one of :data:`FORMATS`: ``text`` (a report grouped by cause, for people),
             ``json`` (the ``--json`` contract), ``junit`` (JUnit XML for CI test
-            reports), ``github`` (GitHub Actions annotations) or ``markdown`` (a PR
-            comment).
-        limit: at most this many names per group (text), annotations (github) or
-            table rows (markdown); the rest is counted as "... and N more".
-            ``json`` and ``junit`` are never truncated.
+            reports: a failure per failing node, a skipped testcase per stale
+            warning and one "all N other checked nodes pass" testcase, since the
+            result does not name them; ``tests`` counts testcases and the
+            ``checked`` property holds ``result.checked``), ``github`` (GitHub
+            Actions annotations) or ``markdown`` (a PR comment).
+        limit: at most this many names per group (text), node annotations (github,
+            plus one closing "... and N more") or table rows (markdown); the rest is
+            counted as "... and N more". ``json`` and ``junit`` are never truncated.
         mermaid: a Mermaid flowchart of the affected part of the chain, embedded
             in a collapsed block by ``markdown`` and ignored by the other formats.
 
