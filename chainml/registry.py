@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -47,6 +47,9 @@ from chainml.schemas import (
     WaiverOut,
 )
 from chainml.status import Facts, evaluate, recompute
+
+if TYPE_CHECKING:
+    from chainml.render.view import GraphView
 
 MAX_WAIVER = timedelta(days=90)
 DEFAULT_WAIVER = timedelta(days=7)
@@ -323,6 +326,38 @@ class Registry:
                 waivers = repo.live_waivers(s, [n.id], now).get(n.id, [])
                 out.append(recompute(facts, pairs, waivers, now, paths))
             return sorted(out, key=lambda e: e.name)
+
+    def graph_view(self, *, focus: str | None = None, direction: str = "both",
+                   depth: int | None = None, kinds: Sequence[str] = (),
+                   impact: str | None = None) -> GraphView:
+        """The chain (or the part around ``focus``) with statuses, ready to render.
+
+        Args:
+            focus: keep only this node with its ancestors and/or descendants.
+            direction: "both", "upstream" or "downstream" from ``focus``.
+            depth: at most this many hops from ``focus``.
+            kinds: keep only nodes of these kinds.
+            impact: highlight this node and everything a new version of it would mark.
+        """
+        from chainml import views
+        from chainml.render.view import filter_kinds, mark_impact
+
+        if depth is not None and focus is None:
+            raise InvalidInput("--depth needs --focus NODE.")
+        with dbe.read_session(self.engine) as s:
+            ids: list[int] | None = None
+            if focus is not None:
+                ids = sorted(views.neighbourhood(s, repo.require_node(s, focus), direction,
+                                                 depth))
+            statuses = self._statuses(s, ids, self.clock())
+            view = views.build_view(s, ids, statuses,
+                                    title=f"chainml: around {focus}" if focus else "chainml")
+        if kinds:
+            view = filter_kinds(view, kinds)
+        if impact is not None:
+            hit = {e.name for e in self.impact(impact).impacted}
+            view = mark_impact(view, impact, hit)
+        return view
 
     # ---- internals -------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 
 from chainml.render.view import GraphView, ViewEdge, ViewNode
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def need_binary(name: str, install: str) -> str:
@@ -116,7 +116,7 @@ def hostile_view() -> GraphView:
     kinds = ["source", "source", "feature", "model", "policy", "consumer"]
     statuses: list[str | None] = [None, None, None, "failed", "needs_retest", None]
     nodes = []
-    for i, (name, kind, status) in enumerate(zip(names, kinds, statuses)):
+    for i, (name, kind, status) in enumerate(zip(names, kinds, statuses, strict=True)):
         nodes.append(ViewNode(
             name=name, kind=kind, status=status,
             version=HOSTILE_LABELS[i % len(HOSTILE_LABELS)],

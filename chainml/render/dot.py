@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 
-import graphviz  # type: ignore[import-untyped]
-from graphviz.quoting import nohtml  # type: ignore[import-untyped]
+import graphviz  # type: ignore[import-untyped, unused-ignore]
+from graphviz.quoting import nohtml  # type: ignore[import-untyped, unused-ignore]
 
 from chainml.render.text import (
     KIND_ORDER,
@@ -143,16 +143,19 @@ def _legend(graph: graphviz.Digraph) -> None:
         statuses = [f"legend_status_{status_key(s)}" for s in STATUS_COLORS]
         with legend.subgraph(name="legend_kinds") as col:
             col.attr(rank="same")
-            for kind, node_id in zip(KIND_ORDER, kinds):
+            for kind, node_id in zip(KIND_ORDER, kinds, strict=True):
                 col.node(node_id, label=kind, shape=SHAPES[kind], style="filled",
                          fillcolor="#FFFFFF", id=node_id)
         with legend.subgraph(name="legend_statuses") as col:
             col.attr(rank="same")
-            for status, node_id in zip(STATUS_COLORS, statuses):
+            for status, node_id in zip(STATUS_COLORS, statuses, strict=True):
                 col.node(node_id, label=STATUS_LABELS[status], shape="box",
                          style="filled,rounded", fillcolor=STATUS_COLORS[status], id=node_id)
-        samples = (("input", {}), ("feedback", {"style": "dashed", "color": FEEDBACK_INK}),
-                   ("pinned", {"label": "@v3", "fontsize": "9"}))
+        samples: tuple[tuple[str, dict[str, str]], ...] = (
+            ("input", {}),
+            ("feedback", {"style": "dashed", "color": FEEDBACK_INK}),
+            ("pinned", {"label": "@v3", "fontsize": "9"}),
+        )
         with legend.subgraph(name="legend_edges_from") as col:
             col.attr(rank="same")
             for name, _ in samples:
@@ -165,9 +168,9 @@ def _legend(graph: graphviz.Digraph) -> None:
         for name, attrs in samples:
             legend.edge(f"legend_edge_{name}", f"legend_edge_{name}_to", **attrs)
         # Invisible edges order the columns left to right: kinds, statuses, edges.
-        for left, right in zip(kinds[:5], statuses[:5]):
+        for left, right in zip(kinds, statuses[:5], strict=True):
             legend.edge(left, right, style="invis")
-        for left, (name, _) in zip(statuses[:3], samples):
+        for left, (name, _) in zip(statuses[:3], samples, strict=True):
             legend.edge(left, f"legend_edge_{name}", style="invis")
 
 

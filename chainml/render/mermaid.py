@@ -35,7 +35,8 @@ MERMAID_SHAPES: dict[str, tuple[str, str]] = {
 NAME_LIMIT = 60
 VERSION_LIMIT = 40
 # Characters written as they are; anything else ASCII becomes an entity code.
-_PLAIN_ASCII = frozenset(string.ascii_letters + string.digits + " .,_-/:@+=!?'()[]{}|~^$")
+# Brackets, pipes, '$' (math), '*' and '_'-free Markdown are left out on purpose.
+_PLAIN_ASCII = frozenset(string.ascii_letters + string.digits + " .,_-/:@+=!?'")
 _NAMED = {'"': "#quot;", "<": "#lt;", ">": "#gt;", "&": "#amp;"}
 
 

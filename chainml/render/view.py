@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import networkx as nx  # type: ignore[import-untyped]
+import networkx as nx  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chainml.errors import InvalidInput, NodeNotFound
@@ -142,11 +142,14 @@ def focus(
     node: str,
     depth: int | None = None,
     direction: Direction = "both",
+    *,
+    follow_feedback: bool = True,
 ) -> GraphView:
     """Return the part of ``view`` around ``node``: it, its ancestors and/or descendants.
 
-    Traversal follows every edge, feedback ones included, so that a loop drawn
-    around the node stays visible; ``depth`` counts hops along the shortest path.
+    By default traversal follows every edge, feedback ones included, so that a
+    loop drawn around the node stays visible; ``depth`` counts hops along the
+    shortest path. Feedback edges between kept nodes are always drawn.
 
     Args:
         view: The whole view.
@@ -154,6 +157,8 @@ def focus(
         depth: Keep nodes at most this many hops away; ``None`` for no limit.
         direction: ``"upstream"`` (ancestors), ``"downstream"`` (descendants) or
             ``"both"``.
+        follow_feedback: Also walk feedback edges (impact analysis does not; pass
+            ``False`` to see only what a change would reach).
 
     Returns:
         A new view with the kept nodes (in their original order) and the edges
@@ -169,9 +174,12 @@ def focus(
         )
     if depth is not None and depth < 0:
         raise InvalidInput(f"The depth must be 0 or more, not {depth}.")
-    graph = to_networkx(view)
-    if node not in graph:
+    full = to_networkx(view)
+    if node not in full:
         raise NodeNotFound(node)
+    graph = full
+    if not follow_feedback:
+        graph = nx.subgraph_view(full, filter_edge=lambda u, v: not full.edges[u, v]["feedback"])
     keep = {node}
     if direction in ("both", "downstream"):
         keep.update(nx.single_source_shortest_path_length(graph, node, cutoff=depth))
