@@ -1,0 +1,37 @@
+"""Write tests/data/schemas/<revision>.db: a registry filled by that release's code.
+
+Run once per released schema revision, with the code of that revision, and
+commit the file; tests/test_migrations.py upgrades every one of them.
+
+    python tests/data/schemas/make_fixture.py
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from chainml import migrate  # noqa: E402
+from chainml.registry import Registry  # noqa: E402
+from tests.chains import build_example  # noqa: E402
+
+
+def main() -> None:
+    out = Path(__file__).with_name(f"{migrate.HEAD}.db")
+    out.unlink(missing_ok=True)
+    reg = Registry.init(url=f"sqlite:///{out}", actor="fixture",
+                        clock=lambda: datetime(2026, 11, 27, 12, 0, 0))
+    build_example(reg)
+    reg.register(kind="source", name="clicks_raw", version="2026-11-08")
+    reg.record_test("user_embedding", passed=True)
+    reg.register(kind="source", name="transactions_raw", version="2")
+    reg.waive("fraud_scorer", reason="fixture waiver", expires="90d")
+    reg.close()
+    print(out)
+
+
+if __name__ == "__main__":
+    main()

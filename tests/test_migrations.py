@@ -1,0 +1,129 @@
+"""Migrations: one head, upgrade/downgrade on every backend, no drift from the ORM,
+old registries upgrade with their data, and the wheel ships the scripts."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from chainml import migrate
+from chainml.db.engine import create
+from chainml.db.models import Base
+from chainml.errors import SchemaOutdated
+from chainml.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = sorted((Path(__file__).parent / "data" / "schemas").glob("*.db"))
+
+
+def test_scripts_ship_inside_the_package() -> None:
+    assert files("chainml.migrations").joinpath("env.py").is_file()
+    assert files("chainml.migrations").joinpath("script.py.mako").is_file()
+
+
+def test_single_head_matches_the_code() -> None:
+    assert migrate.script_head() == migrate.HEAD, (
+        "HOW TO FIX: set chainml.migrate.HEAD to the newest revision in migrations/versions"
+    )
+
+
+def test_upgrade_downgrade_upgrade(database_url: str) -> None:
+    engine = create(database_url)
+    try:
+        migrate.upgrade(engine)
+        assert migrate.current(engine) == migrate.HEAD
+        assert "retest_mark" in inspect(engine).get_table_names()
+        migrate.downgrade(engine, "base")
+        assert migrate.current(engine) is None
+        assert "node" not in inspect(engine).get_table_names()
+        migrate.upgrade(engine)
+        assert migrate.current(engine) == migrate.HEAD
+    finally:
+        engine.dispose()
+
+
+def test_orm_and_migrations_agree(database_url: str) -> None:
+    engine = create(database_url)
+    try:
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == [], (
+            f"The ORM models and the migrations differ: {diff}. HOW TO FIX: write a new "
+            "revision (alembic revision --autogenerate -m '...'), review it, and bump "
+            "chainml.migrate.HEAD."
+        )
+    finally:
+        engine.dispose()
+
+
+def test_empty_or_old_schema_is_refused(database_url: str) -> None:
+    engine = create(database_url)
+    try:
+        with pytest.raises(SchemaOutdated, match="chainml init"):
+            migrate.check_schema(engine)
+        migrate.upgrade(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num='0000'")
+        with pytest.raises(SchemaOutdated, match="chainml db upgrade") as info:
+            Registry(database_url)
+        assert info.value.exit_code == 3
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])
+def test_released_registries_upgrade_with_their_data(fixture: Path, tmp_path: Path) -> None:
+    db = tmp_path / fixture.name
+    shutil.copy(fixture, db)
+    url = f"sqlite:///{db}"
+    reg = Registry.init(url=url)  # init == upgrade for an existing registry
+    try:
+        assert migrate.current(reg.engine) == migrate.HEAD
+        assert len(reg.nodes()) == 13
+        got = {e.name: e.status.value for e in reg.status()}
+        assert got["fraud_scorer"] == "waived"
+        assert got["user_embedding"] == "verified"
+        assert got["ranker"] == "needs_retest"
+        assert [e.action for e in reg.log("clicks_raw")][-1] == "version.registered"
+    finally:
+        reg.close()
+
+
+def test_wheel_carries_cli_and_migrations(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    wheel = next(tmp_path.glob("chainml-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for needed in ("chainml/cli/__init__.py", "chainml/migrations/env.py",
+                   "chainml/migrations/script.py.mako", "chainml/py.typed",
+                   "chainml/migrations/versions/0001_initial_schema.py"):
+        assert needed in names, needed
+    assert not any(n.startswith(("cli/", "migrations/", "tests/")) for n in names)
+    unpacked = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(unpacked)
+    work = tmp_path / "work"
+    work.mkdir()
+    # Run from the unpacked wheel alone (not the source tree): init, then db current.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import chainml;"
+        "assert chainml.__file__.startswith(sys.argv[1]), chainml.__file__;"
+        "from chainml.cli import main; sys.argv = ['chainml'] + sys.argv[2:]; main()"
+    )
+    for args in (["init"], ["db", "current"]):
+        run = subprocess.run([sys.executable, "-c", code, str(unpacked), *args], cwd=work,
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    assert "chainml expects" in run.stdout and "up to date" in run.stdout
