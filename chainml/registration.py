@@ -9,7 +9,7 @@ a refusal leaves the registry as it was.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -20,8 +20,11 @@ from chainml.db import repository as repo
 from chainml.db.models import Node, Version
 from chainml.errors import CycleError, InvalidInput, KindRuleError, NodeNotFound, VersionConflict
 from chainml.kinds import ALL_KINDS, NEEDS_TESTS_BY_DEFAULT, Kind, consumable_by, may_consume
-from chainml.names import check_label, check_name, parse_duration, parse_input_spec
+from chainml.names import check_label, check_name, check_text, parse_duration, parse_input_spec
 from chainml.schemas import RegisterResult
+
+# A maximum age (retraining frequency) beyond this is a typo; it must also fit the column.
+MAX_AGE = timedelta(days=3650)
 
 
 class NodeSpec(BaseModel):
@@ -47,6 +50,8 @@ class NodeSpec(BaseModel):
     max_age: str | None = None
     needs_tests: bool | None = None
     required_suites: list[str] | None = None
+    # A chain file states every setting: None then means "none", not "unchanged".
+    declarative: bool = False
 
     @field_validator("name")
     @classmethod
@@ -63,6 +68,23 @@ class NodeSpec(BaseModel):
     def _kind(cls, v: str) -> str:
         if v not in ALL_KINDS:
             raise InvalidInput(f"Unknown kind {v!r}; use one of: {', '.join(ALL_KINDS)}.")
+        return v
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, v: str | None) -> str | None:
+        return check_text(v, "owner", 200)  # the column holds 200
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str | None) -> str | None:
+        return check_text(v, "description", 10000)
+
+    @field_validator("max_age")
+    @classmethod
+    def _max_age(cls, v: str | None) -> str | None:
+        if v not in (None, "", "none") and parse_duration(v, "maximum age") > MAX_AGE:
+            raise InvalidInput(f"The maximum age {v!r} is too long (at most 3650d, 10 years).")
         return v
 
 
@@ -147,7 +169,17 @@ def check_cycle(s: Session, node: Node, rows: Sequence[InputRow]) -> None:
 
 
 def _node_settings(spec: NodeSpec) -> dict[str, Any]:
-    """The node-level fields this spec sets (None = leave alone)."""
+    """The node-level fields this spec sets (None = leave alone, unless declarative)."""
+    if spec.declarative:
+        return {
+            "owner": spec.owner, "description": spec.description, "tags": spec.tags or [],
+            "meta": spec.node_meta or {},
+            "needs_tests": NEEDS_TESTS_BY_DEFAULT[Kind(spec.kind)]
+            if spec.needs_tests is None else spec.needs_tests,
+            "max_age_s": int(parse_duration(spec.max_age, "maximum age").total_seconds())
+            if spec.max_age else None,
+            "required_suites": spec.required_suites or [],
+        }
     out: dict[str, Any] = {}
     for field in ("owner", "description", "tags", "needs_tests", "required_suites"):
         value = getattr(spec, field)

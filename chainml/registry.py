@@ -27,8 +27,8 @@ from chainml.db import engine as dbe
 from chainml.db import repository as repo
 from chainml.db.models import Node, TestRun, Version, Waiver
 from chainml.errors import InvalidInput
-from chainml.kinds import ALL_KINDS
-from chainml.names import check_label, format_duration, parse_duration
+from chainml.kinds import ALL_KINDS, Kind
+from chainml.names import check_label, check_text, format_duration, parse_duration
 from chainml.schemas import (
     PASSING,
     CheckResult,
@@ -49,6 +49,8 @@ from chainml.schemas import (
 from chainml.status import Facts, evaluate, recompute
 
 if TYPE_CHECKING:
+    from chainml.apply import ApplyResult
+    from chainml.chainfile import ChainFile
     from chainml.render.view import GraphView
 
 MAX_WAIVER = timedelta(days=90)
@@ -145,9 +147,8 @@ class Registry:
         """Record a test run with the lineage snapshot of the tested version."""
         if suite is not None:
             check_label(suite, "suite name")
-        for text, what, limit in ((link, "link", 2000), (note, "note", 10000)):
-            if text is not None and len(text) > limit:
-                raise InvalidInput(f"The {what} is {len(text)} characters long (at most {limit}).")
+        check_text(link, "link", 2000)
+        check_text(note, "note", 10000)
         at = self.clock()
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
@@ -173,8 +174,7 @@ class Registry:
         """Accept the node's open upstream changes (or one cause's) until ``expires``."""
         if not reason or not reason.strip():
             raise InvalidInput("A waiver needs a --reason that says why the change is accepted.")
-        if len(reason) > 2000:
-            raise InvalidInput(f"The reason is {len(reason)} characters long (at most 2000).")
+        check_text(reason, "reason", 2000)
         span = parse_duration(expires, "expiry") if isinstance(expires, str) else expires
         if span > MAX_WAIVER:
             raise InvalidInput("A waiver may last at most 90 days (--expires 90d).")
@@ -206,6 +206,77 @@ class Registry:
             return WaiverOut(id=w.id, node=node.name, cause=cause, reason=reason,
                              granted_by=self.actor, granted_at=at, expires_at=w.expires_at,
                              covers=[r for r in entry.reasons if not cause or r.cause == cause])
+
+    def apply(self, path: str | Path, *, dry_run: bool = False, prune: bool = False,
+              progress: Callable[[int], None] | None = None) -> ApplyResult:
+        """Make the registry match a chain file, in one transaction (all or nothing).
+
+        Args:
+            path: a YAML (or ``.json``) chain file; see docs/chain-files.md.
+            dry_run: compute and return the plan, then roll it back.
+            prune: also remove registry nodes the file does not declare.
+            progress: called with the number of nodes done so far.
+
+        Raises:
+            InvalidInput: the file is malformed, or applying it would break a rule;
+                the message names the file, the node and (where it can) the line.
+        """
+        from chainml.safeload import MAX_BYTES, read_text
+
+        text = read_text(path, MAX_BYTES)
+        return self.apply_text(text, str(path), dry_run=dry_run, prune=prune, progress=progress)
+
+    def apply_text(self, text: str, filename: str, **kwargs: Any) -> ApplyResult:
+        """``apply`` for a chain file held in memory (``filename`` names it in errors)."""
+        from chainml.chainfile import loads_chain
+
+        file = loads_chain(text, filename)
+        return self.apply_file(file, filename, revalidate=lambda known: loads_chain(
+            text, filename, known=known), **kwargs)
+
+    def apply_file(self, file: ChainFile, filename: str = "<chain>", *, dry_run: bool = False,
+                   prune: bool = False, progress: Callable[[int], None] | None = None,
+                   revalidate: Callable[[dict[str, str]], Any] | None = None) -> ApplyResult:
+        """``apply`` for an already parsed chain file (importers build one)."""
+        from chainml import apply as applying
+        from chainml.chainfile import unknown_inputs, validate_graph
+
+        class _Rollback(Exception):
+            pass
+
+        out: ApplyResult | None = None
+        try:
+            with dbe.write_session(self.engine) as s:
+                declared = {n.name for n in file.nodes}
+                refs = {up for n in file.nodes for up, _ in n.input_refs()}
+                refs |= {f for n in file.nodes for f in n.feedback}
+                known = {name: node.kind for name, node in
+                         repo.nodes_by_name(s, refs - declared).items()}
+                if unknown_inputs(file, known) or _kind_problem(file, known):
+                    if revalidate is not None:
+                        revalidate(known)  # raises with file, line and node
+                    validate_graph(file, {k: Kind(v) for k, v in known.items()})
+                    bad = unknown_inputs(file, known)
+                    if bad:
+                        raise InvalidInput(
+                            f"{filename} (node '{bad[0].node}'): input '{bad[0].input}' is "
+                            "neither in the file nor in the registry.")
+                out = applying.apply(s, file, filename, prune=prune, at=self.clock(),
+                                     actor=self.actor, progress=progress)
+                if dry_run:
+                    out.dry_run = True
+                    raise _Rollback
+        except _Rollback:
+            pass
+        assert out is not None
+        return out
+
+    def export(self) -> ChainFile:
+        """The registry's current state as a chain file (``dump_chain`` writes it)."""
+        from chainml import apply as applying
+
+        with dbe.read_session(self.engine) as s:
+            return applying.export(s)
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -415,6 +486,17 @@ def _node_out(n: Node, labels: dict[int, str]) -> NodeOut:
                    required_suites=list(n.required_suites),
                    current_version=labels.get(n.current_version_id or -1),
                    created_at=n.created_at)
+
+
+def _kind_problem(file: ChainFile, known: dict[str, str]) -> bool:
+    from chainml.chainfile import validate_graph
+    from chainml.errors import ChainmlError
+
+    try:
+        validate_graph(file, {k: Kind(v) for k, v in known.items()})
+    except ChainmlError:
+        return True
+    return False
 
 
 def _validate(model: Any, data: dict[str, Any]) -> Any:

@@ -18,9 +18,11 @@ step chainml apply "$here/chain.yaml"
 step chainml list
 
 echo; echo "# 2. Everything that needs tests gets tested once"
-for node in user_embedding fraud_scorer ranker fraud_rules ranking_safety; do
+for node in user_embedding ranker fraud_rules ranking_safety; do
   chainml test record "$node" --passed --link "https://ci.example/run/1" >/dev/null
 done
+# fraud_scorer declares two required suites: an offline evaluation and a shadow replay.
+chainml test record fraud_scorer --passed --suite offline-eval >/dev/null
 chainml test record fraud_scorer --passed --suite shadow >/dev/null
 step chainml check
 
@@ -32,10 +34,15 @@ expect_fail chainml check
 echo; echo "# 4. Retest what the change reached"
 step chainml test record user_embedding --passed
 expect_fail chainml check
-for node in fraud_scorer ranker fraud_rules ranking_safety; do
+if command -v dot >/dev/null 2>&1; then
+  step chainml graph --format png -o after-change.png   # the picture in the README
+fi
+step chainml test record fraud_scorer --passed --suite offline-eval
+step chainml test record fraud_scorer --passed --suite shadow
+for node in ranker fraud_rules ranking_safety; do
   step chainml test record "$node" --passed
 done
-step chainml test record fraud_scorer --passed --suite shadow
+step chainml status
 step chainml check
 
 echo; echo "# 5. See the chain"

@@ -1,0 +1,270 @@
+"""Applying a chain file, and exporting the registry as one.
+
+``apply`` makes the registry's current state match the file in ONE write
+transaction: new nodes are inserted in bulk (a fresh 100,000-node chain must
+load in under a minute), existing ones go through ordinary registration, so
+impact marks are written exactly as ``chainml register`` writes them. A dry run
+is the same work rolled back, so the plan shown is the plan applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from chainml import registration
+from chainml.chainfile import ChainFile, ChainNode, topological_order
+from chainml.db import repository as repo
+from chainml.db.models import Edge, Event, Node, Version, VersionInput
+from chainml.errors import InvalidInput
+from chainml.kinds import NEEDS_TESTS_BY_DEFAULT, Kind
+from chainml.names import format_duration, parse_duration
+from chainml.schemas import Out
+
+Progress = Callable[[int], None]
+
+
+class PlanItem(Out):
+    """One line of the plan: ``add``, ``version``, ``promote``, ``settings`` or ``remove``."""
+
+    action: str
+    node: str
+    kind: str
+    version: str | None = None
+    previous: str | None = None
+    detail: str | None = None
+
+
+class ApplyResult(Out):
+    file: str
+    dry_run: bool
+    items: list[PlanItem] = []
+    unchanged: int = 0
+    marked: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.items)
+
+
+def _spec(n: ChainNode) -> registration.NodeSpec:
+    """The file's node as a registration that states every setting (declarative)."""
+    return registration.NodeSpec(
+        kind=n.kind.value, name=n.name, version=n.version, inputs=list(n.inputs),
+        feedback=list(n.feedback), meta=dict(n.meta), owner=n.owner,
+        description=n.description, tags=list(n.tags), node_meta=dict(n.node_meta),
+        max_age=n.max_age, needs_tests=n.effective_needs_tests(),
+        required_suites=list(n.require_suites), declarative=True,
+    )
+
+
+def _settings(n: ChainNode) -> dict[str, Any]:
+    return {
+        "owner": n.owner, "description": n.description, "tags": list(n.tags),
+        "meta": dict(n.node_meta), "needs_tests": n.effective_needs_tests(),
+        "max_age_s": int(parse_duration(n.max_age).total_seconds()) if n.max_age else None,
+        "required_suites": list(n.require_suites),
+    }
+
+
+def apply(s: Session, file: ChainFile, filename: str, *, prune: bool, at: datetime,
+          actor: str, progress: Progress | None = None) -> ApplyResult:
+    """Make the registry's current state match ``file`` (the caller owns the transaction)."""
+    repo.lock_writes(s)
+    order = topological_order(file)
+    existing = repo.nodes_by_name(s, [n.name for n in order])
+    result = ApplyResult(file=filename, dry_run=False)
+    for n in order:
+        old = existing.get(n.name)
+        if old is not None and old.kind != n.kind.value:
+            raise InvalidInput(f"{filename} (node '{n.name}'): the registry has '{n.name}' as a "
+                               f"{old.kind}, the file as a {n.kind.value}; a kind cannot change.")
+    if not existing:
+        for n in order:
+            clash = repo.get_node_by_key(s, n.name)
+            if clash is not None:
+                raise InvalidInput(f"{filename} (node '{n.name}'): differs from the registered "
+                                   f"'{clash.name}' only in letter case (confusable).")
+    new = [n for n in order if n.name not in existing]
+    _create_nodes(s, new, at, actor, result)
+    pending: list[ChainNode] = []
+    done = 0
+    for n in order:
+        if n.name not in existing:
+            pending.append(n)
+            continue
+        done += _flush_versions(s, pending, at, actor, filename)
+        pending = []
+        _register_existing(s, n, at, actor, result)
+        done += 1
+        if progress:
+            progress(done)
+    done += _flush_versions(s, pending, at, actor, filename)
+    if progress:
+        progress(done)
+    if prune:
+        _prune(s, {n.name for n in order}, at, actor, result)
+    result.unchanged = len(order) - len({i.node for i in result.items if i.action != "remove"})
+    return result
+
+
+def _create_nodes(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: str,
+                  result: ApplyResult) -> None:
+    """Insert the node rows first, so feedback inputs may name nodes later in the order."""
+    rows = []
+    for n in nodes:
+        rows.append({"name": n.name, "name_key": n.name.lower(), "kind": n.kind.value,
+                     "current_version_id": None, "created_at": at, "updated_at": at,
+                     **_settings(n)})
+        result.items.append(PlanItem(action="add", node=n.name, kind=n.kind.value,
+                                     version=n.version))
+    for part in repo.chunks(rows, 5000):
+        s.execute(insert(Node), list(part))
+    _events(s, [{"at": at, "actor": actor, "action": "node.created", "node_name": n.name,
+                 "version_label": None, "details": {"kind": n.kind.value, "via": "apply"}}
+                for n in nodes])
+
+
+def _events(s: Session, rows: list[dict[str, Any]]) -> None:
+    for part in repo.chunks(rows, 5000):
+        s.execute(insert(Event), list(part))
+
+
+def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: str,
+                    filename: str) -> int:
+    """Versions, inputs and edges of brand-new nodes, in bulk (they have no consumers yet)."""
+    if not nodes:
+        return 0
+    names = {n.name for n in nodes}
+    refs = {up for n in nodes for up, _ in n.input_refs()} | {f for n in nodes for f in n.feedback}
+    ids = _ids_by_name(s, names)
+    ids.update(_ids_by_name(s, refs - ids.keys()))
+    vrows = [{"node_id": ids[n.name], "label": n.version, "meta": dict(n.meta), "created_at": at,
+              "created_by": actor} for n in nodes]
+    for part in repo.chunks(vrows, 5000):
+        s.execute(insert(Version), list(part))
+    vids = _version_ids(s, [ids[n.name] for n in nodes])
+    inputs, edges, events = [], [], []
+    for n in nodes:
+        me, vid = ids[n.name], vids[ids[n.name]]
+        for up, pin in n.input_refs():
+            pin_id = _pin(s, up, pin, ids[up], vids, filename, n.name) if pin else None
+            inputs.append({"version_id": vid, "upstream_id": ids[up],
+                           "pinned_version_id": pin_id, "feedback": False})
+            edges.append({"upstream_id": ids[up], "downstream_id": me,
+                          "pinned_version_id": pin_id, "feedback": False})
+        for up in n.feedback:
+            inputs.append({"version_id": vid, "upstream_id": ids[up],
+                           "pinned_version_id": None, "feedback": True})
+            edges.append({"upstream_id": ids[up], "downstream_id": me,
+                          "pinned_version_id": None, "feedback": True})
+        events.append({"at": at, "actor": actor, "action": "version.registered",
+                       "node_name": n.name, "version_label": n.version,
+                       "details": {"previous": None, "inputs": sorted(n.inputs),
+                                   "feedback": sorted(n.feedback), "meta": dict(n.meta),
+                                   "via": "apply"}})
+    for table, rows in ((VersionInput, inputs), (Edge, edges)):
+        for part in repo.chunks(rows, 5000):
+            s.execute(insert(table), list(part))
+    s.execute(update(Node), [{"id": ids[n.name], "current_version_id": vids[ids[n.name]]}
+                             for n in nodes])
+    _events(s, events)
+    return len(nodes)
+
+
+def _ids_by_name(s: Session, names: set[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in repo.chunks(sorted(names)):
+        out.update((n, i) for n, i in s.execute(select(Node.name, Node.id).where(Node.name.in_(part))))
+    return out
+
+
+def _version_ids(s: Session, node_ids: list[int]) -> dict[int, int]:
+    """The (single) version id of each brand-new node."""
+    out: dict[int, int] = {}
+    for part in repo.chunks(sorted(node_ids)):
+        out.update((n, v) for n, v in s.execute(
+            select(Version.node_id, Version.id).where(Version.node_id.in_(part))))
+    return out
+
+
+def _pin(s: Session, up: str, pin: str, up_id: int, fresh: dict[int, int], filename: str,
+         me: str) -> int:
+    found = s.scalar(select(Version.id).where(Version.node_id == up_id, Version.label == pin))
+    if found is None:
+        raise InvalidInput(f"{filename} (node '{me}'): input '{up}@{pin}' pins a version "
+                           f"'{up}' does not have.")
+    return int(found)
+
+
+def _register_existing(s: Session, n: ChainNode, at: datetime, actor: str,
+                       result: ApplyResult) -> None:
+    node = s.scalars(select(Node).where(Node.name == n.name)).one()
+    before = repo.labels_by_id(s, [node.current_version_id]).get(node.current_version_id or -1)
+    reg = registration.register(s, _spec(n), at, actor)
+    if reg.created_version:
+        result.items.append(PlanItem(action="version", node=n.name, kind=n.kind.value,
+                                     version=n.version, previous=before,
+                                     detail=f"{reg.marked} marked" if reg.marked else None))
+        result.marked += reg.marked
+    elif before != n.version:
+        moved = registration.promote(s, n.name, n.version, at, actor)
+        result.items.append(PlanItem(action="promote", node=n.name, kind=n.kind.value,
+                                     version=n.version, previous=before))
+        result.marked += moved.marked
+    if reg.updated_fields:
+        result.items.append(PlanItem(action="settings", node=n.name, kind=n.kind.value,
+                                     detail=", ".join(reg.updated_fields)))
+
+
+def _prune(s: Session, keep: set[str], at: datetime, actor: str, result: ApplyResult) -> None:
+    """Remove registry nodes the file does not declare; refuse while something reads them."""
+    gone = [n for n in repo.list_nodes(s) if n.name not in keep]
+    for n in gone:
+        readers = [c for c, _, _ in repo.consumers_of(s, n.id) if c in keep]
+        if readers:
+            raise InvalidInput(f"Cannot prune '{n.name}': '{readers[0]}' still consumes it; "
+                               "remove that input in the file too.")
+    for n in gone:
+        result.items.append(PlanItem(action="remove", node=n.name, kind=n.kind))
+        repo.add_event(s, at, actor, "node.removed", n.name, None, kind=n.kind)
+        s.delete(n)
+    s.flush()
+
+
+def export(s: Session) -> ChainFile:
+    """The registry's current state as a chain file (history stays in ``log``)."""
+    nodes = repo.list_nodes(s)
+    vids = [n.current_version_id for n in nodes if n.current_version_id is not None]
+    versions = {v.id: v for part in repo.chunks(sorted(vids))
+                for v in s.scalars(select(Version).where(Version.id.in_(part)))}
+    inputs = repo.inputs_of(s, sorted(vids))
+    names = {n.id: n.name for n in nodes}
+    labels = repo.labels_by_id(s, [i.pinned_version_id for i in inputs])
+    by_version: dict[int, list[VersionInput]] = {}
+    for i in inputs:
+        by_version.setdefault(i.version_id, []).append(i)
+    out = []
+    for n in nodes:
+        if n.current_version_id is None:
+            continue
+        v = versions[n.current_version_id]
+        mine = by_version.get(v.id, [])
+        data: dict[str, Any] = {
+            "name": n.name, "kind": n.kind, "version": v.label,
+            "inputs": sorted(names[i.upstream_id]
+                             + (f"@{labels[i.pinned_version_id]}" if i.pinned_version_id else "")
+                             for i in mine if not i.feedback),
+            "feedback": sorted(names[i.upstream_id] for i in mine if i.feedback),
+            "owner": n.owner or None, "description": n.description or None, "tags": n.tags,
+            "max_age": format_duration(n.max_age_s) if n.max_age_s else None,
+            "require_suites": n.required_suites, "meta": v.meta, "node_meta": n.meta,
+        }
+        if n.needs_tests != NEEDS_TESTS_BY_DEFAULT[Kind(n.kind)]:
+            data["needs_tests"] = n.needs_tests
+        out.append(ChainNode.model_validate(data))
+    return ChainFile(chainml=1, nodes=out)
