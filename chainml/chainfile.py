@@ -16,7 +16,7 @@ Limits, enforced before any validation so that a hostile file costs little:
   core schema (``!!python/object`` ...);
 * at most ``MAX_DEPTH`` = 50 levels of nesting (``meta`` is free JSON, but bounded);
 * at most ``MAX_NODES`` = 200,000 nodes;
-* ``description`` at most 10,000 characters, ``owner`` 200, a tag 100.
+* ``description`` at most 10,000 characters, ``owner`` 200, a tag 100, ``max_age`` 3650d.
 
 Every problem is a :class:`chainml.errors.InvalidInput` whose message is one
 sentence naming the file, the line and the node.
@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
-import sys
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
@@ -44,175 +42,42 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from chainml import names
-from chainml.chainfile_errors import explain, type_name
+from chainml.chainfile_errors import Source, explain_errors, type_name
+from chainml.chainfile_fields import (
+    MAX_AGE_SECONDS,
+    MAX_DESCRIPTION,
+    MAX_META_DEPTH,
+    MAX_NODES,
+    MAX_OWNER,
+    MAX_TAG,
+    Description,
+    Duration,
+    FeedbackName,
+    InputSpec,
+    JsonObject,
+    Label,
+    NeedsTests,
+    NodeJsonObject,
+    NodeName,
+    Owner,
+    Suite,
+    Tag,
+    fail,
+    unique,
+)
 from chainml.errors import ChainmlError, CycleError, InvalidInput, KindRuleError
 from chainml.kinds import NEEDS_TESTS_BY_DEFAULT, Kind, consumable_by, may_consume
 from chainml.safeload import MAX_BYTES, MAX_DEPTH, parse_json, parse_yaml, read_text
 
 __all__ = [
-    "MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "ChainFile", "ChainNode", "UnknownInput",
+    "MAX_AGE_SECONDS", "MAX_BYTES", "MAX_DEPTH", "MAX_DESCRIPTION", "MAX_META_DEPTH",
+    "MAX_NODES", "MAX_OWNER", "MAX_TAG", "ChainFile", "ChainNode", "UnknownInput",
     "chain_json_schema", "dump_chain", "load_chain_file", "loads_chain",
     "topological_order", "unknown_inputs", "validate_graph",
 ]
-
-MAX_NODES = 200_000
-MAX_DESCRIPTION = 10_000
-MAX_OWNER = 200
-MAX_TAG = 100
-MAX_AGE_SECONDS = 100 * 365 * 86400
-# meta sits under the document, the node list and the node: 3 levels are taken.
-MAX_META_DEPTH = MAX_DEPTH - 3
-
-
-def _fail(reason: str, kind: str = "chainml") -> PydanticCustomError:
-    """A validation error whose message is exactly ``reason`` (braces are safe in ctx)."""
-    return PydanticCustomError(kind, "{reason}", {"reason": reason})
-
-
-def _text(value: object, what: str) -> str:
-    if isinstance(value, str):
-        return value
-    raise _fail(f"{what} must be text, not {type_name(value)}; quote it", "not_text")
-
-
-def _names_rule(check: Any, what: str) -> Any:
-    """Run a names.py check inside pydantic: InvalidInput becomes a located error."""
-
-    def run(value: object) -> str:
-        text = _text(value, what)
-        try:
-            check(text)
-        except InvalidInput as exc:
-            raise _fail(str(exc)) from None
-        return text
-
-    return run
-
-
-def _free_text(what: str, limit: int, one_line: bool) -> Any:
-    def run(value: object) -> str:
-        text = _text(value, what)
-        if one_line and not text:
-            raise _fail(f"{what} is empty")
-        if len(text) > limit:
-            raise _fail(f"{what} is {len(text)} characters long (at most {limit})")
-        for c in text:
-            # NUL and lone surrogates cannot be stored (PostgreSQL) or written as UTF-8.
-            if c == "\x00" or "\ud800" <= c <= "\udfff" or (one_line and not c.isprintable()):
-                raise _fail(f"{what} contains {c!r}; remove it")
-        return text
-
-    return run
-
-
-def _duration(value: object) -> str:
-    text = _text(value, "max_age")
-    try:
-        seconds = int(names.parse_duration(text, "max_age").total_seconds())
-    except InvalidInput as exc:
-        raise _fail(str(exc)) from None
-    if seconds > MAX_AGE_SECONDS:
-        raise _fail(f"max_age {text!r} is longer than 100 years")
-    return canonical_duration(seconds)
-
-
-def canonical_duration(seconds: int) -> str:
-    """The one spelling of a duration, so that '1d12h' and '36h' compare equal.
-
-    ``names.format_duration`` picks the largest whole unit ('36h'); when that needs more
-    digits than ``names.parse_duration`` reads back, spell it out unit by unit instead.
-    """
-    short = names.format_duration(seconds)
-    if len(short) <= 7:  # at most 6 digits and a unit
-        return short
-    out = ""
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        out += f"{count}{unit}" if count else ""
-    return out
-
-
-def _boolean(value: object) -> object:
-    if isinstance(value, bool):
-        return value
-    raise _fail(f"needs_tests must be true or false, not {type_name(value)}")
-
-
-def _json_value(value: object, where: str, depth: int) -> None:
-    if isinstance(value, dict):
-        if depth > MAX_META_DEPTH:
-            raise _fail(f"{where} nests deeper than {MAX_META_DEPTH} levels")
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _fail(f"{where} has the key {key!r}, which is {type_name(key)}; quote it")
-            _free_text(f"the key {where}[{key[:40]!r}]", sys.maxsize, False)(key)
-            _json_value(item, f"{where}[{key[:40]!r}]", depth + 1)
-    elif isinstance(value, list):
-        if depth > MAX_META_DEPTH:
-            raise _fail(f"{where} nests deeper than {MAX_META_DEPTH} levels")
-        for i, item in enumerate(value):
-            _json_value(item, f"{where}[{i}]", depth + 1)
-    elif isinstance(value, str):
-        _free_text(where, sys.maxsize, False)(value)
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise _fail(f"{where} is {value}, which JSON cannot hold")
-    elif value is not None and not isinstance(value, bool | int | float):
-        raise _fail(f"{where} is {type_name(value)}, which JSON cannot hold; quote it")
-
-
-def _json_object(what: str) -> Any:
-    def run(value: object) -> object:
-        if not isinstance(value, dict):
-            raise _fail(f"{what} must be a mapping of keys to JSON values, not {type_name(value)}")
-        _json_value(value, what, 1)
-        return value
-
-    return run
-
-
-def _schema(**extra: Any) -> Any:
-    return Field(json_schema_extra=extra)
-
-
-_NAME_SCHEMA = {"pattern": names.NAME_RE.pattern, "minLength": 1, "maxLength": 200}
-NodeName = Annotated[str, BeforeValidator(_names_rule(names.check_name, "name")),
-                     _schema(**_NAME_SCHEMA)]
-Label = Annotated[str, BeforeValidator(_names_rule(names.check_label, "version")),
-                  _schema(pattern=r"^[^\s@]{1,100}$")]
-InputSpec = Annotated[
-    str, BeforeValidator(_names_rule(names.parse_input_spec, "an input")),
-    _schema(pattern=r"^[A-Za-z0-9_\-./:]{1,200}(@[^\s@]{1,100})?$"),
-]
-FeedbackName = Annotated[str, BeforeValidator(
-    _names_rule(lambda t: names.check_name(t, "feedback input name"), "a feedback input")),
-    _schema(**_NAME_SCHEMA)]
-Suite = Annotated[str, BeforeValidator(
-    _names_rule(lambda t: names.check_label(t, "suite name"), "a suite name")),
-    _schema(pattern=r"^[^\s@]{1,100}$")]
-Owner = Annotated[str, BeforeValidator(_free_text("owner", MAX_OWNER, True)),
-                  _schema(minLength=1, maxLength=MAX_OWNER)]
-Description = Annotated[str, BeforeValidator(_free_text("description", MAX_DESCRIPTION, False)),
-                        _schema(maxLength=MAX_DESCRIPTION)]
-Tag = Annotated[str, BeforeValidator(_free_text("a tag", MAX_TAG, True)),
-                _schema(minLength=1, maxLength=MAX_TAG)]
-Duration = Annotated[str, BeforeValidator(_duration),
-                     _schema(pattern=r"^(\d+[smhdw])+$", examples=["30d", "12h", "2w"])]
-NeedsTests = Annotated[bool, BeforeValidator(_boolean)]
-JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object("meta"))]
-NodeJsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object("node_meta"))]
-
-
-def _unique(values: list[str], what: str, key: Any = None) -> list[str]:
-    seen: set[str] = set()
-    for value in values:
-        k = key(value) if key else value
-        if k in seen:
-            raise _fail(f"{what} lists {k!r} twice")
-        seen.add(k)
-    return values
 
 
 class ChainNode(BaseModel):
@@ -238,15 +103,15 @@ class ChainNode(BaseModel):
     @classmethod
     def _distinct(cls, values: list[str], info: ValidationInfo) -> list[str]:
         key = (lambda s: s.partition("@")[0]) if info.field_name == "inputs" else None
-        return _unique(values, str(info.field_name), key)
+        return unique(values, str(info.field_name), key)
 
     @model_validator(mode="after")
     def _lists(self) -> ChainNode:
         both = {s.partition("@")[0] for s in self.inputs} & set(self.feedback)
         if both:
-            raise _fail(f"{sorted(both)[0]!r} is listed under both inputs and feedback")
+            raise fail(f"{sorted(both)[0]!r} is listed under both inputs and feedback")
         if self.kind is Kind.SOURCE and self.inputs:
-            raise _fail("a source may not have inputs (only feedback); make it a feature "
+            raise fail("a source may not have inputs (only feedback); make it a feature "
                         "or move them under feedback")
         return self
 
@@ -262,7 +127,7 @@ class ChainNode(BaseModel):
 def _format_version(value: object) -> object:
     if type(value) is int and value == 1:
         return value
-    raise _fail(f"chainml must be 1 (the chain file format version), not {value!r}")
+    raise fail(f"chainml must be 1 (the chain file format version), not {value!r}")
 
 
 class ChainFile(BaseModel):
@@ -390,38 +255,6 @@ def validate_graph(file: ChainFile, known_kinds: Mapping[str, Kind] | None = Non
         raise problem[1]
 
 
-class _Source:
-    """The text a chain file was read from, to find lines once something is wrong."""
-
-    def __init__(self, text: str, filename: str) -> None:
-        self.text, self.filename = text, filename
-
-    def locate(self, loc: tuple[str | int, ...]) -> tuple[int | None, str | None]:
-        """Line and raw plain-scalar text of ``loc``; re-parsing only on the error path."""
-        focus = loc[:2] if len(loc) >= 2 and loc[0] == "nodes" else loc[:1]
-        try:
-            found = parse_yaml(self.text, self.filename, max_path=len(loc), focus=focus)
-        except InvalidInput:
-            return None, None
-        return found.line_of(loc), found.raw.get(loc)
-
-    def prefix(self, data: Any, index: int | None, loc: tuple[str | int, ...]) -> str:
-        line, _ = self.locate(loc)
-        out = self.filename + (f" line {line}" if line else "")
-        if index is not None:
-            name = _node_name(data, index)
-            out += f" (node '{name}')" if name else f" (nodes[{index}])"
-        return out
-
-
-def _node_name(data: Any, index: int) -> str | None:
-    try:
-        name = data["nodes"][index]["name"]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return name if isinstance(name, str) and names.NAME_RE.fullmatch(name) else None
-
-
 def _suggest(name: str, candidates: Collection[str]) -> str:
     lowered = {c.lower(): c for c in candidates}
     if name.lower() in lowered:
@@ -451,7 +284,7 @@ def loads_chain(
     Raises:
         InvalidInput: (or KindRuleError / CycleError) one sentence naming file, line, node.
     """
-    src = _Source(text, filename)
+    src = Source(text, filename)
     if filename.lower().endswith(".json"):
         data = parse_json(text, filename)
     else:
@@ -466,7 +299,8 @@ def loads_chain(
     try:
         file = ChainFile.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(_explain(exc.errors(), data, src)) from None
+        raise InvalidInput(explain_errors(exc.errors(), data, src,
+                                          list(ChainNode.model_fields))) from None
     index = {n.name: i for i, n in enumerate(file.nodes)}
     if known is not None:
         for bad in unknown_inputs(file, known):
@@ -486,22 +320,6 @@ def loads_chain(
                     f"{clause}.",)
         raise err
     return file
-
-
-def _explain(errors: list[ErrorDetails], data: Any, src: _Source) -> str:
-    first = errors[0]
-    loc = tuple(first["loc"])
-    ctx = first.get("ctx") or {}
-    if "index" in ctx:
-        loc = ("nodes", ctx["index"])
-    index = loc[1] if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int) else None
-    field_loc = loc[2:] if index is not None else loc
-    _, raw = src.locate(loc)
-    reason = explain(first, field_loc, raw,
-                     None if index is None else list(ChainNode.model_fields))
-    more = f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the file)" \
-        if len(errors) > 1 else ""
-    return f"{src.prefix(data, index, loc)}: {reason.rstrip('.')}{more}."
 
 
 def load_chain_file(
@@ -541,7 +359,8 @@ def _represent_str(dumper: _Dumper, value: str) -> yaml.ScalarNode:
     style: str | None = None
     if not value.isprintable():
         style = "|" if value.replace("\n", "").isprintable() else '"'
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    node: yaml.ScalarNode = dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+    return node
 
 
 _Dumper.add_representer(str, _represent_str)

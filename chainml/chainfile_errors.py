@@ -1,17 +1,22 @@
-"""Turn one pydantic validation error of a chain file into one plain sentence.
+"""Turn a pydantic validation error of a chain file into one sentence with file and line.
 
 Kept apart from chainfile.py so that the models stay readable; nothing here is public.
+Lines are found only once something is wrong, by reading the text again and recording
+positions around the offending node, so valid files pay nothing for them.
 """
 
 from __future__ import annotations
 
 import difflib
 from datetime import date
+from typing import Any
 
 from pydantic_core import ErrorDetails
 
+from chainml.errors import InvalidInput
 from chainml.kinds import ALL_KINDS
-from chainml.safeload import show_path
+from chainml.names import NAME_RE
+from chainml.safeload import parse_yaml, show_path
 
 TOP_FIELDS = ("chainml", "nodes")
 
@@ -83,3 +88,54 @@ def explain(
         return f"{text} has too many entries ({err['msg']})"
     return lead + err["msg"]
 
+
+class Source:
+    """The text a chain file was read from, to find lines once something is wrong."""
+
+    def __init__(self, text: str, filename: str) -> None:
+        self.text, self.filename = text, filename
+
+    def locate(self, loc: tuple[str | int, ...]) -> tuple[int | None, str | None]:
+        """Line and raw plain-scalar text of ``loc``; re-parsing only on the error path."""
+        focus = loc[:2] if len(loc) >= 2 and loc[0] == "nodes" else loc[:1]
+        try:
+            found = parse_yaml(self.text, self.filename, max_path=len(loc), focus=focus)
+        except InvalidInput:
+            return None, None
+        return found.line_of(loc), found.raw.get(loc)
+
+    def prefix(self, data: Any, index: int | None, loc: tuple[str | int, ...]) -> str:
+        """``FILE line N (node 'x')``: the start of every message."""
+        line, _ = self.locate(loc)
+        out = self.filename + (f" line {line}" if line else "")
+        if index is not None:
+            name = node_name(data, index)
+            out += f" (node '{name}')" if name else f" (nodes[{index}])"
+        return out
+
+
+def node_name(data: Any, index: int) -> str | None:
+    """The name of node ``index`` when it is a valid name, for messages."""
+    try:
+        name = data["nodes"][index]["name"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return name if isinstance(name, str) and NAME_RE.fullmatch(name) else None
+
+
+def explain_errors(
+    errors: list[ErrorDetails], data: Any, src: Source, node_fields: list[str]
+) -> str:
+    """One sentence for the first error, counting the others."""
+    first = errors[0]
+    loc = tuple(first["loc"])
+    ctx = first.get("ctx") or {}
+    if "index" in ctx:
+        loc = ("nodes", ctx["index"])
+    index = loc[1] if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int) else None
+    field_loc = loc[2:] if index is not None else loc
+    _, raw = src.locate(loc)
+    reason = explain(first, field_loc, raw, None if index is None else node_fields)
+    more = f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the file)" \
+        if len(errors) > 1 else ""
+    return f"{src.prefix(data, index, loc)}: {reason.rstrip('.')}{more}."
