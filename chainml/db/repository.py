@@ -29,7 +29,8 @@ from chainml.db.models import (
 from chainml.errors import NodeNotFound, VersionNotFound
 
 T = TypeVar("T")
-CHUNK = 500  # ids per IN (...) list: well under every backend's parameter limit
+# Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
+CHUNK = 2000
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -65,6 +66,8 @@ def suggest(s: Session, name: str) -> str | None:
 
 
 def require_node(s: Session, name: str) -> Node:
+    if "\x00" in name:  # no node has one, and PostgreSQL refuses it in a query
+        raise NodeNotFound(name)
     node = get_node(s, name)
     if node is None:
         raise NodeNotFound(name, suggest(s, name))
@@ -98,10 +101,12 @@ def names_by_id(s: Session, ids: Iterable[int]) -> dict[int, str]:
 
 
 def list_nodes(s: Session, kind: str | None = None) -> Sequence[Node]:
-    stmt = select(Node).order_by(Node.name)
+    stmt = select(Node)
     if kind:
         stmt = stmt.where(Node.kind == kind)
-    return s.scalars(stmt).all()
+    # Sorted here, not by the database: collations differ (MariaDB folds case, so
+    # 'clicks_raw' < 'click_features' there), and the order must not depend on the backend.
+    return sorted(s.scalars(stmt).all(), key=lambda n: n.name)
 
 
 # ---- versions ------------------------------------------------------------------------------
@@ -114,7 +119,7 @@ def get_version(s: Session, node: Node, label: str) -> Version | None:
 
 
 def require_version(s: Session, node: Node, label: str) -> Version:
-    v = get_version(s, node, label)
+    v = None if "\x00" in label else get_version(s, node, label)
     if v is None:
         raise VersionNotFound(node.name, label)
     return v
@@ -197,7 +202,7 @@ def edges_below(s: Session, start: int, propagating_only: bool = True) -> list[t
     )
     if propagating_only:
         stmt = stmt.where(e.c.pinned_version_id.is_(None))
-    return [(u, d) for u, d in s.execute(stmt)]
+    return [(u, d) for u, d in s.execute(stmt).all()]
 
 
 def edges_above(s: Session, seeds: Sequence[int]) -> list[tuple[int, int, int | None]]:
@@ -224,6 +229,18 @@ def edges_above(s: Session, seeds: Sequence[int]) -> list[tuple[int, int, int | 
     return [(u, d, p) for u, d, p in s.execute(stmt)]
 
 
+def node_info(s: Session, ids: Iterable[int], suites: bool = False) -> dict[int, Any]:
+    """id -> row(name, kind, needs_tests[, required_suites]) for the given nodes."""
+    out: dict[int, Any] = {}
+    cols = [Node.id, Node.name, Node.kind, Node.needs_tests]
+    if suites:
+        cols.append(Node.required_suites)
+    for part in chunks(sorted(set(ids))):
+        for row in s.execute(select(*cols).where(Node.id.in_(part))).all():
+            out[row.id] = row
+    return out
+
+
 def current_versions(s: Session, ids: Iterable[int]) -> dict[int, int]:
     wanted = sorted(set(ids))
     out: dict[int, int] = {}
@@ -240,9 +257,8 @@ def consumers_of(s: Session, node_id: int) -> list[tuple[str, bool, int | None]]
         select(Node.name, Edge.feedback, Edge.pinned_version_id)
         .join(Node, Node.id == Edge.downstream_id)
         .where(Edge.upstream_id == node_id)
-        .order_by(Node.name)
     )
-    return [(n, fb, p) for n, fb, p in s.execute(stmt)]
+    return sorted((n, fb, p) for n, fb, p in s.execute(stmt))  # backend-independent order
 
 
 def all_edges(s: Session) -> list[tuple[int, int, bool, int | None]]:
@@ -348,3 +364,62 @@ def events(s: Session, node: str | None = None, limit: int | None = None) -> Seq
 
 def count_nodes(s: Session) -> int:
     return int(s.scalar(select(func.count()).select_from(Node)) or 0)
+
+
+# ---- status reads (Core rows, no ORM objects: status covers 30,000 nodes at once) ----------
+
+
+def _rows(s: Session, stmt: Any, column: Any, ids: Sequence[int] | None) -> list[Any]:
+    """Run ``stmt`` for all rows, or restricted to ``column IN ids`` in chunks."""
+    conn = s.connection()
+    if ids is None:
+        return list(conn.execute(stmt).all())
+    out: list[Any] = []
+    for part in chunks(sorted(set(ids))):
+        out.extend(conn.execute(stmt.where(column.in_(part))).all())
+    return out
+
+
+def status_nodes(s: Session, ids: Sequence[int] | None) -> list[Any]:
+    """Testable nodes with their current version: id, name, kind, owner, max_age_s,
+    required_suites, version_id, label, created_at."""
+    n, v = Node.__table__, Version.__table__
+    stmt = (
+        select(n.c.id, n.c.name, n.c.kind, n.c.owner, n.c.max_age_s, n.c.required_suites,
+               v.c.id.label("version_id"), v.c.label, v.c.created_at)
+        .join(v, v.c.id == n.c.current_version_id)
+        .where(n.c.needs_tests.is_(True))
+    )
+    return _rows(s, stmt, n.c.id, ids)
+
+
+def status_runs(s: Session, ids: Sequence[int] | None) -> dict[int, list[Any]]:
+    """Runs of each node's current version (without snapshots), oldest first."""
+    n, t = Node.__table__, TestRun.__table__
+    stmt = (
+        select(t.c.id, t.c.node_id, t.c.suite, t.c.passed, t.c.recorded_at)
+        .join(n, and_(n.c.id == t.c.node_id, n.c.current_version_id == t.c.version_id))
+    )
+    out: dict[int, list[Any]] = {}
+    for r in sorted(_rows(s, stmt, t.c.node_id, ids), key=lambda r: (r.recorded_at, r.id)):
+        out.setdefault(r.node_id, []).append(r)
+    return out
+
+
+def status_marks(s: Session, ids: Sequence[int] | None) -> dict[int, list[Any]]:
+    m = RetestMark.__table__
+    stmt = (select(m.c.id, m.c.node_id, m.c.cause_id, m.c.from_version_id, m.c.to_version_id,
+                   m.c.path).where(m.c.closed_at.is_(None)))
+    out: dict[int, list[Any]] = {}
+    for r in sorted(_rows(s, stmt, m.c.node_id, ids), key=lambda r: r.id):
+        out.setdefault(r.node_id, []).append(r)
+    return out
+
+
+def status_waivers(s: Session, ids: Sequence[int] | None, now: datetime) -> dict[int, list[Any]]:
+    w = Waiver.__table__
+    stmt = select(w.c.id, w.c.node_id, w.c.covers).where(w.c.expires_at > now)
+    out: dict[int, list[Any]] = {}
+    for r in sorted(_rows(s, stmt, w.c.node_id, ids), key=lambda r: r.id):
+        out.setdefault(r.node_id, []).append(r)
+    return out

@@ -153,31 +153,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Downgrade schema."""
-    op.drop_table('version_input')
-    with op.batch_alter_table('test_run', schema=None) as batch_op:
-        batch_op.drop_index('ix_test_run_node_version')
-
-    op.drop_table('test_run')
-    with op.batch_alter_table('waiver', schema=None) as batch_op:
-        batch_op.drop_index('ix_waiver_node_expires')
-
-    op.drop_table('waiver')
-    with op.batch_alter_table('version', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_version_node_id'))
-
-    op.drop_table('version')
-    with op.batch_alter_table('retest_mark', schema=None) as batch_op:
-        batch_op.drop_index('ix_retest_mark_node_open')
-        batch_op.drop_index(batch_op.f('ix_retest_mark_cause_id'))
-
-    op.drop_table('retest_mark')
-    with op.batch_alter_table('edge', schema=None) as batch_op:
-        batch_op.drop_index('ix_edge_downstream')
-
-    op.drop_table('edge')
-    op.drop_table('write_lock')
-    op.drop_table('node')
-    with op.batch_alter_table('event', schema=None) as batch_op:
-        batch_op.drop_index('ix_event_node_name')
-
-    op.drop_table('event')
+    # Dropping a table drops its indexes; dropping the indexes first fails on
+    # MariaDB, where an index may back a foreign key.
+    for table in ("waiver", "version_input", "test_run", "retest_mark", "edge", "version",
+                  "write_lock", "node", "event"):
+        op.drop_table(table)
