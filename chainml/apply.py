@@ -123,7 +123,7 @@ def _create_nodes(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: s
         result.items.append(PlanItem(action="add", node=n.name, kind=n.kind.value,
                                      version=n.version))
     for part in repo.chunks(rows, 5000):
-        s.execute(insert(Node), list(part))
+        s.connection().execute(insert(Node.__table__), list(part))
     _events(s, [{"at": at, "actor": actor, "action": "node.created", "node_name": n.name,
                  "version_label": None, "details": {"kind": n.kind.value, "via": "apply"}}
                 for n in nodes])
@@ -131,7 +131,7 @@ def _create_nodes(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: s
 
 def _events(s: Session, rows: list[dict[str, Any]]) -> None:
     for part in repo.chunks(rows, 5000):
-        s.execute(insert(Event), list(part))
+        s.connection().execute(insert(Event.__table__), list(part))
 
 
 def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: str,
@@ -146,7 +146,7 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
     vrows = [{"node_id": ids[n.name], "label": n.version, "meta": dict(n.meta), "created_at": at,
               "created_by": actor} for n in nodes]
     for part in repo.chunks(vrows, 5000):
-        s.execute(insert(Version), list(part))
+        s.connection().execute(insert(Version.__table__), list(part))
     vids = _version_ids(s, [ids[n.name] for n in nodes])
     inputs, edges, events = [], [], []
     for n in nodes:
@@ -169,7 +169,7 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
                                    "via": "apply"}})
     for table, rows in ((VersionInput, inputs), (Edge, edges)):
         for part in repo.chunks(rows, 5000):
-            s.execute(insert(table), list(part))
+            s.connection().execute(insert(table.__table__), list(part))
     s.execute(update(Node), [{"id": ids[n.name], "current_version_id": vids[ids[n.name]]}
                              for n in nodes])
     _events(s, events)

@@ -16,6 +16,12 @@ class ChainmlError(Exception):
     exit_code = 2
 
 
+def _quote(text: str, limit: int = 60) -> str:
+    """Quote an unknown, untrusted name: repr keeps newlines and control characters visible,
+    so the message stays one line."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 class InvalidInput(ChainmlError):
     """A name, version label, option value or file that breaks the rules."""
 
@@ -32,7 +38,7 @@ class NodeNotFound(InvalidInput):
                 f"Input '{name}' of '{consumer}' is not a registered node; register it first.{hint}"
             )
         else:
-            super().__init__(f"No node named '{name}'.{hint}")
+            super().__init__(f"No node named {_quote(name)}.{hint}")
 
 
 class VersionNotFound(InvalidInput):
@@ -41,7 +47,8 @@ class VersionNotFound(InvalidInput):
     def __init__(self, node: str, label: str) -> None:
         self.node, self.label = node, label
         super().__init__(
-            f"Node '{node}' has no version '{label}'; 'chainml show {node}' lists its versions."
+            f"Node '{node}' has no version {_quote(label)}; 'chainml show {node}' lists its "
+            "versions."
         )
 
 

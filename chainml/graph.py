@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NewType
+from typing import TYPE_CHECKING, NewType
 
-import networkx as nx
+if TYPE_CHECKING:
+    import networkx as nx
 
 NodeId = NewType("NodeId", int)
 Pair = tuple[int, int]  # (node id, version id)
@@ -22,6 +23,8 @@ Adjacency = dict[int, list[int]]
 
 def build(edges: Iterable[tuple[int, int]], nodes: Iterable[int] = ()) -> nx.DiGraph:
     """A digraph from (upstream, downstream) pairs, plus any isolated ``nodes``."""
+    import networkx as nx  # imported here: it adds 80 ms to every command that never needs it
+
     g: nx.DiGraph = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)
@@ -94,6 +97,22 @@ def bfs_tree(adj: Mapping[int, Sequence[int]], start: int, max_depth: int | None
                     nxt.append(child)
         frontier = nxt
     return parent, depth
+
+
+def name_paths(parent: Mapping[int, int], depth: Mapping[int, int],
+               names: Mapping[int, str]) -> dict[int, list[str]]:
+    """The named path from the BFS root to every node reached (root excluded).
+
+    Built parent-first so each path extends its parent's: linear in the output,
+    where rebuilding every path from its end is quadratic in depth.
+    """
+    root = next(n for n, p in parent.items() if n == p)
+    out: dict[int, list[str]] = {root: [names[root]]}
+    for n in sorted(parent, key=depth.__getitem__):
+        if n != root:
+            out[n] = out[parent[n]] + [names[n]]
+    del out[root]
+    return out
 
 
 def path_to(parent: Mapping[int, int], node: int) -> list[int]:

@@ -84,35 +84,30 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
 
     The edge table must already hold ``cause``'s new inputs.
     """
-    g = graph.build(repo.edges_below(s, cause.id))
-    paths = graph.shortest_paths_from(g, cause.id)
-    if not paths:
+    adj = graph.adjacency(repo.edges_below(s, cause.id))
+    parent, _ = graph.bfs_tree(adj, cause.id)
+    if len(parent) == 1:
         return 0
-    info: dict[int, tuple[str, bool, list[str]]] = {}
-    for part in repo.chunks(sorted(g.nodes)):
-        for i, name, needs, suites in s.execute(
-            select(Node.id, Node.name, Node.needs_tests, Node.required_suites)
-            .where(Node.id.in_(part))
-        ):
-            info[i] = (name, needs, suites)
-    testable = [n for n in paths if info[n][1]]
+    info = repo.node_info(s, parent)
+    testable = sorted(n for n in parent if n != cause.id and info[n].needs_tests)
+    suites = repo.required_suites(s, testable)
     runs = repo.current_runs(s, testable)
-    existing = repo.open_marks_by_cause(s, cause.id)
+    existing = repo.open_mark_starts(s, cause.id)
     superseded: list[int] = []
     rows: list[dict[str, Any]] = []
     settle: list[int] = []
-    for n in sorted(testable):
-        considered, _ = considered_runs(runs.get(n, []), info[n][2])
+    for n in testable:
+        considered, _ = considered_runs(runs.get(n, []), suites[n])
         if any([cause.id, new_vid] in r.snapshot for r in considered):
             settle.append(n)  # tested against this very version before: decide exactly
             continue
         old = existing.get(n)
         if old is not None:
-            superseded.append(old.id)
-            start = old.from_version_id
+            superseded.append(old[0])
+            start = old[1]
         else:
             start = _tested_with(considered, cause.id, old_vid)
-        path = [info[i][0] for i in paths[n]]
+        path = [info[i].name for i in graph.path_to(parent, n)]
         rows.append(_mark_row(n, cause.id, start, new_vid, path, event_id, at))
     repo.close_marks(s, superseded, at, "superseded")
     repo.add_marks(s, rows)

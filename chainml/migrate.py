@@ -37,11 +37,20 @@ def alembic_config(engine: Engine | None = None) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (default: the newest) in one transaction."""
     from alembic import command
+    from alembic.util import CommandError
 
-    with translate_errors(engine.url), engine.begin() as conn:
-        cfg = alembic_config(engine)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    try:
+        with translate_errors(engine.url), engine.begin() as conn:
+            cfg = alembic_config(engine)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except CommandError as e:
+        # Typically a revision this chainml does not know: the registry was made by
+        # another (newer) chainml.
+        raise SchemaOutdated(
+            f"Cannot upgrade the registry at {redact(engine.url)}: {e}; its schema comes from "
+            "another chainml version, so use that version or restore a backup."
+        ) from None
 
 
 def downgrade(engine: Engine, revision: str) -> None:

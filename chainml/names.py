@@ -60,6 +60,18 @@ def check_label(label: object, what: str = "version label") -> str:
     return label
 
 
+def check_text(text: str | None, what: str, limit: int) -> str | None:
+    """Free text (owner, description, link, note, reason): at most ``limit`` characters and
+    no NUL character, which PostgreSQL cannot store. None passes through."""
+    if text is None:
+        return None
+    if len(text) > limit:
+        raise InvalidInput(f"The {what} is {len(text)} characters long (at most {limit}).")
+    if "\x00" in text:
+        raise InvalidInput(f"The {what} {_show(text)} contains a NUL character ('\\x00').")
+    return text
+
+
 def parse_input_spec(spec: str) -> tuple[str, str | None]:
     """Split ``NODE[@VERSION]`` into (name, pinned label or None)."""
     if not isinstance(spec, str):

@@ -333,12 +333,11 @@ class Registry:
             info = repo.node_info(s, parent)
             label = repo.labels_by_id(s, [node.current_version_id]).get(
                 node.current_version_id or -1)
-        names = {i: r.name for i, r in info.items()}
+        paths = graph.name_paths(parent, depth, {i: r.name for i, r in info.items()})
         impacted = [
-            {"name": info[n].name, "kind": info[n].kind, "distance": depth[n],
-             "path": [names[i] for i in graph.path_to(parent, n)],
+            {"name": info[n].name, "kind": info[n].kind, "distance": depth[n], "path": path,
              "needs_tests": info[n].needs_tests}
-            for n in parent if n != node.id
+            for n, path in paths.items()
         ]
         impacted.sort(key=lambda e: (e["distance"], e["name"]))
         # One validation call for the whole list: per-entry model construction costs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,12 +22,16 @@ from chainml.graph import Pair
 from chainml.schemas import Status, StatusEntry
 
 Entry = dict[str, Any]  # a StatusEntry as plain data; validated in bulk by to_entries
-_ENTRIES: TypeAdapter[list[StatusEntry]] = TypeAdapter(list[StatusEntry])
+
+
+@cache
+def _entries_adapter() -> TypeAdapter[list[StatusEntry]]:
+    return TypeAdapter(list[StatusEntry])
 
 
 def to_entries(entries: list[Entry]) -> list[StatusEntry]:
     """Validate many entries in one call (per-object construction dominates at 30,000)."""
-    return _ENTRIES.validate_python(entries)
+    return _entries_adapter().validate_python(entries)
 
 
 def _reason(*, cause: str, to: str | None = None, path: list[str], message: str,

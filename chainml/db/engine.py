@@ -151,7 +151,8 @@ def unavailable(url: str | URL, error: BaseException) -> RegistryUnavailable:
     """A one-sentence RegistryUnavailable for a driver error, password removed."""
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
     detail = text[0] if text else type(error).__name__
-    where = redact(url)
+    # Keep the sentence on one line even for a URL with a newline or control character.
+    where = "".join(c if c.isprintable() else repr(c)[1:-1] for c in redact(url))
     if isinstance(url, URL) and url.password:
         detail = detail.replace(str(url.password), "***")
     lowered = detail.lower()
@@ -161,6 +162,8 @@ def unavailable(url: str | URL, error: BaseException) -> RegistryUnavailable:
         hint = "the registry is read-only; check the file's permissions or the database role"
     elif "disk" in lowered and "full" in lowered or "no space" in lowered:
         hint = "the disk is full; free space and retry (nothing was written)"
+    elif "not a database" in lowered or "malformed" in lowered:
+        hint = "the file is not a chainml registry or is damaged; check the path or restore it"
     else:
         hint = "check that the database is running and the URL is right"
     return RegistryUnavailable(f"Cannot use the registry at {where}: {detail}; {hint}.")
@@ -173,8 +176,16 @@ def translate_errors(url: str | URL) -> Iterator[None]:
         yield
     except (exc.OperationalError, exc.InterfaceError) as e:
         raise unavailable(url, e) from None
+    except exc.DataError as e:
+        # A value the database cannot store (too long, out of range, a NUL character):
+        # bad input, and the transaction has been rolled back already.
+        text = str(e.orig or e).strip().splitlines()
+        raise InvalidInput(
+            f"The database refused a value: {text[0] if text else type(e).__name__}."
+        ) from None
     except exc.DBAPIError as e:
-        if e.connection_invalidated:
+        # A plain DatabaseError is the driver's "not a database" / damaged file.
+        if e.connection_invalidated or type(e) is exc.DatabaseError:
             raise unavailable(url, e) from None
         raise
 
