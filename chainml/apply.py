@@ -20,7 +20,7 @@ from chainml import registration
 from chainml.chainfile import ChainFile, ChainNode, topological_order
 from chainml.db import repository as repo
 from chainml.db.models import Edge, Event, Node, Version, VersionInput
-from chainml.errors import InvalidInput
+from chainml.errors import ChainmlError, InvalidInput
 from chainml.kinds import NEEDS_TESTS_BY_DEFAULT, Kind
 from chainml.names import format_duration, parse_duration
 from chainml.schemas import Out
@@ -99,7 +99,12 @@ def apply(s: Session, file: ChainFile, filename: str, *, prune: bool, at: dateti
             continue
         done += _flush_versions(s, pending, at, actor, filename)
         pending = []
-        _register_existing(s, n, at, actor, result)
+        try:
+            _register_existing(s, n, at, actor, result)
+        except ChainmlError as e:
+            # Name the file and node, keep the error's type (and exit code).
+            e.args = (f"{filename} (node '{n.name}'): {e}",)
+            raise
         done += 1
         if progress:
             progress(done)

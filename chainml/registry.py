@@ -271,6 +271,15 @@ class Registry:
         assert out is not None
         return out
 
+    def import_file(self, tool: str, path: str | Path, *, kind_map: Sequence[str] = (),
+                    dry_run: bool = False, prune: bool = False) -> ApplyResult:
+        """Import another tool's chain (dbt manifest, dvc.yaml, OpenLineage events) and
+        apply it like a chain file. See docs/chain-files.md, "Importers"."""
+        from chainml import importers
+
+        file = importers.load(tool, path, list(kind_map) or None)
+        return self.apply_file(file, str(path), dry_run=dry_run, prune=prune)
+
     def export(self) -> ChainFile:
         """The registry's current state as a chain file (``dump_chain`` writes it)."""
         from chainml import apply as applying

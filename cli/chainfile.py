@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
-
 from chainml.cli.common import db_option, echo_json, err, json_option, open_registry
 
 if TYPE_CHECKING:
@@ -134,6 +133,64 @@ def export(ctx: click.Context, output: str | None, fmt: str | None) -> None:
     err(f"Wrote {output}.")
 
 
+@click.command(name="import")
+@click.argument("tool", type=click.Choice(("dbt", "dvc", "openlineage")))
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--kind-map", "kind_map", multiple=True, metavar="SELECTOR=KIND",
+              help="Map foreign nodes to kinds, first match wins, e.g. tag:ml=model, "
+              "path:models/ml/*=model, stage:train=model, job:*train*=model. Repeatable.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("--prune", is_flag=True, help="Also remove nodes the import does not declare.")
+@click.option("--to-chain-file", "out", metavar="FILE",
+              help="Write the chain file instead of applying it (to review or commit).")
+@json_option
+@db_option
+@click.pass_context
+def import_(ctx: click.Context, tool: str, path: str, kind_map: tuple[str, ...], dry_run: bool,
+            prune: bool, out: str | None, as_json: bool) -> None:
+    """Import a chain from dbt (manifest.json), DVC (dvc.yaml) or OpenLineage (events).
+
+    The import is applied exactly like a chain file: one transaction, impact marks
+    for changed upstream nodes, nothing changed when nothing changed upstream.
+
+    \b
+    Example:
+      chainml import dbt target/manifest.json --kind-map tag:ml=model --dry-run
+      chainml import dvc dvc.yaml --kind-map stage:train=model
+      chainml import openlineage events.jsonl
+    """
+    import warnings
+    from pathlib import Path
+
+    from chainml.errors import InvalidInput
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if out:
+            from chainml import importers
+            from chainml.chainfile import dump_chain
+
+            file = importers.load(tool, path, list(kind_map) or None)
+            try:
+                Path(out).write_text(dump_chain(file), encoding="utf-8")
+            except OSError as e:
+                raise InvalidInput(f"Cannot write {out}: {e.strerror}.") from None
+            err(f"Wrote {out} ({len(file.nodes)} nodes).")
+            result = None
+        else:
+            result = open_registry(ctx).import_file(tool, path, kind_map=kind_map,
+                                                    dry_run=dry_run, prune=prune)
+    for w in caught:
+        err(f"Note: {w.message}")
+    if result is None:
+        return
+    if as_json:
+        echo_json(result)
+    else:
+        print_plan(result)
+
+
 def attach(group: click.Group) -> None:
     group.add_command(apply)
     group.add_command(export)
+    group.add_command(import_)
