@@ -407,10 +407,11 @@ class Registry:
 
     def graph_view(self, *, focus: str | None = None, direction: str = "both",
                    depth: int | None = None, kinds: Sequence[str] = (),
-                   impact: str | None = None) -> GraphView:
+                   impact: str | None = None, only: Sequence[str] = ()) -> GraphView:
         """The chain (or the part around ``focus``) with statuses, ready to render.
 
         Args:
+            only: keep just these nodes (and the edges among them).
             focus: keep only this node with its ancestors and/or descendants.
             direction: "both", "upstream" or "downstream" from ``focus``.
             depth: at most this many hops from ``focus``.
@@ -427,6 +428,9 @@ class Registry:
             if focus is not None:
                 ids = sorted(views.neighbourhood(s, repo.require_node(s, focus), direction,
                                                  depth))
+            if only:
+                picked = [n.id for n in repo.nodes_by_name(s, only).values()]
+                ids = picked if ids is None else sorted(set(ids) & set(picked))
             statuses = self._statuses(s, ids, self.clock())
             view = views.build_view(s, ids, statuses,
                                     title=f"chainml: around {focus}" if focus else "chainml")

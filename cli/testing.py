@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-
 from chainml.cli.common import db_option, echo_json, json_option, open_registry
 
 CHECK_FORMATS = ("text", "json", "junit", "github", "markdown")
@@ -48,8 +47,8 @@ def test() -> None:
 
 @test.command()
 @click.argument("node")
-@click.option("--passed", "outcome", flag_value="passed", help="The run passed.")
-@click.option("--failed", "outcome", flag_value="failed", help="The run failed.")
+@click.option("--passed", is_flag=True, help="The run passed.")
+@click.option("--failed", is_flag=True, help="The run failed.")
 @click.option("--version", "version", help="The version tested (default: the current one).")
 @click.option("--suite", help="Suite name, e.g. offline-eval, shadow, outliers.")
 @click.option("--link", help="A link to the run (CI job, report).")
@@ -57,7 +56,7 @@ def test() -> None:
 @json_option
 @db_option
 @click.pass_context
-def record(ctx: click.Context, node: str, outcome: str | None, version: str | None,
+def record(ctx: click.Context, node: str, passed: bool, failed: bool, version: str | None,
            suite: str | None, link: str | None, note: str | None, as_json: bool) -> None:
     """Record that NODE was tested, with the current versions of everything upstream.
 
@@ -68,9 +67,11 @@ def record(ctx: click.Context, node: str, outcome: str | None, version: str | No
     Example:
       chainml test record ranker --passed --suite offline-eval --link $CI_JOB_URL
     """
-    if outcome is None:
+    if passed and failed:
+        raise click.UsageError("--passed and --failed contradict each other; give one.")
+    if not (passed or failed):
         raise click.UsageError("Say how the run went: --passed or --failed.")
-    run = open_registry(ctx).record_test(node, passed=outcome == "passed", version=version,
+    run = open_registry(ctx).record_test(node, passed=passed, version=version,
                                          suite=suite, link=link, note=note)
     if as_json:
         echo_json(run)
@@ -129,9 +130,28 @@ def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, s
     """
     from chainml.report import render_check
 
-    result = open_registry(ctx).check(list(nodes), strict=strict)
-    click.echo(render_check(result, "json" if as_json else fmt, limit=limit), nl=False)
+    reg = open_registry(ctx)
+    result = reg.check(list(nodes), strict=strict)
+    chart = _affected_chart(reg, result) if fmt == "markdown" and not as_json else None
+    click.echo(render_check(result, "json" if as_json else fmt, limit=limit, mermaid=chart),
+               nl=False)
     ctx.exit(0 if result.ok else 1)
+
+
+MAX_CHART = 60  # nodes: beyond this a Mermaid chart in a PR comment stops being readable
+
+
+def _affected_chart(reg: Registry, result: CheckResult) -> str | None:
+    """Mermaid of the failing nodes and the paths from their causes, for PR comments."""
+    from chainml.render.mermaid import to_mermaid
+
+    names = {e.name for e in result.failing}
+    for e in result.failing:
+        for r in e.reasons:
+            names.update(r.path)
+    if not result.failing or len(names) > MAX_CHART:
+        return None
+    return to_mermaid(reg.graph_view(only=sorted(names)))
 
 
 @click.command()
