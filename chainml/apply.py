@@ -83,12 +83,10 @@ def apply(s: Session, file: ChainFile, filename: str, *, prune: bool, at: dateti
         if old is not None and old.kind != n.kind.value:
             raise InvalidInput(f"{filename} (node '{n.name}'): the registry has '{n.name}' as a "
                                f"{old.kind}, the file as a {n.kind.value}; a kind cannot change.")
-    if not existing:
-        for n in order:
-            clash = repo.get_node_by_key(s, n.name)
-            if clash is not None:
-                raise InvalidInput(f"{filename} (node '{n.name}'): differs from the registered "
-                                   f"'{clash.name}' only in letter case (confusable).")
+    fresh = [n.name for n in order if n.name not in existing]
+    for name, clash in repo.names_by_key(s, fresh).items():
+        raise InvalidInput(f"{filename} (node '{name}'): differs from the registered "
+                           f"'{clash}' only in letter case (confusable).")
     new = [n for n in order if n.name not in existing]
     _create_nodes(s, new, at, actor, result)
     pending: list[ChainNode] = []

@@ -252,7 +252,11 @@ class Registry:
                 refs |= {f for n in file.nodes for f in n.feedback}
                 known = {name: node.kind for name, node in
                          repo.nodes_by_name(s, refs - declared).items()}
-                if unknown_inputs(file, known) or _kind_problem(file, known):
+                # A file that came through loads_chain was checked on its own already;
+                # only inputs reaching into the registry need a second look.
+                checked_alone = revalidate is not None and not known
+                if unknown_inputs(file, known) or (not checked_alone
+                                                   and _kind_problem(file, known)):
                     if revalidate is not None:
                         revalidate(known)  # raises with file, line and node
                     validate_graph(file, {k: Kind(v) for k, v in known.items()})

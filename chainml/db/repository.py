@@ -57,6 +57,18 @@ def get_node_by_key(s: Session, name: str) -> Node | None:
     return s.scalars(select(Node).where(Node.name_key == name.lower())).one_or_none()
 
 
+def names_by_key(s: Session, names: Sequence[str]) -> dict[str, str]:
+    """For each of ``names`` whose lower-cased form is taken: the existing name."""
+    wanted = {n.lower(): n for n in names}
+    out: dict[str, str] = {}
+    n = Node.__table__
+    for part in chunks(sorted(wanted)):
+        for key, name in s.connection().execute(
+                select(n.c.name_key, n.c.name).where(n.c.name_key.in_(part))).all():
+            out[wanted[key]] = name
+    return out
+
+
 def suggest(s: Session, name: str) -> str | None:
     """The closest existing name, for 'Did you mean ...?'."""
     exact = get_node_by_key(s, name)
