@@ -126,7 +126,7 @@ def _create_nodes(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: s
         result.items.append(PlanItem(action="add", node=n.name, kind=n.kind.value,
                                      version=n.version))
     for part in repo.chunks(rows, 5000):
-        s.connection().execute(insert(Node.__table__), list(part))
+        s.connection().execute(insert(Node), list(part))
     _events(s, [{"at": at, "actor": actor, "action": "node.created", "node_name": n.name,
                  "version_label": None, "details": {"kind": n.kind.value, "via": "apply"}}
                 for n in nodes])
@@ -134,7 +134,7 @@ def _create_nodes(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: s
 
 def _events(s: Session, rows: list[dict[str, Any]]) -> None:
     for part in repo.chunks(rows, 5000):
-        s.connection().execute(insert(Event.__table__), list(part))
+        s.connection().execute(insert(Event), list(part))
 
 
 def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: str,
@@ -149,9 +149,11 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
     vrows = [{"node_id": ids[n.name], "label": n.version, "meta": dict(n.meta), "created_at": at,
               "created_by": actor} for n in nodes]
     for part in repo.chunks(vrows, 5000):
-        s.connection().execute(insert(Version.__table__), list(part))
+        s.connection().execute(insert(Version), list(part))
     vids = _version_ids(s, [ids[n.name] for n in nodes])
-    inputs, edges, events = [], [], []
+    inputs: list[dict[str, Any]] = []
+    edges: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     for n in nodes:
         me, vid = ids[n.name], vids[ids[n.name]]
         for up, pin in n.input_refs():
@@ -170,9 +172,10 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
                        "details": {"previous": None, "inputs": sorted(n.inputs),
                                    "feedback": sorted(n.feedback), "meta": dict(n.meta),
                                    "via": "apply"}})
-    for table, rows in ((VersionInput, inputs), (Edge, edges)):
-        for part in repo.chunks(rows, 5000):
-            s.connection().execute(insert(table.__table__), list(part))
+    for part in repo.chunks(inputs, 5000):
+        s.connection().execute(insert(VersionInput), list(part))
+    for part in repo.chunks(edges, 5000):
+        s.connection().execute(insert(Edge), list(part))
     s.execute(update(Node), [{"id": ids[n.name], "current_version_id": vids[ids[n.name]]}
                              for n in nodes])
     _events(s, events)
@@ -182,7 +185,8 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
 def _ids_by_name(s: Session, names: set[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for part in repo.chunks(sorted(names)):
-        out.update((n, i) for n, i in s.execute(select(Node.name, Node.id).where(Node.name.in_(part))))
+        stmt = select(Node.name, Node.id).where(Node.name.in_(part))
+        out.update((n, i) for n, i in s.execute(stmt))
     return out
 
 

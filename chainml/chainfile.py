@@ -44,7 +44,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from chainml import names
 from chainml.chainfile_errors import Source, explain_errors, type_name
 from chainml.chainfile_fields import (
     MAX_AGE_SECONDS,
@@ -193,8 +192,8 @@ def unknown_inputs(file: ChainFile, known_names: Iterable[str]) -> list[UnknownI
     return out
 
 
-def _graph(file: ChainFile) -> nx.DiGraph:
-    g = nx.DiGraph()
+def _graph(file: ChainFile) -> nx.DiGraph[str]:
+    g: nx.DiGraph[str] = nx.DiGraph()
     g.add_nodes_from(sorted(n.name for n in file.nodes))
     for node in file.nodes:
         for up, _ in node.input_refs():

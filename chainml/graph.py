@@ -21,18 +21,18 @@ Pair = tuple[int, int]  # (node id, version id)
 Adjacency = dict[int, list[int]]
 
 
-def build(edges: Iterable[tuple[int, int]], nodes: Iterable[int] = ()) -> nx.DiGraph:
+def build(edges: Iterable[tuple[int, int]], nodes: Iterable[int] = ()) -> nx.DiGraph[int]:
     """A digraph from (upstream, downstream) pairs, plus any isolated ``nodes``."""
     import networkx as nx  # imported here: it adds 80 ms to every command that never needs it
 
-    g: nx.DiGraph = nx.DiGraph()
+    g: nx.DiGraph[int] = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)
     return g
 
 
 def shortest_paths_from(
-    g: nx.DiGraph, start: int, max_depth: int | None = None, reverse: bool = False
+    g: nx.DiGraph[int], start: int, max_depth: int | None = None, reverse: bool = False
 ) -> dict[int, list[int]]:
     """Every node reachable from ``start`` (downstream, or upstream with ``reverse``)
     mapped to one shortest path from ``start`` to it (both ends included).
@@ -124,17 +124,18 @@ def path_to(parent: Mapping[int, int], node: int) -> list[int]:
     return path
 
 
-def downstream(g: nx.DiGraph, changed: int, max_depth: int | None = None) -> set[int]:
+def downstream(g: nx.DiGraph[int], changed: int, max_depth: int | None = None) -> set[int]:
     """Every node reachable from ``changed`` within ``max_depth`` hops."""
     return set(shortest_paths_from(g, changed, max_depth))
 
 
-def upstream(g: nx.DiGraph, node: int, max_depth: int | None = None) -> set[int]:
+def upstream(g: nx.DiGraph[int], node: int, max_depth: int | None = None) -> set[int]:
     """Every node that reaches ``node`` within ``max_depth`` hops."""
     return set(shortest_paths_from(g, node, max_depth, reverse=True))
 
 
-def cycle_through(g: nx.DiGraph, node: int, new_inputs: Iterable[int]) -> list[int] | None:
+def cycle_through(g: nx.DiGraph[int], node: int, new_inputs: Iterable[int]
+                  ) -> list[int] | None:
     """The cycle that giving ``node`` these inputs would close, or None.
 
     ``g`` holds the edges reachable from ``node``. Returned in order with the

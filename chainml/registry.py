@@ -91,8 +91,8 @@ class Registry:
     def __init__(self, url: str | None = None, *, actor: str | None = None,
                  clock: Callable[[], datetime] | None = None, check_schema: bool = True,
                  engine: Engine | None = None) -> None:
-        self.url = url if engine is not None else dbe.resolve_url(url)
-        self.engine = engine or dbe.create(self.url)
+        self.engine = engine or dbe.create(dbe.resolve_url(url))
+        self.url = self.engine.url.render_as_string(hide_password=True)
         self.actor = actor or default_actor()
         self.clock = clock or utcnow
         if check_schema:
@@ -463,7 +463,7 @@ class Registry:
                                    + [m.to_version_id for m in all_marks])
         entries = [evaluate(_facts(n, runs.get(n.id, []), names, labels),
                             open_.get(n.id, []), waivers.get(n.id, []), now) for n in nodes]
-        return {n.id: e for n, e in zip(nodes, to_entries(entries))}
+        return {n.id: e for n, e in zip(nodes, to_entries(entries), strict=True)}
 
 
 def _facts(row: Any, runs: Sequence[Any], names: dict[int, str], labels: dict[int, str]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -57,7 +57,8 @@ class Facts:
     names: Mapping[int, str] = field(default_factory=dict)  # node id -> name
 
 
-def considered_runs(runs: Sequence[TestRun], required: Sequence[str]) -> tuple[list[TestRun], list[str]]:
+def considered_runs(runs: Sequence[TestRun], required: Sequence[str]
+                    ) -> tuple[list[TestRun], list[str]]:
     """The runs that decide the status, and the required suites that have none.
 
     With required suites: the latest run of each; otherwise the latest run of any suite.
@@ -141,7 +142,8 @@ def evaluate(f: Facts, marks: Sequence[RetestMark], waivers: Sequence[Waiver],
     if own is not None:
         return _entry(f, *own)
     reasons = [
-        _reason(cause=f.names.get(m.cause_id, "?"), **{"from": f.labels.get(m.from_version_id or -1)},
+        _reason(cause=f.names.get(m.cause_id, "?"),
+                **{"from": f.labels.get(m.from_version_id or -1)},
                to=f.labels.get(m.to_version_id or -1), path=list(m.path),
                message=change_message(f.names.get(m.cause_id, "?"),
                                       f.labels.get(m.from_version_id or -1),

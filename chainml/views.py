@@ -83,7 +83,7 @@ def build_view(s: Session, ids: Sequence[int] | None, statuses: dict[int, Status
 def _edges_among(s: Session, ids: list[int] | None) -> list[tuple[int, int, bool, int | None]]:
     if ids is None:
         return repo.all_edges(s)
-    out = []
+    out: list[tuple[int, int, bool, int | None]] = []
     e = Edge.__table__
     for part in repo.chunks(ids):
         stmt = select(e.c.upstream_id, e.c.downstream_id, e.c.feedback, e.c.pinned_version_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
+
 from chainml.cli.common import db_option, echo_json, err, json_option, open_registry
 
 if TYPE_CHECKING:

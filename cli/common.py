@@ -22,7 +22,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _remember_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value:
-        ctx.ensure_object(dict)["db"] = value
+        # On the root context, where db_url() looks: a command's own context has no object
+        # to share when the group got no --db, so ``chainml init --db URL`` lost the URL.
+        ctx.find_root().ensure_object(dict)["db"] = value
 
 
 def db_option(f: F) -> F:

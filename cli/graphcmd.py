@@ -21,7 +21,8 @@ READABLE = 300  # nodes beyond which a whole-chain picture stops being readable
 @click.option("-o", "--output", metavar="FILE",
               help="Where to write (default: chain.<format>; '-' for stdout).")
 @click.option("--focus", metavar="NODE", help="Only NODE with its ancestors and descendants.")
-@click.option("--upstream", "direction", flag_value="upstream", help="With --focus: ancestors only.")
+@click.option("--upstream", "direction", flag_value="upstream",
+              help="With --focus: ancestors only.")
 @click.option("--downstream", "direction", flag_value="downstream",
               help="With --focus: descendants only.")
 @click.option("--depth", type=click.IntRange(min=0), help="With --focus: at most N hops.")

@@ -14,7 +14,8 @@ KINDS = ("source", "feature", "model", "policy", "consumer")
 @click.command()
 @click.argument("kind", type=click.Choice(KINDS))
 @click.argument("name")
-@click.option("--version", "-v", "version", required=True, help="Version label (1.4.0, a date, a git sha).")
+@click.option("--version", "-v", "version", required=True,
+              help="Version label (1.4.0, a date, a git sha).")
 @click.option("--input", "-i", "inputs", multiple=True, metavar="NODE[@VERSION]",
               help="An upstream node this version consumes; @VERSION pins it. Repeatable. "
               "Without any --input, a new version keeps the current version's inputs.")
@@ -24,13 +25,15 @@ KINDS = ("source", "feature", "model", "policy", "consumer")
 @click.option("--no-feedback", is_flag=True, help="Drop the feedback inputs.")
 @click.option("--owner", help="Owning team or person (node setting).")
 @click.option("--description", help="What the node is (node setting).")
-@click.option("--tag", "tags", multiple=True, help="A tag; the given tags replace the node's. Repeatable.")
+@click.option("--tag", "tags", multiple=True,
+              help="A tag; the given tags replace the node's. Repeatable.")
 @click.option("--meta", "meta", multiple=True, metavar="KEY=VALUE",
               help="Version metadata (artifact URI, code ref, data window); part of the version.")
 @click.option("--node-meta", "node_meta", multiple=True, metavar="KEY=VALUE",
               help="Free node metadata (replaces the node's when given).")
 @click.option("--max-age", metavar="DURATION",
-              help="Retraining frequency, e.g. 30d: older current versions are stale ('none' clears).")
+              help="Retraining frequency, e.g. 30d: older current versions are stale "
+              "('none' clears).")
 @click.option("--needs-tests/--no-needs-tests", default=None,
               help="Whether the node must be tested (default by kind: models and policies).")
 @click.option("--require-suite", "suites", multiple=True, metavar="SUITE",
@@ -90,7 +93,8 @@ def register(ctx: click.Context, kind: str, name: str, version: str, inputs: tup
             click.echo(f"{result.marked} downstream node(s) now need a retest; "
                        "'chainml status' lists them.")
     elif result.updated_fields:
-        click.echo(f"{name} {version} already registered; updated {', '.join(result.updated_fields)}.")
+        fields = ", ".join(result.updated_fields)
+        click.echo(f"{name} {version} already registered; updated {fields}.")
     else:
         click.echo(f"{name} {version} is already registered with this content; nothing changed.")
 
@@ -155,7 +159,8 @@ def show(ctx: click.Context, node: str, as_json: bool) -> None:
     for v in d.versions:
         mark = "*" if v.current else " "
         ins = ", ".join(i.spec() for i in v.inputs) or "-"
-        click.echo(f"   {mark} {v.label}  {v.created_at:%Y-%m-%d %H:%M}  by {v.created_by}  inputs: {ins}")
+        click.echo(f"   {mark} {v.label}  {v.created_at:%Y-%m-%d %H:%M}  by {v.created_by}"
+                   f"  inputs: {ins}")
 
 
 @click.command(name="list")
@@ -179,12 +184,14 @@ def list_(ctx: click.Context, kind: str | None, as_json: bool) -> None:
         return
     width = max(len(n.name) for n in nodes)
     for n in nodes:
-        click.echo(f"{n.name:<{width}}  {n.kind:<8}  {n.current_version or '-':<12}  {n.owner or ''}")
+        version = n.current_version or "-"
+        click.echo(f"{n.name:<{width}}  {n.kind:<8}  {version:<12}  {n.owner or ''}")
 
 
 @click.command()
 @click.argument("node", required=False)
-@click.option("--limit", type=click.IntRange(min=1), help="Only the last N events.")
+@click.option("--limit", type=click.IntRange(min=1, max=2**31 - 1),
+              help="Only the last N events.")
 @json_option
 @db_option
 @click.pass_context

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+
 from chainml.cli.common import db_option, echo_json, json_option, open_registry
+
+if TYPE_CHECKING:
+    from chainml.registry import Registry
+    from chainml.schemas import CheckResult
 
 CHECK_FORMATS = ("text", "json", "junit", "github", "markdown")
 
@@ -36,8 +43,8 @@ def impact(ctx: click.Context, node: str, depth: int | None, as_json: bool) -> N
                f"{len(testable)} need a retest:")
     for e in result.impacted:
         flag = "retest" if e.needs_tests else "      "
-        click.echo(f"  {flag}  {e.name} ({e.kind}, {e.distance} hop{'s' if e.distance > 1 else ''}): "
-                   + " -> ".join(e.path))
+        hops = f"{e.distance} hop{'s' if e.distance > 1 else ''}"
+        click.echo(f"  {flag}  {e.name} ({e.kind}, {hops}): " + " -> ".join(e.path))
 
 
 @click.group()

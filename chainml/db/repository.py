@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, delete, false, func, insert, literal, select, update
+from sqlalchemy import and_, delete, false, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from chainml.db.models import (
@@ -110,7 +110,8 @@ def names_by_id(s: Session, ids: Iterable[int]) -> dict[int, str]:
     wanted = sorted(set(ids))
     out: dict[int, str] = {}
     for part in chunks(wanted):
-        out.update((i, n) for i, n in s.execute(select(Node.id, Node.name).where(Node.id.in_(part))))
+        stmt = select(Node.id, Node.name).where(Node.id.in_(part))
+        out.update((i, n) for i, n in s.execute(stmt))
     return out
 
 
@@ -147,7 +148,8 @@ def labels_by_id(s: Session, ids: Iterable[int | None]) -> dict[int, str]:
     wanted = sorted({i for i in ids if i is not None})
     out: dict[int, str] = {}
     for part in chunks(wanted):
-        out.update((i, v) for i, v in s.execute(select(Version.id, Version.label).where(Version.id.in_(part))))
+        stmt = select(Version.id, Version.label).where(Version.id.in_(part))
+        out.update((i, v) for i, v in s.execute(stmt))
     return out
 
 
@@ -167,7 +169,7 @@ def add_version(
     s.add(v)
     s.flush()
     if inputs:
-        s.connection().execute(insert(VersionInput.__table__), [
+        s.connection().execute(insert(VersionInput), [
             {"version_id": v.id, "upstream_id": u, "pinned_version_id": p, "feedback": fb}
             for u, p, fb in inputs
         ])
@@ -185,7 +187,7 @@ def replace_edges(s: Session, node_id: int, version_id: int) -> None:
         .where(VersionInput.version_id == version_id)
     ).all()
     if rows:
-        s.connection().execute(insert(Edge.__table__), [
+        s.connection().execute(insert(Edge), [
             {"upstream_id": u, "downstream_id": node_id, "feedback": fb, "pinned_version_id": p}
             for u, fb, p in rows
         ])
@@ -361,10 +363,11 @@ def close_marks(s: Session, mark_ids: Sequence[int], at: datetime, why: str) -> 
 
 def add_marks(s: Session, rows: list[dict[str, Any]]) -> None:
     for part in chunks(rows, 5000):
-        s.connection().execute(insert(RetestMark.__table__), list(part))
+        s.connection().execute(insert(RetestMark), list(part))
 
 
-def live_waivers(s: Session, node_ids: Sequence[int] | None, now: datetime) -> dict[int, list[Waiver]]:
+def live_waivers(s: Session, node_ids: Sequence[int] | None, now: datetime
+                 ) -> dict[int, list[Waiver]]:
     out: dict[int, list[Waiver]] = {}
     base = select(Waiver).where(Waiver.expires_at > now).order_by(Waiver.id)
     if node_ids is None:
@@ -392,7 +395,7 @@ def add_event(
 
 
 def events(s: Session, node: str | None = None, limit: int | None = None) -> Sequence[Event]:
-    stmt: Select[tuple[Event]] = select(Event).order_by(Event.id.desc())
+    stmt = select(Event).order_by(Event.id.desc())
     if node is not None:
         stmt = stmt.where(Event.node_name == node)
     if limit:

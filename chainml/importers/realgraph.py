@@ -67,7 +67,7 @@ def _read(path: Path, max_bytes: int) -> tuple[dict[str, Any], str]:
     return data, filename
 
 
-def _kinds(graph: nx.DiGraph, words: Mapping[str, str], table: Mapping[str, Kind]) -> dict[
+def _kinds(graph: nx.DiGraph[str], words: Mapping[str, str], table: Mapping[str, Kind]) -> dict[
         str, Kind]:
     """Our kind for every node, repaired upstream first so the kind rule holds."""
     out: dict[str, Kind] = {}
@@ -110,7 +110,7 @@ def load_real_graph_mapped(
     is_dbt = "dbt" in str(data.get("source", "")).lower() or p.name.lower().startswith("dbt")
     table = {**(DBT_KINDS if is_dbt else GENERIC_KINDS),
              **{w: Kind(k) for w, k in (kind_map or {}).items()}}
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(n["name"] for n in data["nodes"])
     graph.add_edges_from((u, v) for u, v in data["edges"])
     if not nx.is_directed_acyclic_graph(graph):

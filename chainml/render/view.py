@@ -117,7 +117,7 @@ def drawable_edges(view: GraphView) -> list[tuple[int, ViewEdge]]:
 
 def to_networkx(view: GraphView) -> Any:
     """Return a ``networkx.DiGraph`` of the view (edge attributes: feedback, pin)."""
-    graph = nx.DiGraph()
+    graph: nx.DiGraph[str] = nx.DiGraph()
     graph.add_nodes_from(node.name for node in view.nodes)
     for _, edge in drawable_edges(view):
         graph.add_edge(edge.upstream, edge.downstream, feedback=edge.feedback, pin=edge.pin)
