@@ -312,7 +312,7 @@ def loads_chain(
             hint = _suggest(bad.input, [*index, *known])
             raise InvalidInput(f"{src.prefix(data, index[bad.node], loc)}: {field} names "
                                f"'{bad.input}', which is neither in this file nor in the "
-                               f"registry{hint}.")
+                               f"registry{hint}" + ("" if hint.endswith("?") else "."))
     known_kinds = {k: Kind(v) for k, v in known.items()} if isinstance(known, Mapping) else {}
     problem = _graph_problem(file, known_kinds)
     if problem:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from sqlalchemy.orm import Session
 
 from chainml import graph, marks
@@ -20,7 +20,16 @@ from chainml.db import repository as repo
 from chainml.db.models import Node, Version
 from chainml.errors import CycleError, InvalidInput, KindRuleError, NodeNotFound, VersionConflict
 from chainml.kinds import ALL_KINDS, NEEDS_TESTS_BY_DEFAULT, Kind, consumable_by, may_consume
-from chainml.names import check_label, check_name, check_text, parse_duration, parse_input_spec
+from chainml.names import (
+    check_json,
+    check_label,
+    check_name,
+    check_tag,
+    check_text,
+    format_duration,
+    parse_duration,
+    parse_input_spec,
+)
 from chainml.schemas import RegisterResult
 
 # A maximum age (retraining frequency) beyond this is a typo; it must also fit the column.
@@ -73,12 +82,32 @@ class NodeSpec(BaseModel):
     @field_validator("owner")
     @classmethod
     def _owner(cls, v: str | None) -> str | None:
-        return check_text(v, "owner", 200)  # the column holds 200
+        check_text(v, "owner", 200)  # the column holds 200
+        # One line, as a chain file requires (export must round-trip through apply).
+        bad = next((c for c in v or "" if not c.isprintable()), None)
+        if bad is not None:
+            raise InvalidInput(f"The owner {v!r:.60} contains {bad!r}; use one line of "
+                               "printable characters.")
+        return v
 
     @field_validator("description")
     @classmethod
     def _description(cls, v: str | None) -> str | None:
         return check_text(v, "description", 10000)
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: list[str] | None) -> list[str] | None:
+        for tag in v or []:
+            check_tag(tag)
+        return v
+
+    @field_validator("meta", "node_meta")
+    @classmethod
+    def _meta(cls, v: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if v is not None:
+            check_json(v, info.field_name or "meta")
+        return v
 
     @field_validator("max_age")
     @classmethod
@@ -240,7 +269,8 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
                             meta=meta)
         result.marked = move_current(s, node, v.id, at, ev.id)
         result.current_changed = True
-    elif result.updated_fields:
+    elif {"needs_tests", "required_suites"} & set(result.updated_fields):
+        # Only these change what decides the status; owner or tags do not.
         marks.rebuild(s, node, at)
     return result
 
@@ -269,17 +299,28 @@ def _create_node(s: Session, spec: NodeSpec, settings: dict[str, Any], at: datet
     return node
 
 
+# Column names as users know them (the CLI option / chain-file field).
+_SHOWN = {"max_age_s": "max_age", "meta": "node_meta"}
+
+
+def _shown(field: str, value: Any) -> Any:
+    if field == "max_age_s" and value is not None:
+        return format_duration(int(value))
+    return value
+
+
 def _update_node(s: Session, node: Node, settings: dict[str, Any], at: datetime,
                  actor: str) -> list[str]:
     changed = {k: v for k, v in settings.items() if getattr(node, k) != v}
     if not changed:
         return []
-    before = {k: getattr(node, k) for k in changed}
+    before = {_SHOWN.get(k, k): _shown(k, getattr(node, k)) for k in changed}
+    after = {_SHOWN.get(k, k): _shown(k, v) for k, v in changed.items()}
     for k, v in changed.items():
         setattr(node, k, v)
     node.updated_at = at
-    repo.add_event(s, at, actor, "node.updated", node.name, before=before, after=changed)
-    return sorted(changed)
+    repo.add_event(s, at, actor, "node.updated", node.name, before=before, after=after)
+    return sorted(_SHOWN.get(k, k) for k in changed)
 
 
 def move_current(s: Session, node: Node, version_id: int, at: datetime, event_id: int) -> int:

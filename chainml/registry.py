@@ -133,24 +133,30 @@ class Registry:
         """
         parsed = _validate(registration.NodeSpec, spec)
         with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)  # before reading the clock: times follow the commit order
             return registration.register(s, parsed, self.clock(), self.actor)
 
     def promote(self, name: str, version: str) -> RegisterResult:
         """Make an existing version current (rollback); marks follow the snapshot rule."""
         with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
             return registration.promote(s, name, version, self.clock(), self.actor)
 
     def record_test(self, name: str, *, passed: bool, version: str | None = None,
                     suite: str | None = None, link: str | None = None,
                     note: str | None = None) -> TestRunOut:
         """Record a test run with the lineage snapshot of the tested version."""
+        if not isinstance(passed, bool):
+            raise InvalidInput(f"passed must be True or False, not {type(passed).__name__}.")
         if suite is not None:
             check_label(suite, "suite name")
         check_text(link, "link", 2000)
         check_text(note, "note", 10000)
-        at = self.clock()
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
+            # "Latest run" is decided by time: read the clock once this writer holds the
+            # lock, so that a run recorded after another is also later in time.
+            at = self.clock()
             node = repo.require_node(s, name)
             v = (repo.require_version(s, node, version) if version is not None
                  else s.get_one(Version, node.current_version_id))
@@ -171,15 +177,23 @@ class Registry:
     def waive(self, name: str, *, reason: str, cause: str | None = None,
               expires: str | timedelta = DEFAULT_WAIVER) -> WaiverOut:
         """Accept the node's open upstream changes (or one cause's) until ``expires``."""
+        check_text(reason, "reason", 2000)
         if not reason or not reason.strip():
             raise InvalidInput("A waiver needs a --reason that says why the change is accepted.")
-        check_text(reason, "reason", 2000)
-        span = parse_duration(expires, "expiry") if isinstance(expires, str) else expires
+        if isinstance(expires, str):
+            span = parse_duration(expires, "expiry")
+        elif isinstance(expires, timedelta):
+            span = expires
+        else:
+            raise InvalidInput(f"The expiry must be a duration such as '7d' or a timedelta, "
+                               f"not {type(expires).__name__}.")
         if span > MAX_WAIVER:
             raise InvalidInput("A waiver may last at most 90 days (--expires 90d).")
-        at = self.clock()
+        if span <= timedelta(0):
+            raise InvalidInput("A waiver's expiry must lie in the future (such as 7d).")
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
+            at = self.clock()
             node = repo.require_node(s, name)
             cause_node = repo.require_node(s, cause) if cause else None
             entry = self._statuses(s, [node.id], at).get(node.id)
@@ -222,13 +236,17 @@ class Registry:
         """
         from chainml.safeload import MAX_BYTES, read_text
 
-        text = read_text(path, MAX_BYTES)
+        text = read_text(_check_path(path), MAX_BYTES)
         return self.apply_text(text, str(path), dry_run=dry_run, prune=prune, progress=progress)
 
     def apply_text(self, text: str, filename: str, **kwargs: Any) -> ApplyResult:
         """``apply`` for a chain file held in memory (``filename`` names it in errors)."""
         from chainml.chainfile import loads_chain
 
+        if not isinstance(text, str):
+            raise InvalidInput(f"A chain file must be text, not {type(text).__name__}.")
+        if not isinstance(filename, str):
+            raise InvalidInput(f"The file name must be text, not {type(filename).__name__}.")
         file = loads_chain(text, filename)
         return self.apply_file(file, filename, revalidate=lambda known: loads_chain(
             text, filename, known=known), **kwargs)
@@ -281,7 +299,7 @@ class Registry:
         apply it like a chain file. See docs/chain-files.md, "Importers"."""
         from chainml import importers
 
-        file = importers.load(tool, path, list(kind_map) or None)
+        file = importers.load(tool, _check_path(path), list(kind_map) or None)
         return self.apply_file(file, str(path), dry_run=dry_run, prune=prune)
 
     def export(self) -> ChainFile:
@@ -481,6 +499,15 @@ def _node_out(n: Node, labels: dict[int, str]) -> NodeOut:
                    required_suites=list(n.required_suites),
                    current_version=labels.get(n.current_version_id or -1),
                    created_at=n.created_at)
+
+
+def _check_path(path: Any) -> str | Path:
+    """A file path the OS can take (a NUL byte makes open() raise ValueError)."""
+    if not isinstance(path, str | os.PathLike):
+        raise InvalidInput(f"A file path must be text or a Path, not {type(path).__name__}.")
+    if "\x00" in str(path):
+        raise InvalidInput(f"The file path {str(path)!r:.60} contains a NUL character.")
+    return path if isinstance(path, str) else Path(path)
 
 
 def _kind_problem(file: ChainFile, known: dict[str, str]) -> bool:

@@ -264,7 +264,9 @@ def _verdict(result: CheckResult) -> str:
     """'failed: 12 of 40 nodes are not verified' / 'passed: all 40 nodes verified (...)'."""
     if not result.ok:
         mode = " (strict)" if result.strict else ""
-        return f"failed{mode}: {len(result.failing)} of {_nodes(result.checked)} are not verified"
+        verb = "is" if len(result.failing) == 1 else "are"
+        return (f"failed{mode}: {len(result.failing)} of {_nodes(result.checked)} {verb} "
+                "not verified")
     if result.checked == 0:
         return "passed: no nodes to check"
     extras = [f"{n} {label}" for n, label in (
@@ -272,7 +274,8 @@ def _verdict(result: CheckResult) -> str:
         (len(result.warnings) or result.counts.get(Status.STALE.value, 0), "stale"),
     ) if n]
     tail = f" ({', '.join(extras)})" if extras else ""
-    return f"passed: all {_nodes(result.checked)} verified{tail}"
+    every = "the only node" if result.checked == 1 else f"all {_nodes(result.checked)}"
+    return f"passed: {every} verified{tail}"
 
 
 def _counts(result: CheckResult) -> dict[str, int]:

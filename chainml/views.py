@@ -21,6 +21,14 @@ from chainml.schemas import StatusEntry
 def _walk(s: Session, start: int, downward: bool, depth: int | None) -> set[int]:
     """Ids within ``depth`` hops of ``start`` along every edge, feedback included."""
     e = Edge.__table__
+    if depth is None:
+        # No depth column: UNION then drops revisits, which ends the walk even
+        # around a feedback loop (with a depth every lap would be a new row).
+        near, far = (e.c.upstream_id, e.c.downstream_id) if downward else (
+            e.c.downstream_id, e.c.upstream_id)
+        seen = select(literal(start).label("id")).cte("walk_all", recursive=True)
+        seen = seen.union(select(far).join(seen, near == seen.c.id))
+        return {i for (i,) in s.execute(select(seen.c.id))}
     first = select(literal(start).label("id"), literal(0).label("d"))
     reach = first.cte("walk", recursive=True)
     near, far = (e.c.upstream_id, e.c.downstream_id) if downward else (

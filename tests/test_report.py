@@ -160,7 +160,7 @@ def test_text_strict_makes_stale_fail() -> None:
     stale = entry("m", Status.STALE, [Reason(cause="m", message="too old")], kind="policy")
     out = render_check(CheckResult(ok=False, strict=True, checked=10, failing=[stale]), "text")
     lines = out.splitlines()
-    assert lines[0] == "check failed (strict): 1 of 10 nodes are not verified"
+    assert lines[0] == "check failed (strict): 1 of 10 nodes is not verified"
     assert "1 node is stale: older than the max age: m@1" in lines
     assert "  to clear: retrain, then chainml register policy m --version NEW ..." in lines
 
