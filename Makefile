@@ -24,6 +24,9 @@ test-all: $(BIN)/.installed ## including the slow stress and crash variants
 bench: $(BIN)/.installed    ## the scale benchmark (see docs/performance.md)
 	$(BIN)/python -m bench
 
+docs-cli: $(BIN)/.installed ## regenerate docs/cli-reference.md from --help
+	$(BIN)/python docs/gen_cli_reference.py
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check chainml cli tests
 	$(BIN)/mypy
