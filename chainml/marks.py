@@ -54,8 +54,11 @@ def rebuild(s: Session, node: Node, at: datetime, event_id: int | None = None) -
     diff = lineage_diff((r.snapshot for r in considered), pairs)
     existing = repo.open_marks(s, [node.id]).get(node.id, [])
     all_passed = bool(considered) and all(r.passed for r in considered)
+    # A kept mark must say what the deciding runs say, "from" included: after a promote
+    # back to a version with older runs, a mark opened against newer runs is redone.
     to_close = [m.id for m in existing if all_passed
-                and (m.cause_id not in diff or m.to_version_id != diff[m.cause_id][1])]
+                and (m.cause_id not in diff
+                     or (m.from_version_id, m.to_version_id) != diff[m.cause_id])]
     kept = {m.cause_id for m in existing if m.id not in to_close}
     new = {c: d for c, d in diff.items() if c not in kept}
     if to_close:

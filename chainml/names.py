@@ -11,6 +11,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9_\-./:]{1,200}")
 MAX_LABEL = 100
 _DURATION_RE = re.compile(r"(\d{1,6})\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_DURATION_S = 10**12
 
 
 def _show(text: str, limit: int = 60) -> str:
@@ -60,22 +61,86 @@ def check_label(label: object, what: str = "version label") -> str:
     return label
 
 
-def check_text(text: str | None, what: str, limit: int) -> str | None:
-    """Free text (owner, description, link, note, reason): at most ``limit`` characters and
-    no NUL character, which PostgreSQL cannot store. None passes through."""
+def check_text(text: object, what: str, limit: int) -> str | None:
+    """Free text (owner, description, link, note, reason): at most ``limit`` characters, no
+    NUL character (PostgreSQL cannot store one) and no lone surrogate (not UTF-8). None
+    passes through."""
     if text is None:
         return None
+    if not isinstance(text, str):
+        raise InvalidInput(f"The {what} must be text, not {type(text).__name__}.")
     if len(text) > limit:
         raise InvalidInput(f"The {what} is {len(text)} characters long (at most {limit}).")
     if "\x00" in text:
         raise InvalidInput(f"The {what} {_show(text)} contains a NUL character ('\\x00').")
+    _check_encodable(text, what)
     return text
+
+
+def _check_encodable(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidInput(
+            f"The {what} {_show(text)} contains {text[e.start]!r}, a lone surrogate that is not "
+            "a character."
+        ) from None
+
+
+MAX_TAG = 100
+MAX_JSON_DEPTH = 47  # as deep as a chain file's meta may nest (chainfile_fields)
+
+
+def check_tag(tag: object) -> str:
+    """A tag: 1 to 100 printable characters."""
+    if not isinstance(tag, str):
+        raise InvalidInput(f"A tag must be text, not {type(tag).__name__}.")
+    if not tag or len(tag) > MAX_TAG:
+        raise InvalidInput(f"The tag {_show(tag)} is {len(tag)} characters long (1 to {MAX_TAG}).")
+    bad = next((c for c in tag if not c.isprintable()), None)
+    if bad is not None:
+        raise InvalidInput(f"The tag {_show(tag)} contains {bad!r}; use printable characters.")
+    _check_encodable(tag, "tag")
+    return tag
+
+
+def check_json(value: object, what: str = "meta", _depth: int = 1) -> None:
+    """Metadata must be plain JSON that every backend stores alike: objects with text keys,
+    lists, text without NUL, finite numbers, booleans and null."""
+    if isinstance(value, dict):
+        if _depth > MAX_JSON_DEPTH:
+            raise InvalidInput(f"The {what} nests deeper than {MAX_JSON_DEPTH} levels.")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(
+                    f"The {what} has a key of type {type(key).__name__} ({_show(repr(key))}); "
+                    "keys must be text.")
+            check_text(key, f"key in {what}", 10_000)
+            check_json(item, f"{what}[{_show(key, 40)}]", _depth + 1)
+    elif isinstance(value, list):
+        if _depth > MAX_JSON_DEPTH:
+            raise InvalidInput(f"The {what} nests deeper than {MAX_JSON_DEPTH} levels.")
+        for i, item in enumerate(value):
+            check_json(item, f"{what}[{i}]", _depth + 1)
+    elif isinstance(value, str):
+        check_text(value, f"value of {what}", 1_000_000)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidInput(f"The {what} is {value}, which JSON cannot hold.")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) >= 10**4000:  # Python will not even print it
+            raise InvalidInput(f"The {what} is an integer with more than 4000 digits.")
+    elif value is not None and not isinstance(value, bool):
+        raise InvalidInput(
+            f"The {what} is a {type(value).__name__}, which JSON cannot hold; use text, "
+            "numbers, true/false, null, lists and objects.")
 
 
 def parse_input_spec(spec: str) -> tuple[str, str | None]:
     """Split ``NODE[@VERSION]`` into (name, pinned label or None)."""
     if not isinstance(spec, str):
-        raise InvalidInput(f"An input must be text like 'node' or 'node@1.2', not {spec!r}.")
+        raise InvalidInput("An input must be text like 'node' or 'node@1.2', not "
+                           f"{type(spec).__name__} {_show(repr(spec))}.")
     name, sep, pin = spec.partition("@")
     check_name(name, "input name")
     if sep:
@@ -98,6 +163,8 @@ def parse_duration(text: str, what: str = "duration") -> timedelta:
             f"Invalid {what} {_show(str(text))}: use a number and a unit, such as 30d, 12h, "
             "2w or 90m."
         )
+    if total > MAX_DURATION_S:  # beyond what a timedelta holds
+        raise InvalidInput(f"Invalid {what} {_show(text)}: it is longer than 30,000 years.")
     return timedelta(seconds=total)
 
 

@@ -123,7 +123,10 @@ class Registry:
         self.close()
 
     # ---- writing ---------------------------------------------------------------------------
+    # Each write is one transaction; ``dbe.retrying`` runs it again when the database
+    # aborted it for a conflicting writer (serialization failure, deadlock).
 
+    @dbe.retrying
     def register(self, **spec: Any) -> RegisterResult:
         """Register a node version; see ``registration.NodeSpec`` for the fields.
 
@@ -136,12 +139,14 @@ class Registry:
             repo.lock_writes(s)  # before reading the clock: times follow the commit order
             return registration.register(s, parsed, self.clock(), self.actor)
 
+    @dbe.retrying
     def promote(self, name: str, version: str) -> RegisterResult:
         """Make an existing version current (rollback); marks follow the snapshot rule."""
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
             return registration.promote(s, name, version, self.clock(), self.actor)
 
+    @dbe.retrying
     def record_test(self, name: str, *, passed: bool, version: str | None = None,
                     suite: str | None = None, link: str | None = None,
                     note: str | None = None) -> TestRunOut:
@@ -174,6 +179,7 @@ class Registry:
                               outcome="passed" if passed else "failed", recorded_at=at,
                               recorded_by=self.actor, link=link, note=note, closed_marks=closed)
 
+    @dbe.retrying
     def waive(self, name: str, *, reason: str, cause: str | None = None,
               expires: str | timedelta = DEFAULT_WAIVER) -> WaiverOut:
         """Accept the node's open upstream changes (or one cause's) until ``expires``."""
@@ -251,6 +257,7 @@ class Registry:
         return self.apply_file(file, filename, revalidate=lambda known: loads_chain(
             text, filename, known=known), **kwargs)
 
+    @dbe.retrying
     def apply_file(self, file: ChainFile, filename: str = "<chain>", *, dry_run: bool = False,
                    prune: bool = False, progress: Callable[[int], None] | None = None,
                    revalidate: Callable[[dict[str, str]], Any] | None = None) -> ApplyResult:

@@ -7,12 +7,15 @@ or ``--db`` name another database.
 
 from __future__ import annotations
 
+import functools
 import os
+import random
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, Connection, make_url
@@ -100,6 +103,10 @@ def create(url: str) -> Engine:
         kwargs["connect_args"] = {"timeout": 30}
     elif backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
+        # Writers queue on the write_lock row and must then see what the writer before
+        # them committed: READ COMMITTED, whatever default_transaction_isolation says
+        # (under REPEATABLE READ/SERIALIZABLE the queued writer fails with 40001).
+        kwargs["isolation_level"] = "READ COMMITTED"
     elif backend in ("mysql", "mariadb"):
         kwargs["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4"}
         kwargs["isolation_level"] = "READ COMMITTED"
@@ -147,6 +154,49 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+class WriteConflict(RegistryUnavailable):
+    """The database aborted the transaction because of another writer (a serialization
+    failure, a deadlock, a lock wait timeout). Nothing was written; ``retrying`` runs the
+    call again."""
+
+
+# PostgreSQL SQLSTATEs and MySQL/MariaDB error numbers that ask the client to retry.
+RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+RETRY_MYSQL_ERRORS = frozenset({1213, 1205})  # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
+RETRY_ATTEMPTS = 6
+
+
+def asks_for_retry(error: BaseException) -> bool:
+    """True when the driver error is one the database says to retry."""
+    orig = getattr(error, "orig", None) or error
+    if getattr(orig, "sqlstate", None) in RETRY_SQLSTATES:  # psycopg
+        return True
+    code = next(iter(getattr(orig, "args", ())), None)  # PyMySQL: (errno, message)
+    return isinstance(code, int) and code in RETRY_MYSQL_ERRORS
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def retrying(fn: Callable[P, T]) -> Callable[P, T]:
+    """Run a whole write call again (up to RETRY_ATTEMPTS times, with jittered backoff)
+    when the database aborted its transaction for a conflicting writer."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                return fn(*args, **kwargs)
+            except WriteConflict:
+                if attempt == RETRY_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0.5, 1.0) * min(1.0, 0.02 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    return run
+
+
 def unavailable(url: str | URL, error: BaseException) -> RegistryUnavailable:
     """A one-sentence RegistryUnavailable for a driver error, password removed."""
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
@@ -156,6 +206,10 @@ def unavailable(url: str | URL, error: BaseException) -> RegistryUnavailable:
     if isinstance(url, URL) and url.password:
         detail = detail.replace(str(url.password), "***")
     lowered = detail.lower()
+    if asks_for_retry(error):
+        return WriteConflict(
+            f"Cannot use the registry at {where}: {detail}; another writer conflicted with "
+            "this one and nothing was written, so run the command again.")
     if "locked" in lowered or "lock wait" in lowered:
         hint = "another process holds the registry; retry when it finishes"
     elif "readonly" in lowered or "read-only" in lowered or "read only" in lowered:

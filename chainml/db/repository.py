@@ -26,7 +26,7 @@ from chainml.db.models import (
     Waiver,
     WriteLock,
 )
-from chainml.errors import NodeNotFound, VersionNotFound
+from chainml.errors import InvalidInput, NodeNotFound, VersionNotFound
 
 T = TypeVar("T")
 # Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
@@ -80,6 +80,8 @@ def suggest(s: Session, name: str) -> str | None:
 
 
 def require_node(s: Session, name: str) -> Node:
+    if not isinstance(name, str):
+        raise InvalidInput(f"A node name must be text, not {type(name).__name__}.")
     if "\x00" in name:  # no node has one, and PostgreSQL refuses it in a query
         raise NodeNotFound(name)
     node = get_node(s, name)
@@ -134,6 +136,8 @@ def get_version(s: Session, node: Node, label: str) -> Version | None:
 
 
 def require_version(s: Session, node: Node, label: str) -> Version:
+    if not isinstance(label, str):
+        raise InvalidInput(f"A version label must be text, not {type(label).__name__}.")
     v = None if "\x00" in label else get_version(s, node, label)
     if v is None:
         raise VersionNotFound(node.name, label)
