@@ -217,3 +217,16 @@ def test_log_records_every_change(chain: Registry) -> None:
     actions = [e.action for e in chain.log("clicks_raw")]
     assert actions == ["node.created", "version.registered", "version.registered",
                        "version.promoted"]
+
+
+def test_labels_and_suites_are_case_sensitive_on_every_backend(registry: Registry) -> None:
+    # MariaDB's default collation ignores case; the schema asks for byte-wise text.
+    registry.register(kind="source", name="src", version="v1")
+    registry.register(kind="source", name="src", version="V1")
+    assert [v.label for v in registry.node("src").versions] == ["v1", "V1"]
+    registry.register(kind="model", name="m", version="1", inputs=["src"],
+                      required_suites=["Eval"])
+    registry.record_test("m", passed=True, suite="eval")
+    assert registry.status("m")[0].status.value == "untested"
+    registry.record_test("m", passed=True, suite="Eval")
+    assert registry.status("m")[0].status.value == "verified"

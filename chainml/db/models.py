@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -33,6 +34,16 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def Name(length: int) -> String:  # noqa: N802 - reads like a type in the columns below
+    """Text compared byte for byte on every backend.
+
+    MariaDB's default collation ignores case, which would make 'Ranker' find
+    'ranker' and the version labels 'v1' and 'V1' collide.
+    """
+    return String(length).with_variant(
+        mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 class Base(DeclarativeBase):
@@ -45,7 +56,7 @@ class Node(Base):
     __tablename__ = "node"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(Name(200), unique=True)
     # Lower-cased name: a unique index on it refuses names that differ only in case.
     name_key: Mapped[str] = mapped_column(String(200), unique=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -71,7 +82,7 @@ class Version(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"), index=True)
-    label: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(Name(100))
     meta: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     created_by: Mapped[str] = mapped_column(String(200))
@@ -124,7 +135,7 @@ class TestRun(Base):
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
     version_id: Mapped[int] = mapped_column(ForeignKey("version.id", ondelete="CASCADE"))
     # '' is the unnamed suite; a real suite name is never empty.
-    suite: Mapped[str] = mapped_column(String(100))
+    suite: Mapped[str] = mapped_column(Name(100))
     passed: Mapped[bool] = mapped_column(Boolean)
     recorded_at: Mapped[datetime] = mapped_column(DateTime)
     recorded_by: Mapped[str] = mapped_column(String(200))
@@ -181,8 +192,8 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(40))
     # Names, not foreign keys: history outlives the rows it talks about.
-    node_name: Mapped[str | None] = mapped_column(String(200))
-    version_label: Mapped[str | None] = mapped_column(String(100))
+    node_name: Mapped[str | None] = mapped_column(Name(200))
+    version_label: Mapped[str | None] = mapped_column(Name(100))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 

@@ -11,6 +11,14 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
+
+
+def Name(length: int) -> sa.String:  # noqa: N802
+    """Byte-wise text on MariaDB (its default collation ignores case)."""
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb")
+
 
 revision: str = '0001'
 down_revision: str | Sequence[str] | None = None
@@ -25,8 +33,8 @@ def upgrade() -> None:
     sa.Column('at', sa.DateTime(), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=False),
     sa.Column('action', sa.String(length=40), nullable=False),
-    sa.Column('node_name', sa.String(length=200), nullable=True),
-    sa.Column('version_label', sa.String(length=100), nullable=True),
+    sa.Column('node_name', Name(200), nullable=True),
+    sa.Column('version_label', Name(100), nullable=True),
     sa.Column('details', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_event'))
     )
@@ -35,7 +43,7 @@ def upgrade() -> None:
 
     op.create_table('node',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('name', Name(200), nullable=False),
     sa.Column('name_key', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('owner', sa.String(length=200), nullable=True),
@@ -93,7 +101,7 @@ def upgrade() -> None:
     op.create_table('version',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('node_id', sa.Integer(), nullable=False),
-    sa.Column('label', sa.String(length=100), nullable=False),
+    sa.Column('label', Name(100), nullable=False),
     sa.Column('meta', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('created_by', sa.String(length=200), nullable=False),
@@ -124,7 +132,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('node_id', sa.Integer(), nullable=False),
     sa.Column('version_id', sa.Integer(), nullable=False),
-    sa.Column('suite', sa.String(length=100), nullable=False),
+    sa.Column('suite', Name(100), nullable=False),
     sa.Column('passed', sa.Boolean(), nullable=False),
     sa.Column('recorded_at', sa.DateTime(), nullable=False),
     sa.Column('recorded_by', sa.String(length=200), nullable=False),
