@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import and_, delete, false, func, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -29,6 +29,13 @@ from chainml.db.models import (
 from chainml.errors import InvalidInput, NodeNotFound, VersionNotFound
 
 T = TypeVar("T")
+
+
+class NodeInfo(NamedTuple):
+    id: int
+    name: str
+    kind: str
+    needs_tests: bool
 # Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
 CHUNK = 2000
 
@@ -266,13 +273,14 @@ def edges_above(s: Session, seeds: Sequence[int]) -> list[tuple[int, int, int | 
 
 
 def node_info(s: Session, ids: Iterable[int]) -> dict[int, Any]:
-    """id -> row(name, kind, needs_tests) for the given nodes."""
+    """id -> (id, name, kind, needs_tests) for the given nodes, as named tuples."""
     out: dict[int, Any] = {}
     n = Node.__table__
     stmt = select(n.c.id, n.c.name, n.c.kind, n.c.needs_tests)
     for part in chunks(sorted(set(ids))):
-        for row in s.connection().execute(stmt.where(n.c.id.in_(part))).all():
-            out[row.id] = row
+        for row in raw_rows(s, stmt.where(n.c.id.in_(part))):
+            info = NodeInfo(*row)
+            out[info.id] = info._replace(needs_tests=bool(info.needs_tests))
     return out
 
 
