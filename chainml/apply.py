@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from chainml import registration
@@ -125,16 +125,14 @@ def _create_nodes(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: s
                      **_settings(n)})
         result.items.append(PlanItem(action="add", node=n.name, kind=n.kind.value,
                                      version=n.version))
-    for part in repo.chunks(rows, 5000):
-        s.connection().execute(insert(Node), list(part))
+    repo.bulk_insert(s, Node, rows)
     _events(s, [{"at": at, "actor": actor, "action": "node.created", "node_name": n.name,
                  "version_label": None, "details": {"kind": n.kind.value, "via": "apply"}}
                 for n in nodes])
 
 
 def _events(s: Session, rows: list[dict[str, Any]]) -> None:
-    for part in repo.chunks(rows, 5000):
-        s.connection().execute(insert(Event), list(part))
+    repo.bulk_insert(s, Event, rows)
 
 
 def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: str,
@@ -148,8 +146,7 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
     ids.update(_ids_by_name(s, refs - ids.keys()))
     vrows = [{"node_id": ids[n.name], "label": n.version, "meta": dict(n.meta), "created_at": at,
               "created_by": actor} for n in nodes]
-    for part in repo.chunks(vrows, 5000):
-        s.connection().execute(insert(Version), list(part))
+    repo.bulk_insert(s, Version, vrows)
     vids = _version_ids(s, [ids[n.name] for n in nodes])
     inputs: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
@@ -172,12 +169,14 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
                        "details": {"previous": None, "inputs": sorted(n.inputs),
                                    "feedback": sorted(n.feedback), "meta": dict(n.meta),
                                    "via": "apply"}})
-    for part in repo.chunks(inputs, 5000):
-        s.connection().execute(insert(VersionInput), list(part))
-    for part in repo.chunks(edges, 5000):
-        s.connection().execute(insert(Edge), list(part))
-    s.execute(update(Node), [{"id": ids[n.name], "current_version_id": vids[ids[n.name]]}
-                             for n in nodes])
+    repo.bulk_insert(s, VersionInput, inputs)
+    repo.bulk_insert(s, Edge, edges)
+    # Each new node has exactly one version: point at it with one UPDATE per chunk
+    # (an executemany would be one statement per node).
+    version_of = select(Version.id).where(Version.node_id == Node.id).scalar_subquery()
+    for part in repo.chunks(sorted(ids[n.name] for n in nodes)):
+        s.execute(update(Node).where(Node.id.in_(part)).values(current_version_id=version_of)
+                  .execution_options(synchronize_session=False))
     _events(s, events)
     return len(nodes)
 
