@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import JSON, and_, delete, false, func, insert, literal, select, update
+from sqlalchemy import JSON, Text, and_, cast, delete, false, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from chainml.db.models import (
@@ -377,6 +377,24 @@ def current_runs(s: Session, node_ids: Sequence[int]) -> dict[int, list[TestRun]
         for run in s.scalars(stmt):
             out.setdefault(run.node_id, []).append(run)
     return out
+
+
+def current_run_texts(s: Session, node_ids: Sequence[int]) -> Iterator[tuple[int, list[Any]]]:
+    """(node id, runs of its current version oldest first) with each snapshot as raw JSON
+    text, chunk by chunk so only one chunk of snapshots is in memory at a time."""
+    n, t = Node.__table__, TestRun.__table__
+    stmt = (
+        select(t.c.id, t.c.node_id, t.c.suite, t.c.passed, t.c.recorded_at,
+               cast(t.c.snapshot, Text).label("snapshot"))
+        .join(n, and_(n.c.id == t.c.node_id, n.c.current_version_id == t.c.version_id))
+    )
+    conn = s.connection()
+    for part in chunks(sorted(set(node_ids)), 500):
+        runs: dict[int, list[Any]] = {}
+        rows = conn.execute(stmt.where(t.c.node_id.in_(part))).all()
+        for r in sorted(rows, key=lambda r: (r.recorded_at, r.id)):
+            runs.setdefault(r.node_id, []).append(r)
+        yield from runs.items()
 
 
 def open_marks(s: Session, node_ids: Sequence[int] | None = None) -> dict[int, list[RetestMark]]:
