@@ -99,8 +99,9 @@ def create(url: str) -> Engine:
     parsed = parse_url(url)
     kwargs: dict[str, Any] = {}
     backend = parsed.get_backend_name()
+    busy = sqlite_busy_timeout() if backend == "sqlite" else 0.0
     if backend == "sqlite":
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": busy}
     elif backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
         # Writers queue on the write_lock row and must then see what the writer before
@@ -123,11 +124,30 @@ def create(url: str) -> Engine:
             "install chainml[postgres] or chainml[mysql]."
         ) from None
     if backend == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, busy)
     return engine
 
 
-def _configure_sqlite(engine: Engine) -> None:
+ENV_BUSY_TIMEOUT = "CHAINML_SQLITE_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 30.0
+
+
+def sqlite_busy_timeout() -> float:
+    """Seconds a SQLite writer waits for another one (CHAINML_SQLITE_BUSY_TIMEOUT, default 30)."""
+    raw = os.environ.get(ENV_BUSY_TIMEOUT, "").strip()
+    if not raw:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86400:  # also refuses nan
+        raise InvalidInput(f"{ENV_BUSY_TIMEOUT}={raw[:40]!r} is not a number of seconds from 0 "
+                           "to 86400.")
+    return value
+
+
+def _configure_sqlite(engine: Engine, busy: float) -> None:
     # pysqlite's own transaction handling defers BEGIN and cannot take the write
     # lock up front; SQLAlchemy's documented recipe hands BEGIN to us instead
     # (dialects/sqlite "Serializable isolation / Savepoints / Transactional DDL").
@@ -136,7 +156,7 @@ def _configure_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
         try:
             cur.execute("PRAGMA journal_mode=WAL")
         except Exception:
@@ -171,8 +191,7 @@ def asks_for_retry(error: BaseException) -> bool:
     orig = getattr(error, "orig", None) or error
     if getattr(orig, "sqlstate", None) in RETRY_SQLSTATES:  # psycopg
         return True
-    code = next(iter(getattr(orig, "args", ())), None)  # PyMySQL: (errno, message)
-    return isinstance(code, int) and code in RETRY_MYSQL_ERRORS
+    return _errno(error) in RETRY_MYSQL_ERRORS  # PyMySQL: args = (errno, message)
 
 
 P = ParamSpec("P")
@@ -197,6 +216,25 @@ def retrying(fn: Callable[P, T]) -> Callable[P, T]:
     return run
 
 
+_LOST = ("terminating connection", "server closed the connection", "connection already closed",
+         "lost connection", "server has gone away", "connection is lost", "consuming input failed")
+# Refusals that are about the database, not the input: a read-only transaction or role,
+# missing privileges (PostgreSQL SQLSTATEs; MySQL/MariaDB error numbers).
+_REFUSED_SQLSTATES = frozenset({"25006", "42501"})
+_REFUSED_MYSQL = frozenset({1036, 1044, 1142, 1143, 1290})
+
+
+def _errno(error: BaseException) -> int | None:
+    code = next(iter(getattr(getattr(error, "orig", None) or error, "args", ())), None)
+    return code if isinstance(code, int) else None
+
+
+def _refused(error: BaseException) -> bool:
+    orig = getattr(error, "orig", None) or error
+    return (getattr(orig, "sqlstate", None) in _REFUSED_SQLSTATES
+            or _errno(error) in _REFUSED_MYSQL)
+
+
 def unavailable(url: str | URL, error: BaseException) -> RegistryUnavailable:
     """A one-sentence RegistryUnavailable for a driver error, password removed."""
     text = str(getattr(error, "orig", None) or error).strip().splitlines()
@@ -214,6 +252,15 @@ def unavailable(url: str | URL, error: BaseException) -> RegistryUnavailable:
         hint = "another process holds the registry; retry when it finishes"
     elif "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         hint = "the registry is read-only; check the file's permissions or the database role"
+    elif _errno(error) == 1045 or "password authentication" in lowered:
+        hint = "check the user name and password"
+    elif any(w in lowered for w in ("permission denied", "command denied", "access denied")):
+        hint = ("the database user may not do this; grant it the privileges on the registry's "
+                "tables (or schema) or use another user")
+    elif getattr(error, "connection_invalidated", False) or any(
+            lost in lowered for lost in _LOST):
+        hint = ("the connection to the database was lost; every command is all or nothing, "
+                "so run it again")
     elif "disk" in lowered and "full" in lowered or "no space" in lowered:
         hint = "the disk is full; free space and retry (nothing was written)"
     elif "not a database" in lowered or "malformed" in lowered:
@@ -239,7 +286,7 @@ def translate_errors(url: str | URL) -> Iterator[None]:
         ) from None
     except exc.DBAPIError as e:
         # A plain DatabaseError is the driver's "not a database" / damaged file.
-        if e.connection_invalidated or type(e) is exc.DatabaseError:
+        if e.connection_invalidated or type(e) is exc.DatabaseError or _refused(e):
             raise unavailable(url, e) from None
         raise
 
