@@ -1,0 +1,1 @@
+"""The chainml scale benchmark: `python -m bench` (docs/performance.md)."""

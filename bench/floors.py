@@ -1,0 +1,269 @@
+"""The floors: the least work each operation could possibly do, on the same graph.
+
+chainml's figures are whole processes; a floor is what the operation's core
+costs when nothing else is paid for, so the ratio says how much of chainml's
+time is overhead (start-up, ORM, JSON, rendering) rather than necessary work.
+
+* ``networkx.descendants`` in process, on the generated graph already in memory
+  (the graph is built before timing starts, so this is the pure walk).
+* Recursive CTEs and plain SELECT/INSERTs over **chainml's own tables** in the
+  registry just loaded (``edge`` with its primary key (upstream_id,
+  downstream_id, feedback) and ``ix_edge_downstream``; ``node``, ``version``,
+  ``retest_mark``), through the raw DB-API driver (sqlite3, psycopg) on a
+  connection opened before timing. Using the registry's own edge table means
+  the floor and chainml read exactly the same rows, on the same backend.
+* ``python -c pass`` as a whole process: the start-up floor for ``--help``.
+
+Writes (``register``, ``apply``) are floored by the same statements inside a
+transaction that is rolled back (``register``) or by inserting into scratch
+tables that are dropped afterwards (``apply``), so the registry is unchanged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import networkx as nx
+
+# Impact follows regular, unpinned edges only: feedback inputs and pins stop it.
+_FOLLOW = "NOT {a}feedback AND {a}pinned_version_id IS NULL"
+
+
+class Sql:
+    """A raw DB-API connection with the one difference that matters here: paramstyle."""
+
+    def __init__(self, conn: Any, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    def q(self, text: str) -> str:
+        """Write statements with ``?``; psycopg wants ``%s``."""
+        return text.replace("?", "%s") if self.dialect == "postgresql" else text
+
+    def rows(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(self.q(text), tuple(params))
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+
+    def rollback(self) -> None:
+        self.conn.rollback()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect_sqlite(path: str) -> Sql:
+    return Sql(sqlite3.connect(path), "sqlite")
+
+
+def connect_postgres(conninfo: str, schema: str) -> Sql:
+    import psycopg
+
+    return Sql(psycopg.connect(conninfo, options=f"-csearch_path={schema}"), "postgresql")
+
+
+def node_ids(db: Sql) -> dict[str, int]:
+    return {name: i for i, name in db.rows("SELECT id, name FROM node")}
+
+
+# ---- impact --------------------------------------------------------------------------------------
+
+def nx_descendants(g: nx.DiGraph, name: str) -> Callable[[], int]:
+    """Floor 1 for impact: networkx's walk, in process, graph already built."""
+    return lambda: len(nx.descendants(g, name))
+
+
+DESCENDANTS_CTE = f"""
+WITH RECURSIVE down(id) AS (
+    SELECT downstream_id FROM edge WHERE upstream_id = ? AND {_FOLLOW.format(a='')}
+    UNION
+    SELECT e.downstream_id FROM edge e JOIN down d ON e.upstream_id = d.id
+    WHERE {_FOLLOW.format(a='e.')}
+)
+"""
+
+
+def cte_descendants(db: Sql, node_id: int) -> Callable[[], int]:
+    """Floor 2 for impact: one recursive CTE over the indexed edge table, names included."""
+    sql = DESCENDANTS_CTE + "SELECT n.name, n.kind FROM down JOIN node n ON n.id = down.id"
+
+    def run() -> int:
+        out = db.rows(sql, (node_id,))
+        db.rollback()  # end the read transaction psycopg opened
+        return len(out)
+
+    return run
+
+
+# ---- register: walk down and write one mark per testable node reached ----------------------------
+
+def cte_register(db: Sql, node_id: int) -> Callable[[], int]:
+    """Floor for registering a hub version: the walk plus one INSERT ... SELECT of marks.
+
+    Rolled back, so the registry is unchanged and every run writes the same rows.
+    """
+    now = "CURRENT_TIMESTAMP"
+    sql = DESCENDANTS_CTE + f"""
+INSERT INTO retest_mark (node_id, cause_id, from_version_id, to_version_id, path, event_id,
+                         opened_at, closed_at, close_reason)
+SELECT n.id, ?, NULL, NULL, '[]', NULL, {now}, NULL, NULL
+FROM down JOIN node n ON n.id = down.id WHERE n.needs_tests
+"""
+    if db.dialect == "postgresql":
+        sql = sql.replace("'[]'", "'[]'::json")
+
+    def run() -> int:
+        cur = db.conn.cursor()
+        try:
+            cur.execute(db.q(sql), (node_id, node_id))
+            count = int(cur.rowcount)
+        finally:
+            cur.close()
+            db.rollback()
+        return count
+
+    return run
+
+
+# ---- test record: the lineage of one node --------------------------------------------------------
+
+ANCESTORS_CTE = f"""
+WITH RECURSIVE up(id) AS (
+    SELECT upstream_id FROM edge WHERE downstream_id = ? AND {_FOLLOW.format(a='')}
+    UNION
+    SELECT e.upstream_id FROM edge e JOIN up u ON e.downstream_id = u.id
+    WHERE {_FOLLOW.format(a='e.')}
+)
+"""
+
+
+def cte_lineage(db: Sql, node_id: int) -> Callable[[], int]:
+    """Floor for ``test record``: the node's ancestors with their current versions."""
+    sql = ANCESTORS_CTE + "SELECT n.id, n.current_version_id FROM up JOIN node n ON n.id = up.id"
+
+    def run() -> int:
+        out = db.rows(sql, (node_id,))
+        db.rollback()
+        return len(out)
+
+    return run
+
+
+# ---- status / check: read what the answer is made of ---------------------------------------------
+
+def sql_status(db: Sql) -> Callable[[], int]:
+    """Floor for ``status``/``check``: every testable node with its version and open marks."""
+    sql = """
+SELECT n.name, n.kind, v.label, m.cause_id, m.from_version_id, m.to_version_id, m.path
+FROM node n
+JOIN version v ON v.id = n.current_version_id
+LEFT JOIN retest_mark m ON m.node_id = n.id AND m.closed_at IS NULL
+WHERE n.needs_tests
+"""
+
+    def run() -> int:
+        out = db.rows(sql)
+        db.rollback()
+        return len(out)
+
+    return run
+
+
+# ---- export / apply without changes: read the whole current chain --------------------------------
+
+def sql_export(db: Sql) -> Callable[[], int]:
+    """Floor for ``export`` and a no-op ``apply``: every node, its current label, its inputs."""
+    nodes = ("SELECT n.id, n.name, n.kind, v.label FROM node n "
+             "JOIN version v ON v.id = n.current_version_id")
+    edges = "SELECT upstream_id, downstream_id, feedback, pinned_version_id FROM edge"
+
+    def run() -> int:
+        count = len(db.rows(nodes)) + len(db.rows(edges))
+        db.rollback()
+        return count
+
+    return run
+
+
+# ---- graph --focus: depth-limited walks both ways ------------------------------------------------
+
+def cte_neighbourhood(db: Sql, node_id: int, depth: int) -> Callable[[], int]:
+    """Floor for ``graph --focus N --depth D``: D hops down and up, every edge, plus the rows."""
+    walk = """
+WITH RECURSIVE w(id, d) AS (
+    SELECT CAST(? AS INTEGER), 0
+    UNION
+    SELECT e.{far}, w.d + 1 FROM edge e JOIN w ON e.{near} = w.id WHERE w.d < ?
+)
+SELECT DISTINCT id FROM w
+"""
+    down = walk.format(far="downstream_id", near="upstream_id")
+    up = walk.format(far="upstream_id", near="downstream_id")
+
+    def run() -> int:
+        ids = {i for (i,) in db.rows(down, (node_id, depth))}
+        ids |= {i for (i,) in db.rows(up, (node_id, depth))}
+        marks = ",".join("?" * len(ids))
+        db.rows(f"SELECT id, name, kind, current_version_id FROM node WHERE id IN ({marks})",
+                sorted(ids))
+        db.rows(f"SELECT upstream_id, downstream_id FROM edge WHERE downstream_id IN ({marks})",
+                sorted(ids))
+        db.rollback()
+        return len(ids)
+
+    return run
+
+
+# ---- apply of a fresh chain: bulk insert into scratch tables -------------------------------------
+
+def bulk_insert(db: Sql, names: Sequence[str], kinds: Sequence[str],
+                edges: Sequence[tuple[int, int]]) -> Callable[[], int]:
+    """Floor for ``apply`` of the whole chain: insert the nodes, a version each and the edges
+    into indexed scratch tables in one transaction (executemany), then drop them."""
+    create = [
+        "CREATE TABLE bench_floor_node (id INTEGER PRIMARY KEY, name VARCHAR(200) UNIQUE, "
+        "kind VARCHAR(20))",
+        "CREATE TABLE bench_floor_version (id INTEGER PRIMARY KEY, node_id INTEGER, "
+        "label VARCHAR(100))",
+        "CREATE TABLE bench_floor_edge (upstream_id INTEGER, downstream_id INTEGER, "
+        "PRIMARY KEY (upstream_id, downstream_id))",
+        "CREATE INDEX bench_floor_edge_down ON bench_floor_edge (downstream_id)",
+    ]
+    drop = ["DROP TABLE IF EXISTS bench_floor_node", "DROP TABLE IF EXISTS bench_floor_version",
+            "DROP TABLE IF EXISTS bench_floor_edge"]
+    node_rows = [(i + 1, n, k) for i, (n, k) in enumerate(zip(names, kinds, strict=True))]
+    version_rows = [(i + 1, i + 1, "1") for i in range(len(names))]
+    edge_rows = [(u + 1, d + 1) for u, d in edges]
+
+    def execute(statements: Sequence[str]) -> None:
+        cur = db.conn.cursor()
+        for s in statements:
+            cur.execute(s)
+        cur.close()
+        db.conn.commit()
+
+    def prepare() -> None:
+        execute(drop)
+        execute(create)
+
+    def run() -> int:
+        cur = db.conn.cursor()
+        cur.executemany(db.q("INSERT INTO bench_floor_node VALUES (?, ?, ?)"), node_rows)
+        cur.executemany(db.q("INSERT INTO bench_floor_version VALUES (?, ?, ?)"), version_rows)
+        cur.executemany(db.q("INSERT INTO bench_floor_edge VALUES (?, ?)"), edge_rows)
+        cur.close()
+        db.conn.commit()
+        return len(node_rows) + len(edge_rows)
+
+    def cleanup() -> None:
+        execute(drop)
+
+    # The timing loop calls prepare() untimed before each run and cleanup() at the end.
+    run.prepare = prepare  # type: ignore[attr-defined]
+    run.cleanup = cleanup  # type: ignore[attr-defined]
+    return run

@@ -1,0 +1,52 @@
+"""The benchmark's CI variant (``python -m bench --quick``), so that it cannot rot.
+
+No timing is asserted: CI machines vary. What is asserted is that every
+operation ran and produced a positive median, and that ``chainml impact`` of the
+hub selected exactly ``networkx.descendants`` of the generated graph - read
+from chainml's own JSON output, not from the benchmark's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+
+from bench.generate import DEFAULT_SEED, generate
+from bench.run import OPERATIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_runs_every_operation(tmp_path: Path) -> None:
+    results, work = tmp_path / "results", tmp_path / "work"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(results), "--work", str(work)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    files = list(results.glob("*.json"))
+    assert len(files) == 1, files
+    data = json.loads(files[0].read_text())
+    assert not data["errors"]
+    rows = {r["op"]: r for r in data["results"]}
+    assert set(rows) == set(OPERATIONS)
+    for op, row in rows.items():
+        assert row["size"] == 1000 and row["backend"] == "sqlite", row
+        assert row["runs"] >= 1 and row["median_s"] > 0, (op, row)
+        assert row["peak_mib"] and row["peak_mib"] > 0, (op, row)
+        assert row["floors"] and all(f["seconds"] > 0 for f in row["floors"]), (op, row)
+    assert all(c["equal"] for c in data["checks"]), data["checks"]
+
+    chain = generate(1000, DEFAULT_SEED)
+    hub = chain.picks["hub"]
+    assert data["chains"]["1000"]["picks"]["hub"] == hub
+    impact = json.loads((work / "out-sqlite-1000" / "impact-hub.json").read_text())
+    assert impact["node"] == hub
+    selected = {e["name"] for e in impact["impacted"]}
+    assert selected == nx.descendants(chain.graph(), hub)
+    assert len(selected) > 0.5 * chain.size  # a hub indeed
