@@ -11,13 +11,12 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, create_engine, inspect, text
-from sqlalchemy.engine import make_url
 
 from chainml.cli import cli
 from chainml.db.engine import parse_url
 from chainml.registry import Registry, utcnow
 from tests.chains import build_example
-from tests.conftest import _server_url, _unreachable
+from tests.conftest import create_database, drop_database
 
 ENV = "CHAINML_DATABASE_URL"
 ACTOR = "cli-tester"
@@ -115,37 +114,15 @@ class Databases:
 
     def new(self, backend: str) -> str:
         """A URL to a new empty database (SQLite file, PostgreSQL schema, MariaDB database)."""
-        name = f"t_{uuid.uuid4().hex[:12]}"
         if backend == "sqlite":
-            return f"sqlite:///{self.folder / (name + '.db')}"
-        admin = create_engine(_server_url(backend), isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as conn:
-                if backend == "postgresql":
-                    conn.execute(text(f"CREATE SCHEMA {name}"))
-                else:
-                    conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
-        except Exception as e:  # noqa: BLE001 - any failure to reach the server
-            _unreachable(backend, e)
-        finally:
-            admin.dispose()
+            return f"sqlite:///{self.folder / f't_{uuid.uuid4().hex[:12]}.db'}"
+        url, name = create_database(backend)
         self.created.append((backend, name))
-        base = make_url(_server_url(backend))
-        url = (base.update_query_dict({"options": f"-csearch_path={name}"})
-               if backend == "postgresql" else base.set(database=name))
-        return url.render_as_string(hide_password=False)
+        return url
 
     def __enter__(self) -> Databases:
         return self
 
     def __exit__(self, *exc: object) -> None:
         for backend, name in self.created:
-            admin = create_engine(_server_url(backend), isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    if backend == "postgresql":
-                        conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
-                    else:
-                        conn.execute(text(f"DROP DATABASE {name}"))
-            finally:
-                admin.dispose()
+            drop_database(backend, name)

@@ -54,13 +54,8 @@ def _server_url(backend: str) -> str:
     return POSTGRES_URL if backend == "postgresql" else MYSQL_URL
 
 
-@pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL to an empty database of the requested backend, dropped afterwards."""
-    backend = getattr(request, "param", "sqlite")
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'registry.db'}"
-        return
+def create_database(backend: str) -> tuple[str, str]:
+    """A new empty PostgreSQL schema or MariaDB database: (URL, its name)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(_server_url(backend), isolation_level="AUTOCOMMIT")
     try:
@@ -70,22 +65,39 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             else:
                 conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
     except Exception as e:  # noqa: BLE001 - any failure to reach the server
-        admin.dispose()
         _unreachable(backend, e)
-    base = make_url(_server_url(backend))
-    if backend == "postgresql":
-        url = base.update_query_dict({"options": f"-csearch_path={name}"})
-    else:
-        url = base.set(database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
     finally:
+        admin.dispose()
+    base = make_url(_server_url(backend))
+    url = (base.update_query_dict({"options": f"-csearch_path={name}"})
+           if backend == "postgresql" else base.set(database=name))
+    return url.render_as_string(hide_password=False), name
+
+
+def drop_database(backend: str, name: str) -> None:
+    admin = create_engine(_server_url(backend), isolation_level="AUTOCOMMIT")
+    try:
         with admin.connect() as conn:
             if backend == "postgresql":
                 conn.execute(text(f"DROP SCHEMA {name} CASCADE"))
             else:
                 conn.execute(text(f"DROP DATABASE {name}"))
+    finally:
         admin.dispose()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database of the requested backend, dropped afterwards."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    url, name = create_database(backend)
+    try:
+        yield url
+    finally:
+        drop_database(backend, name)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

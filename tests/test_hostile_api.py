@@ -263,7 +263,7 @@ CASES: dict[str, Bad] = {
     "import-path-missing": Bad(lambda r: r.import_file("openlineage", "/nonexistent.jsonl")),
     # ---- reads with bad names (nothing to change, but no crash) ----------------------------
     "status-int": Bad(lambda r: r.status(5)),
-    "node-none-kind": Bad(lambda r: r.nodes(kind="blob")),
+    "nodes-unknown-kind": Bad(lambda r: r.nodes(kind="blob")),
     "impact-nul": Bad(lambda r: r.impact("a\x00"), NodeNotFound),
     "check-int": Bad(lambda r: r.check([5])),
     "show-cyrillic": Bad(lambda r: r.node(f"r{CYRILLIC_A}nker"), NodeNotFound),
