@@ -26,7 +26,7 @@ DOCS = REPO / "docs"
 
 # Pages README.md links to that other engineers are writing. While one is missing its
 # links are skipped, not failed; once it exists its links are checked like any other.
-PENDING_PAGES = {"docs/performance.md", "docs/reliability.md"}
+PENDING_PAGES: set[str] = set()  # pages linked before they are written
 
 
 def _generator() -> ModuleType:

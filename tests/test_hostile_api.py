@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from chainml.db.engine import parse_url
@@ -278,11 +278,13 @@ class Setup:
     url: str
     reg: Registry
     before: str
+    engine: Engine  # for the dumps: one connection pool for the whole corpus
 
 
-def raw_dump(url: str) -> str:
+def raw_dump(url: str, engine: Engine | None = None) -> str:
     """Every row of every table in a stable order (the write-lock counter included)."""
-    engine = create_engine(parse_url(url))
+    own = engine is None
+    engine = engine or create_engine(parse_url(url))
     try:
         with engine.connect() as conn:
             out = []
@@ -292,7 +294,8 @@ def raw_dump(url: str) -> str:
                 out.append(f"{table}: {sorted(repr(tuple(r)) for r in rows)}")
             return "\n".join(out)
     finally:
-        engine.dispose()
+        if own:
+            engine.dispose()
 
 
 def build(reg: Registry) -> None:
@@ -313,7 +316,9 @@ def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     with server_database(request.param, tmp_path_factory.mktemp("hostile")) as url:
         reg = Registry.init(url=url, actor="hostile")
         build(reg)
-        yield Setup(url, reg, raw_dump(url))
+        engine = create_engine(parse_url(url))
+        yield Setup(url, reg, raw_dump(url, engine), engine)
+        engine.dispose()
         reg.close()
 
 
@@ -368,7 +373,7 @@ def test_hostile_call(setup: Setup, case_id: str) -> None:
     one_line(message)
     if case.match:
         assert case.match in message, message
-    after = raw_dump(setup.url)
+    after = raw_dump(setup.url, setup.engine)
     if after != setup.before:
         setup.before = after  # keep one broken case from failing all that follow
         pytest.fail(f"{case_id} changed the registry")
