@@ -40,6 +40,7 @@ from chainml.errors import (
 from chainml.names import check_label, check_name, parse_duration, parse_input_spec
 from chainml.registry import Registry
 from tests.chains import build_example
+from tests.clirun import raw_dump
 from tests.conftest import BACKENDS, _server_url, _unreachable
 
 SQL = "x'; DROP TABLE node;--"
@@ -279,23 +280,6 @@ class Setup:
     reg: Registry
     before: str
     engine: Engine  # for the dumps: one connection pool for the whole corpus
-
-
-def raw_dump(url: str, engine: Engine | None = None) -> str:
-    """Every row of every table in a stable order (the write-lock counter included)."""
-    own = engine is None
-    engine = engine or create_engine(parse_url(url))
-    try:
-        with engine.connect() as conn:
-            out = []
-            for table in sorted(inspect(conn).get_table_names()):
-                quoted = conn.dialect.identifier_preparer.quote(table)
-                rows = conn.execute(text(f"SELECT * FROM {quoted}")).all()
-                out.append(f"{table}: {sorted(repr(tuple(r)) for r in rows)}")
-            return "\n".join(out)
-    finally:
-        if own:
-            engine.dispose()
 
 
 def build(reg: Registry) -> None:
