@@ -9,22 +9,25 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, inspect, text
-
-from chainml.db.engine import redact, translate_errors
 from chainml.errors import SchemaOutdated
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy import Engine
+
+# SQLAlchemy is imported inside the functions too: the direct read path
+# (db/direct.py) needs only HEAD and schema_error.
 
 # The newest revision in migrations/versions; tests/test_migrations.py keeps it honest.
-HEAD = "0001"
+HEAD = "0002"
 VERSION_TABLE = "alembic_version"
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
     """An alembic Config pointing at the migrations shipped inside the package."""
     from alembic.config import Config
+
+    from chainml.db.engine import redact
 
     cfg = Config()
     # A resource of the mapped package works from a wheel and from an editable install.
@@ -38,6 +41,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (default: the newest) in one transaction."""
     from alembic import command
     from alembic.util import CommandError
+
+    from chainml.db.engine import redact, translate_errors
 
     try:
         with translate_errors(engine.url), engine.begin() as conn:
@@ -57,6 +62,8 @@ def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema back to ``revision`` ('base' drops every table)."""
     from alembic import command
 
+    from chainml.db.engine import translate_errors
+
     with translate_errors(engine.url), engine.begin() as conn:
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
@@ -65,6 +72,10 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def current(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
+    from sqlalchemy import inspect, text
+
+    from chainml.db.engine import translate_errors
+
     with translate_errors(engine.url), engine.connect() as conn:
         if not inspect(conn).has_table(VERSION_TABLE):
             return None
@@ -84,21 +95,28 @@ def script_head() -> str:
 
 def check_schema(engine: Engine) -> None:
     """Refuse a registry that is empty, older or newer than this chainml (exit 3)."""
-    rev = current(engine)
+    from chainml.db.engine import redact
+
+    problem = schema_error(current(engine), redact(engine.url))
+    if problem is not None:
+        raise problem
+
+
+def schema_error(rev: str | None, where: str) -> SchemaOutdated | None:
+    """What is wrong with a registry at revision ``rev`` (None: not a registry), if anything."""
     if rev == HEAD:
-        return
-    where = redact(engine.url)
+        return None
     if rev is None:
-        raise SchemaOutdated(
+        return SchemaOutdated(
             f"The database at {where} is not a chainml registry yet; run 'chainml init' "
             "(or 'chainml db upgrade' for a shared database)."
         )
     if rev.isdigit() and int(rev) > int(HEAD):
-        raise SchemaOutdated(
+        return SchemaOutdated(
             f"The registry at {where} is at revision {rev}, newer than this chainml "
             f"({HEAD}); upgrade chainml."
         )
-    raise SchemaOutdated(
+    return SchemaOutdated(
         f"The registry at {where} is at revision {rev}, chainml expects {HEAD}; back it up, "
         "then run: chainml db upgrade"
     )
