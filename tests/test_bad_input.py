@@ -385,7 +385,7 @@ CASES: dict[str, Bad] = {
                                    "postgresql://user@host/db or mysql://user@host/db."),
     "db-bad-port-hides-password": Bad(
         ("--db", f"postgresql://u:{SECRET}@127.0.0.1:notaport/x", "list"),
-        "Error: Invalid database URL 'postgresql://***@127.0.0.1:notaport/x'; use "
+        "Error: Invalid database URL 'postgresql://u:***@127.0.0.1:notaport/x'; use "
         "sqlite:///path/registry.db, postgresql://user@host/db or mysql://user@host/db."),
     "db-unreachable": Bad(("--db", f"postgresql://u:{SECRET}@127.0.0.1:1/x", "list"),
                           UNREACHABLE, exit_code=3),

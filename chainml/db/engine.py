@@ -8,24 +8,36 @@ or ``--db`` name another database.
 from __future__ import annotations
 
 import functools
-import os
 import random
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
+from chainml.db import failures
+from chainml.db.failures import (  # noqa: F401 - re-exported
+    RETRY_ATTEMPTS,
+    RETRY_MYSQL_ERRORS,
+    RETRY_SQLSTATES,
+    WriteConflict,
+    asks_for_retry,
+)
+from chainml.db.location import (  # noqa: F401 - re-exported
+    DEFAULT_BUSY_TIMEOUT,
+    ENV_BUSY_TIMEOUT,
+    ENV_URL,
+    REGISTRY_DIR,
+    REGISTRY_FILE,
+    find_registry,
+    resolve_url,
+    sqlite_busy_timeout,
+    sqlite_url,
+)
 from chainml.errors import InvalidInput, RegistryUnavailable
-
-ENV_URL = "CHAINML_DATABASE_URL"
-REGISTRY_DIR = ".chainml"
-REGISTRY_FILE = "registry.db"
 
 # A plain "postgresql://" or "mysql://" URL would pick drivers we do not ship.
 _DEFAULT_DRIVERS = {
@@ -34,38 +46,6 @@ _DEFAULT_DRIVERS = {
     "mysql": "mysql+pymysql",
     "mariadb": "mariadb+pymysql",
 }
-
-
-def find_registry(start: Path | None = None) -> Path | None:
-    """Return the nearest ``.chainml/registry.db`` at or above ``start``, if any."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / REGISTRY_DIR / REGISTRY_FILE
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
-def resolve_url(explicit: str | None = None, start: Path | None = None) -> str:
-    """The database URL to use: ``--db``, then the environment, then the nearest registry.
-
-    Raises:
-        InvalidInput: when there is none, with the command that creates one.
-    """
-    url = explicit or os.environ.get(ENV_URL)
-    if url:
-        return url
-    found = find_registry(start)
-    if found is None:
-        raise InvalidInput(
-            "No chainml registry here or in any parent folder; run 'chainml init' to create "
-            f".chainml/{REGISTRY_FILE}, or set {ENV_URL}."
-        )
-    return sqlite_url(found)
 
 
 def parse_url(url: str) -> URL:
@@ -90,8 +70,7 @@ def redact(url: str | URL) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
-        # Unparseable: drop anything between '://' and '@' wholesale.
-        return re.sub(r"(://)[^@/]*@", r"\1***@", url)
+        return failures.redact_text(url)
 
 
 def create(url: str) -> Engine:
@@ -128,25 +107,6 @@ def create(url: str) -> Engine:
     return engine
 
 
-ENV_BUSY_TIMEOUT = "CHAINML_SQLITE_BUSY_TIMEOUT"
-DEFAULT_BUSY_TIMEOUT = 30.0
-
-
-def sqlite_busy_timeout() -> float:
-    """Seconds a SQLite writer waits for another one (CHAINML_SQLITE_BUSY_TIMEOUT, default 30)."""
-    raw = os.environ.get(ENV_BUSY_TIMEOUT, "").strip()
-    if not raw:
-        return DEFAULT_BUSY_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 86400:  # also refuses nan
-        raise InvalidInput(f"{ENV_BUSY_TIMEOUT}={raw[:40]!r} is not a number of seconds from 0 "
-                           "to 86400.")
-    return value
-
-
 def _configure_sqlite(engine: Engine, busy: float) -> None:
     # pysqlite's own transaction handling defers BEGIN and cannot take the write
     # lock up front; SQLAlchemy's documented recipe hands BEGIN to us instead
@@ -174,26 +134,6 @@ def _configure_sqlite(engine: Engine, busy: float) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
-class WriteConflict(RegistryUnavailable):
-    """The database aborted the transaction because of another writer (a serialization
-    failure, a deadlock, a lock wait timeout). Nothing was written; ``retrying`` runs the
-    call again."""
-
-
-# PostgreSQL SQLSTATEs and MySQL/MariaDB error numbers that ask the client to retry.
-RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
-RETRY_MYSQL_ERRORS = frozenset({1213, 1205})  # ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT
-RETRY_ATTEMPTS = 6
-
-
-def asks_for_retry(error: BaseException) -> bool:
-    """True when the driver error is one the database says to retry."""
-    orig = getattr(error, "orig", None) or error
-    if getattr(orig, "sqlstate", None) in RETRY_SQLSTATES:  # psycopg
-        return True
-    return _errno(error) in RETRY_MYSQL_ERRORS  # PyMySQL: args = (errno, message)
-
-
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -216,58 +156,10 @@ def retrying(fn: Callable[P, T]) -> Callable[P, T]:
     return run
 
 
-_LOST = ("terminating connection", "server closed the connection", "connection already closed",
-         "lost connection", "server has gone away", "connection is lost", "consuming input failed")
-# Refusals that are about the database, not the input: a read-only transaction or role,
-# missing privileges (PostgreSQL SQLSTATEs; MySQL/MariaDB error numbers).
-_REFUSED_SQLSTATES = frozenset({"25006", "42501"})
-_REFUSED_MYSQL = frozenset({1036, 1044, 1142, 1143, 1290})
-
-
-def _errno(error: BaseException) -> int | None:
-    code = next(iter(getattr(getattr(error, "orig", None) or error, "args", ())), None)
-    return code if isinstance(code, int) else None
-
-
-def _refused(error: BaseException) -> bool:
-    orig = getattr(error, "orig", None) or error
-    return (getattr(orig, "sqlstate", None) in _REFUSED_SQLSTATES
-            or _errno(error) in _REFUSED_MYSQL)
-
-
 def unavailable(url: str | URL, error: BaseException) -> RegistryUnavailable:
     """A one-sentence RegistryUnavailable for a driver error, password removed."""
-    text = str(getattr(error, "orig", None) or error).strip().splitlines()
-    detail = text[0] if text else type(error).__name__
-    # Keep the sentence on one line even for a URL with a newline or control character.
-    where = "".join(c if c.isprintable() else repr(c)[1:-1] for c in redact(url))
-    if isinstance(url, URL) and url.password:
-        detail = detail.replace(str(url.password), "***")
-    lowered = detail.lower()
-    if asks_for_retry(error):
-        return WriteConflict(
-            f"Cannot use the registry at {where}: {detail}; another writer conflicted with "
-            "this one and nothing was written, so run the command again.")
-    if "locked" in lowered or "lock wait" in lowered:
-        hint = "another process holds the registry; retry when it finishes"
-    elif "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
-        hint = "the registry is read-only; check the file's permissions or the database role"
-    elif _errno(error) == 1045 or "password authentication" in lowered:
-        hint = "check the user name and password"
-    elif any(w in lowered for w in ("permission denied", "command denied", "access denied")):
-        hint = ("the database user may not do this; grant it the privileges on the registry's "
-                "tables (or schema) or use another user")
-    elif getattr(error, "connection_invalidated", False) or any(
-            lost in lowered for lost in _LOST):
-        hint = ("the connection to the database was lost; every command is all or nothing, "
-                "so run it again")
-    elif "disk" in lowered and "full" in lowered or "no space" in lowered:
-        hint = "the disk is full; free space and retry (nothing was written)"
-    elif "not a database" in lowered or "malformed" in lowered:
-        hint = "the file is not a chainml registry or is damaged; check the path or restore it"
-    else:
-        hint = "check that the database is running and the URL is right"
-    return RegistryUnavailable(f"Cannot use the registry at {where}: {detail}; {hint}.")
+    password = url.password if isinstance(url, URL) else None
+    return failures.unavailable(redact(url), error, str(password) if password else None)
 
 
 @contextmanager
@@ -286,7 +178,7 @@ def translate_errors(url: str | URL) -> Iterator[None]:
         ) from None
     except exc.DBAPIError as e:
         # A plain DatabaseError is the driver's "not a database" / damaged file.
-        if e.connection_invalidated or type(e) is exc.DatabaseError or _refused(e):
+        if e.connection_invalidated or type(e) is exc.DatabaseError or failures.refused(e):
             raise unavailable(url, e) from None
         raise
 
