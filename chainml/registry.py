@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from chainml import graph, marks, migrate, registration
 from chainml.db import engine as dbe
 from chainml.db import repository as repo
+from chainml.db.direct import Db
 from chainml.db.models import Node, TestRun, Version, Waiver
 from chainml.errors import InvalidInput
 from chainml.kinds import ALL_KINDS, Kind
@@ -364,24 +365,13 @@ class Registry:
 
     def impact(self, name: str, max_depth: int | None = None) -> ImpactResult:
         """What a new version of ``name`` would mark: every node it reaches. Writes nothing."""
+        from chainml.impact import impact
+
         with dbe.read_session(self.engine) as s:
-            node = repo.require_node(s, name)
-            adj = graph.adjacency(repo.edges_below(s, node.id))
-            parent, depth = graph.bfs_tree(adj, node.id, max_depth)
-            info = repo.node_info(s, parent)
-            label = repo.labels_by_id(s, [node.current_version_id]).get(
-                node.current_version_id or -1)
-        paths = graph.name_paths(parent, depth, {i: r.name for i, r in info.items()})
-        impacted = [
-            {"name": info[n].name, "kind": info[n].kind, "distance": depth[n], "path": path,
-             "needs_tests": info[n].needs_tests}
-            for n, path in paths.items()
-        ]
-        impacted.sort(key=lambda e: (e["distance"], e["name"]))
+            data = impact(Db.over(s), name, max_depth)
         # One validation call for the whole list: per-entry model construction costs
         # more than the search itself on an 80,000-node impact.
-        return ImpactResult.model_validate(
-            {"node": name, "version": label, "impacted": impacted})
+        return ImpactResult.model_validate(data)
 
     def status(self, name: str | None = None) -> list[StatusEntry]:
         """Status of every node that needs tests (or of one node), from the persisted marks."""

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from chainml.cli.common import db_option, echo_json, json_option, open_registry
+from chainml.cli.common import db_option, db_url, echo_json, json_option, open_registry
 
 if TYPE_CHECKING:
     from chainml.registry import Registry
@@ -31,20 +31,27 @@ def impact(ctx: click.Context, node: str, depth: int | None, as_json: bool) -> N
     Example:
       chainml impact clicks_raw --json
     """
-    result = open_registry(ctx).impact(node, depth)
+    from chainml.db.direct import reading
+    from chainml.impact import impact as find_impact
+
+    # Plain data straight from the walk: no SQLAlchemy or pydantic models on this path.
+    with reading(db_url(ctx)) as db:
+        result = find_impact(db, node, depth)
     if as_json:
         echo_json(result)
         return
-    testable = [e for e in result.impacted if e.needs_tests]
-    if not result.impacted:
+    impacted = result["impacted"]
+    if not impacted:
         click.echo(f"A new version of {node} reaches no other node.")
         return
-    click.echo(f"A new version of {node} reaches {len(result.impacted)} node(s); "
-               f"{len(testable)} need a retest:")
-    for e in result.impacted:
-        flag = "retest" if e.needs_tests else "      "
-        hops = f"{e.distance} hop{'s' if e.distance > 1 else ''}"
-        click.echo(f"  {flag}  {e.name} ({e.kind}, {hops}): " + " -> ".join(e.path))
+    testable = sum(1 for e in impacted if e["needs_tests"])
+    lines = [f"A new version of {node} reaches {len(impacted)} node(s); "
+             f"{testable} need a retest:"]
+    for e in impacted:
+        flag = "retest" if e["needs_tests"] else "      "
+        hops = f"{e['distance']} hop{'s' if e['distance'] > 1 else ''}"
+        lines.append(f"  {flag}  {e['name']} ({e['kind']}, {hops}): " + " -> ".join(e["path"]))
+    click.echo("\n".join(lines))
 
 
 @click.group()

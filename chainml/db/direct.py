@@ -1,0 +1,201 @@
+"""Plain DB-API access for the read-only commands users wait on (impact, status, check).
+
+Importing SQLAlchemy costs ~0.3 s, most of a typical ``chainml impact``. For
+SQLite and PostgreSQL URLs those commands open the driver directly
+(``open_direct``); the queries themselves live once, as plain SQL, in
+``db/reads.py``, and the Python API runs the same queries inside its SQLAlchemy
+session (``Db.over``). Anything else (MariaDB, SQLite URLs with options)
+goes through SQLAlchemy, with the same results.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from chainml.db import failures
+from chainml.db.location import resolve_url, sqlite_busy_timeout
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+# Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
+CHUNK = 2000
+
+
+class Db:
+    """One read snapshot over a DB-API connection. SQL is written with ``?``
+    placeholders and ``{ids}`` where a chunked IN list goes."""
+
+    def __init__(self, conn: Any, backend: str, where: str, *, password: str | None = None,
+                 dbapi: Any = sqlite3, owned: bool = True) -> None:
+        self.conn = conn
+        self.backend = backend  # sqlite | postgresql | mysql
+        self.where = where  # the URL, password hidden
+        self._password = password
+        self._dbapi = dbapi
+        self._pyformat = dbapi.paramstyle in ("format", "pyformat")
+        self._owned = owned
+
+    @classmethod
+    def over(cls, s: Session) -> Db:
+        """The connection of a SQLAlchemy session, inside its transaction."""
+        conn = s.connection()
+        url = conn.engine.url
+        return cls(conn.connection, conn.dialect.name, url.render_as_string(hide_password=True),
+                   password=url.password and str(url.password), dbapi=conn.dialect.dbapi,
+                   owned=False)
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        if self._pyformat:
+            sql = sql.replace("?", "%s")
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql, tuple(params))
+            return list(cur.fetchall()) if cur.description is not None else []
+        except self._dbapi.Error as e:
+            raise self.failure(e) from None
+        finally:
+            cur.close()
+
+    def rows_in(self, sql: str, ids: Sequence[Any], params: Sequence[Any] = (),
+                size: int = CHUNK) -> list[Any]:
+        """``sql`` once per chunk of ``ids``, with ``{ids}`` replaced by its placeholders."""
+        out: list[Any] = []
+        ids = list(ids)
+        for i in range(0, len(ids), size):
+            part = ids[i:i + size]
+            out += self.rows(sql.format(ids=",".join("?" * len(part))), [*params, *part])
+        return out
+
+    def failure(self, error: BaseException) -> BaseException:
+        """A driver error as ours: exit 3 for the database's trouble; bugs stay bugs."""
+        if isinstance(error, self._dbapi.ProgrammingError | self._dbapi.IntegrityError):
+            return error
+        return failures.unavailable(self.where, error, self._password)
+
+    def close(self) -> None:
+        if self._owned:
+            try:
+                self.conn.rollback()
+            finally:
+                self.conn.close()
+
+
+def open_direct(url: str) -> Db | None:
+    """A read snapshot without SQLAlchemy, or None where this URL needs it.
+
+    Raises:
+        RegistryUnavailable: the database cannot be reached.
+        SchemaOutdated: the registry is empty, older or newer than this chainml.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        return _open_sqlite(url, rest)
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return _open_postgresql(url, rest)
+    return None
+
+
+def _open_sqlite(url: str, rest: str) -> Db | None:
+    path = rest[1:] if rest.startswith("/") else ""
+    # Options, escapes and in-memory databases: SQLAlchemy's parser knows them all.
+    if not path or any(c in path for c in "?%") or not os.path.isfile(path):
+        return None
+    where = failures.redact_text(url)
+    try:
+        conn = sqlite3.connect(path, timeout=sqlite_busy_timeout(), isolation_level=None)
+    except sqlite3.Error as e:
+        raise failures.unavailable(where, e) from None
+    db = Db(conn, "sqlite", where)
+    try:
+        db.rows("BEGIN")  # one snapshot for every query of the command
+        _check_schema(db, missing=lambda e: "no such table" in str(e))
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+def _open_postgresql(url: str, rest: str) -> Db | None:
+    try:
+        import psycopg
+    except ImportError:
+        return None  # SQLAlchemy says which extra to install
+    where = failures.redact_text(f"postgresql+psycopg://{rest}")
+    try:
+        conn = psycopg.connect(f"postgresql://{rest}", connect_timeout=10)
+    except psycopg.OperationalError as e:
+        password = _password(rest)
+        raise failures.unavailable(where, e, password) from None
+    except psycopg.Error:
+        conn = None  # a URL libpq reads differently: leave it to SQLAlchemy's parser
+    if conn is None:
+        return None
+    db = Db(conn, "postgresql", where, password=_password(rest), dbapi=psycopg)
+    try:
+        # Every query of the command sees the same committed state; a read-only
+        # REPEATABLE READ transaction never fails for a concurrent writer.
+        db.rows("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        _check_schema(db, missing=lambda e: getattr(e, "sqlstate", None) == "42P01")
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+def _password(rest: str) -> str | None:
+    from urllib.parse import unquote
+
+    auth, at, _ = rest.rpartition("@")
+    if not at or ":" not in auth.split("/")[0]:
+        return None
+    return unquote(auth.split(":", 1)[1]) or None
+
+
+def _check_schema(db: Db, missing: Any) -> None:
+    from chainml.migrate import VERSION_TABLE, schema_error
+
+    cur = db.conn.cursor()
+    try:
+        cur.execute(f"SELECT version_num FROM {VERSION_TABLE}")
+        found = cur.fetchall()
+        rev = found[0][0] if found else None
+    except db._dbapi.Error as e:
+        if not missing(e):
+            raise db.failure(e) from None
+        rev = None
+    finally:
+        cur.close()
+    problem = schema_error(rev, db.where)
+    if problem is not None:
+        raise problem
+
+
+@contextmanager
+def reading(url: str | None) -> Iterator[Db]:
+    """A read snapshot of the registry at ``url`` (None: the usual search), direct where
+    possible, else through SQLAlchemy."""
+    resolved = resolve_url(url)
+    db = open_direct(resolved)
+    if db is not None:
+        try:
+            yield db
+        finally:
+            db.close()
+        return
+    from chainml.db import engine as dbe
+    from chainml.migrate import check_schema
+
+    engine = dbe.create(resolved)
+    try:
+        check_schema(engine)
+        with dbe.read_session(engine) as s:
+            yield Db.over(s)
+    finally:
+        engine.dispose()

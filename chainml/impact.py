@@ -1,0 +1,30 @@
+"""What a new version of a node would mark: every node it reaches, with one
+shortest path to each. Writes nothing.
+
+Returns plain data (the ``ImpactResult`` shape of docs/json.md): the command
+line serialises it directly, the Python API validates it into the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainml import graph
+from chainml.db import reads
+from chainml.db.direct import Db
+
+
+def impact(db: Db, name: str, max_depth: int | None = None) -> dict[str, Any]:
+    node = reads.require_node(db, name)
+    parent, depth = graph.bfs_tree(graph.adjacency(reads.edges_below(db, node.id)), node.id,
+                                   max_depth)
+    info = reads.node_info(db, parent)
+    label = reads.labels(db, [node.current_version_id]).get(node.current_version_id or -1)
+    paths = graph.name_paths(parent, depth, {i: r.name for i, r in info.items()})
+    impacted = [
+        {"name": info[n].name, "kind": info[n].kind, "distance": depth[n], "path": path,
+         "needs_tests": info[n].needs_tests}
+        for n, path in paths.items()
+    ]
+    impacted.sort(key=lambda e: (e["distance"], e["name"]))
+    return {"node": name, "version": label, "impacted": impacted}
