@@ -15,15 +15,16 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from chainml import graph, marks, migrate, registration
+from chainml import gate, graph, marks, migrate, registration
 from chainml.db import engine as dbe
+from chainml.db import location
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Node, TestRun, Version, Waiver
@@ -31,7 +32,6 @@ from chainml.errors import InvalidInput
 from chainml.kinds import ALL_KINDS, Kind
 from chainml.names import check_label, check_text, format_duration, parse_duration
 from chainml.schemas import (
-    PASSING,
     CheckResult,
     EventOut,
     ImpactResult,
@@ -46,7 +46,7 @@ from chainml.schemas import (
     VersionOut,
     WaiverOut,
 )
-from chainml.status import Facts, evaluate, recompute, to_entries
+from chainml.status import Facts, recompute, to_entries, utcnow
 
 if TYPE_CHECKING:
     from chainml.apply import ApplyResult
@@ -55,11 +55,6 @@ if TYPE_CHECKING:
 
 MAX_WAIVER = timedelta(days=90)
 DEFAULT_WAIVER = timedelta(days=7)
-
-
-def utcnow() -> datetime:
-    """Naive UTC, the form every timestamp is stored in."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def default_actor() -> str:
@@ -92,7 +87,7 @@ class Registry:
     def __init__(self, url: str | None = None, *, actor: str | None = None,
                  clock: Callable[[], datetime] | None = None, check_schema: bool = True,
                  engine: Engine | None = None) -> None:
-        self.engine = engine or dbe.create(dbe.resolve_url(url))
+        self.engine = engine or dbe.create(location.resolve_url(url))
         self.url = self.engine.url.render_as_string(hide_password=True)
         self.actor = actor or default_actor()
         self.clock = clock or utcnow
@@ -104,12 +99,12 @@ class Registry:
              **kwargs: Any) -> Registry:
         """Create (or upgrade) a registry: a SQLite file under ``where/.chainml/``, or ``url``."""
         if url is None:
-            folder = Path(where or Path.cwd()).resolve() / dbe.REGISTRY_DIR
+            folder = Path(where or Path.cwd()).resolve() / location.REGISTRY_DIR
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise InvalidInput(f"Cannot create {folder}: {e.strerror}.") from None
-            url = dbe.sqlite_url(folder / dbe.REGISTRY_FILE)
+            url = location.sqlite_url(folder / location.REGISTRY_FILE)
         reg = cls(url, check_schema=False, **kwargs)
         migrate.upgrade(reg.engine)
         return reg
@@ -376,33 +371,12 @@ class Registry:
     def status(self, name: str | None = None) -> list[StatusEntry]:
         """Status of every node that needs tests (or of one node), from the persisted marks."""
         with dbe.read_session(self.engine) as s:
-            ids = [repo.require_node(s, name).id] if name else None
-            found = self._statuses(s, ids, self.clock())
-            return sorted(found.values(), key=lambda e: e.name)
+            return gate.status(Db.over(s), name, self.clock())
 
     def check(self, names: Sequence[str] = (), strict: bool = False) -> CheckResult:
         """The CI gate over all nodes, or over ``names`` and their ancestors."""
         with dbe.read_session(self.engine) as s:
-            ids: list[int] | None = None
-            if names:
-                wanted = [repo.require_node(s, n) for n in names]
-                scope: set[int] = set()
-                for n in wanted:
-                    scope.add(n.id)
-                    if n.current_version_id is not None:
-                        pairs, _ = marks.version_lineage(s, n.current_version_id)
-                        scope.update(p for p, _ in pairs)
-                ids = sorted(scope)
-            entries = sorted(self._statuses(s, ids, self.clock()).values(), key=lambda e: e.name)
-        counts: dict[str, int] = {}
-        for e in entries:
-            counts[e.status.value] = counts.get(e.status.value, 0) + 1
-        failing = [e for e in entries
-                   if e.status not in PASSING or (strict and e.status == Status.STALE)]
-        warnings = [e for e in entries if e.status == Status.STALE and not strict]
-        return CheckResult(ok=not failing, strict=strict, scope=list(names) or None,
-                           checked=len(entries), counts=counts, failing=failing,
-                           warnings=warnings)
+            return gate.check(Db.over(s), names, strict, self.clock())
 
     def recompute_status(self, name: str | None = None) -> list[StatusEntry]:
         """Status straight from the definition, ignoring marks (slow; for audits and tests)."""
@@ -465,20 +439,7 @@ class Registry:
     def _statuses(self, s: Session, ids: Sequence[int] | None, now: datetime
                   ) -> dict[int, StatusEntry]:
         """Status of the testable nodes among ``ids`` (all when None), from the marks."""
-        nodes = repo.status_nodes(s, ids)
-        if not nodes:
-            return {}
-        scope = None if ids is None else [n.id for n in nodes]
-        runs = repo.status_runs(s, scope)
-        open_ = repo.status_marks(s, scope)
-        waivers = repo.status_waivers(s, scope, now)
-        all_marks = [m for ms in open_.values() for m in ms]
-        names = repo.names_by_id(s, {m.cause_id for m in all_marks})
-        labels = repo.labels_by_id(s, [m.from_version_id for m in all_marks]
-                                   + [m.to_version_id for m in all_marks])
-        entries = [evaluate(_facts(n, runs.get(n.id, []), names, labels),
-                            open_.get(n.id, []), waivers.get(n.id, []), now) for n in nodes]
-        return {n.id: e for n, e in zip(nodes, to_entries(entries), strict=True)}
+        return gate.statuses(Db.over(s), ids, now)
 
 
 def _facts(row: Any, runs: Sequence[Any], names: dict[int, str], labels: dict[int, str]

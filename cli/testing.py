@@ -107,7 +107,12 @@ def status(ctx: click.Context, node: str | None, as_json: bool) -> None:
     Example:
       chainml status --json
     """
-    entries = open_registry(ctx).status(node)
+    from chainml import gate
+    from chainml.db.direct import reading
+    from chainml.status import utcnow
+
+    with reading(db_url(ctx)) as db:
+        entries = gate.status(db, node, utcnow())
     if as_json:
         echo_json(entries)
         return
@@ -142,11 +147,15 @@ def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, s
       chainml check --format junit > chainml.xml
       chainml check fraud_scorer --strict
     """
+    from chainml import gate
+    from chainml.db.direct import reading
     from chainml.report import render_check
+    from chainml.status import utcnow
 
-    reg = open_registry(ctx)
-    result = reg.check(list(nodes), strict=strict)
-    chart = _affected_chart(reg, result) if fmt == "markdown" and not as_json else None
+    with reading(db_url(ctx)) as db:
+        result = gate.check(db, list(nodes), strict, utcnow())
+    chart = (_affected_chart(open_registry(ctx), result)
+             if fmt == "markdown" and not as_json else None)
     click.echo(render_check(result, "json" if as_json else fmt, limit=limit, mermaid=chart),
                nl=False)
     ctx.exit(0 if result.ok else 1)

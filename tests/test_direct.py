@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from chainml import gate
 from chainml.db import direct
 from chainml.errors import NodeNotFound, RegistryUnavailable, SchemaOutdated
 from chainml.impact import impact
 from chainml.registry import Registry
+from chainml.schemas import CheckResult
 from tests.chains import build_example
+from tests.conftest import Clock
 
 
 def test_direct_reads_match_the_sqlalchemy_path(registry: Registry, database_url: str) -> None:
@@ -34,6 +37,35 @@ def test_direct_reads_match_the_sqlalchemy_path(registry: Registry, database_url
             impact(db, "clicks_rav")
     finally:
         db.close()
+
+
+def test_direct_status_and_check_match_the_sqlalchemy_path(registry: Registry,
+                                                          database_url: str, clock: Clock
+                                                          ) -> None:
+    build_example(registry)
+    registry.register(kind="source", name="clicks_raw", version="2")
+    registry.register(kind="source", name="transactions_raw", version="2")
+    registry.waive("fraud_scorer", reason="known-good")
+    registry.record_test("ranker", passed=False)
+    registry.register(kind="model", name="ranker", version="1.4.0",
+                      required_suites=["offline", "shadow"], max_age="1d")
+    registry.record_test("ranker", passed=True, suite="offline")
+    registry.register(kind="model", name="user_embedding", version="3", max_age="1d")
+    registry.record_test("user_embedding", passed=True)
+    clock.advance(days=2)  # user_embedding is stale now
+    with direct.reading(database_url) as db:
+        now = clock.now
+        got = gate.status(db, None, now)
+        assert {e.status.value for e in got} >= {"needs_retest", "waived", "stale", "untested"}
+        assert [e.model_dump(by_alias=True) for e in got] == [
+            e.model_dump(by_alias=True) for e in registry.status()]
+        for names, strict in (((), False), ((), True), (("fraud_rules",), False),
+                              (("ranking_safety", "ranker"), True)):
+            assert gate.check(db, names, strict, now).model_dump(by_alias=True) == \
+                registry.check(names, strict=strict).model_dump(by_alias=True)
+        # What check returns serialises exactly as a validated model would.
+        result = gate.check(db, (), False, now)
+        assert CheckResult.model_validate(result.model_dump(by_alias=True)) == result
 
 
 def test_reading_falls_back_to_sqlalchemy_for_other_urls(registry: Registry,

@@ -73,7 +73,9 @@ class Db:
 
     def failure(self, error: BaseException) -> BaseException:
         """A driver error as ours: exit 3 for the database's trouble; bugs stay bugs."""
-        if isinstance(error, self._dbapi.ProgrammingError | self._dbapi.IntegrityError):
+        bug: tuple[type[BaseException], ...] = (self._dbapi.ProgrammingError,
+                                                 self._dbapi.IntegrityError)
+        if isinstance(error, bug):
             return error
         return failures.unavailable(self.where, error, self._password)
 

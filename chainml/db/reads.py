@@ -10,8 +10,10 @@ matters when a walk returns 300,000 edges.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
-from typing import NamedTuple
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from chainml.db.direct import Db
 from chainml.errors import InvalidInput, NodeNotFound
@@ -92,3 +94,128 @@ def labels(db: Db, version_ids: Iterable[int | None]) -> dict[int, str]:
 
 def names(db: Db, ids: Iterable[int]) -> dict[int, str]:
     return dict(db.rows_in("SELECT id, name FROM node WHERE id IN ({ids})", sorted(set(ids))))
+
+
+# ---- what status is computed from ------------------------------------------------------------
+# Column types differ by driver: SQLite hands back datetimes and JSON as text,
+# psycopg as Python objects. ``_dt`` and ``_json`` make them one shape.
+
+
+class StatusNode(NamedTuple):
+    id: int
+    name: str
+    kind: str
+    owner: str | None
+    max_age_s: int | None
+    required_suites: list[str]
+    version_id: int
+    label: str
+    created_at: datetime
+
+
+class Run(NamedTuple):
+    id: int
+    node_id: int
+    suite: str
+    passed: bool
+    recorded_at: datetime
+
+
+class Mark(NamedTuple):
+    id: int
+    node_id: int
+    cause_id: int
+    from_version_id: int | None
+    to_version_id: int | None
+    path: list[str]
+
+
+class LiveWaiver(NamedTuple):
+    id: int
+    node_id: int
+    covers: list[list[int | None]]
+
+
+def _dt(value: Any) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str | bytes):
+        return [] if value == "[]" else json.loads(value)
+    return value
+
+
+def _where_ids(db: Db, sql: str, ids: Sequence[int] | None, column: str,
+               params: Sequence[Any] = ()) -> list[Any]:
+    """``sql`` over every row, or only where ``column`` is one of ``ids``."""
+    if ids is None:
+        return db.rows(sql, params)
+    joiner = " AND " if " WHERE " in sql else " WHERE "
+    return db.rows_in(f"{sql}{joiner}{column} IN ({{ids}})", sorted(set(ids)), params)
+
+
+def status_nodes(db: Db, ids: Sequence[int] | None) -> list[StatusNode]:
+    """Nodes that need tests, with their current version (all of them when ``ids`` is None)."""
+    rows = _where_ids(db, "SELECT n.id, n.name, n.kind, n.owner, n.max_age_s, "
+                      "n.required_suites, v.id, v.label, v.created_at FROM node n "
+                      "JOIN version v ON v.id = n.current_version_id "
+                      "WHERE n.needs_tests = TRUE", ids, "n.id")
+    return [StatusNode(r[0], r[1], r[2], r[3], r[4], _json(r[5]), r[6], r[7], _dt(r[8]))
+            for r in rows]
+
+
+def status_runs(db: Db, ids: Sequence[int] | None) -> dict[int, list[Run]]:
+    """Runs of each node's current version (without snapshots), oldest first."""
+    rows = _where_ids(db, "SELECT t.id, t.node_id, t.suite, t.passed, t.recorded_at "
+                      "FROM test_run t JOIN node n ON n.id = t.node_id "
+                      "AND n.current_version_id = t.version_id", ids, "t.node_id")
+    runs = sorted((Run(r[0], r[1], r[2], bool(r[3]), _dt(r[4])) for r in rows),
+                  key=lambda r: (r.recorded_at, r.id))
+    out: dict[int, list[Run]] = {}
+    for run in runs:
+        out.setdefault(run.node_id, []).append(run)
+    return out
+
+
+def status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
+    """Open retest marks per node, oldest first."""
+    rows = _where_ids(db, "SELECT id, node_id, cause_id, from_version_id, to_version_id, path "
+                      "FROM retest_mark WHERE closed_at IS NULL", ids, "node_id")
+    out: dict[int, list[Mark]] = {}
+    for r in sorted(rows):
+        out.setdefault(r[1], []).append(Mark(r[0], r[1], r[2], r[3], r[4], _json(r[5])))
+    return out
+
+
+def status_waivers(db: Db, ids: Sequence[int] | None, now: datetime
+                   ) -> dict[int, list[LiveWaiver]]:
+    """Unexpired waivers per node, oldest first."""
+    # SQLite keeps datetimes as text in SQLAlchemy's format; compare like with like.
+    at: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f") if db.backend == "sqlite" else now
+    rows = _where_ids(db, "SELECT id, node_id, covers FROM waiver WHERE expires_at > ?", ids,
+                      "node_id", [at])
+    out: dict[int, list[LiveWaiver]] = {}
+    for r in sorted(rows):
+        out.setdefault(r[1], []).append(LiveWaiver(r[0], r[1], _json(r[2])))
+    return out
+
+
+def lineage_nodes(db: Db, version_id: int) -> set[int]:
+    """Every node in a version's lineage: its inputs, and their unpinned ancestors' inputs
+    (a pinned input counts, but the walk does not cross it)."""
+    seeds = db.rows("SELECT upstream_id, pinned_version_id FROM version_input "
+                    "WHERE version_id = ? AND feedback = FALSE", [version_id])
+    found = {u for u, _ in seeds}
+    unpinned = sorted({u for u, p in seeds if p is None})
+    for i in range(0, len(unpinned), 500):
+        part = unpinned[i:i + 500]
+        marks = ",".join("?" * len(part))
+        found.update(r[0] for r in db.rows(
+            "WITH RECURSIVE up(id) AS ("
+            f" SELECT id FROM node WHERE id IN ({marks}) UNION"
+            " SELECT e.upstream_id FROM edge e JOIN up ON e.downstream_id = up.id"
+            " WHERE e.feedback = FALSE AND e.pinned_version_id IS NULL) "
+            "SELECT e.upstream_id FROM edge e JOIN up ON e.downstream_id = up.id "
+            "WHERE e.feedback = FALSE", part))
+    return found
