@@ -18,7 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chainml import graph
+from chainml.db import reads
 from chainml.db import repository as repo
+from chainml.db.direct import Db
 from chainml.db.models import Node, RetestMark, VersionInput
 from chainml.status import considered_runs, lineage_diff
 
@@ -88,14 +90,15 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
 
     The edge table must already hold ``cause``'s new inputs.
     """
-    adj = graph.adjacency(repo.edges_below(s, cause.id))
-    parent, _ = graph.bfs_tree(adj, cause.id)
+    db = Db.over(s)
+    parent, depth = graph.bfs_tree(graph.adjacency(reads.edges_below(db, cause.id)), cause.id)
     if len(parent) == 1:
         return 0
-    info = repo.node_info(s, parent)
+    info = reads.node_info(db, parent)
     testable = sorted(n for n in parent if n != cause.id and info[n].needs_tests)
-    probes = _probe_snapshots(s, testable, cause.id)
+    probes = _probe_snapshots(s, db, testable, cause.id)
     existing = repo.open_mark_starts(s, cause.id)
+    paths = graph.name_paths(parent, depth, {i: r.name for i, r in info.items()})
     superseded: list[int] = []
     rows: list[dict[str, Any]] = []
     settle: list[int] = []
@@ -110,8 +113,7 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
             start = old[1]
         else:
             start = next((v[0] for v in reversed(seen) if v), old_vid)
-        path = [info[i].name for i in graph.path_to(parent, n)]
-        rows.append(_mark_row(n, cause.id, start, new_vid, path, event_id, at))
+        rows.append(_mark_row(n, cause.id, start, new_vid, paths[n], event_id, at))
     repo.close_marks(s, superseded, at, "superseded")
     repo.add_marks(s, rows)
     for n in settle:
@@ -119,19 +121,35 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
     return len(rows) + len(settle)
 
 
-def _probe_snapshots(s: Session, nodes: Sequence[int], cause_id: int) -> dict[int, list[list[int]]]:
+# Characters of a snapshot read from where the cause's first pair starts: enough for
+# the same node at a few versions (pinned inputs); a longer run is read whole.
+_WINDOW = 400
+_PAIR = re.compile(r"\[\s*(\d+)\s*,\s*(\d+)\s*\]")
+
+
+def _probe_snapshots(s: Session, db: Db, nodes: Sequence[int], cause_id: int
+                     ) -> dict[int, list[list[int]]]:
     """For each node: the cause's versions in each deciding run's snapshot, oldest run first.
 
-    Snapshots are read as text and searched for the one pair that matters: parsing
-    28,000 snapshots of a thousand pairs each took tens of seconds and gigabytes
-    when a hub changed.
+    Snapshots are thousands of pairs, sorted by node id, written as ``[[id, version],
+    ...]``. Only a short window from where the cause's pair starts leaves the database
+    (its own text search): reading 28,000 whole snapshots when a hub changed cost
+    seconds, parsing them tens of seconds and gigabytes.
     """
-    pair = re.compile(rf"\[\s*{cause_id}\s*,\s*(\d+)\s*\]")
-    suites = repo.required_suites(s, nodes)
+    suites = reads.required_suites(db, nodes)
+    needle = f"[{cause_id},"
     out: dict[int, list[list[int]]] = {}
-    for node, runs in repo.current_run_texts(s, nodes):
+    for node, runs in reads.current_runs_probed(db, nodes, needle, _WINDOW):
         considered, _ = considered_runs(runs, suites[node])
-        out[node] = [[int(v) for v in pair.findall(str(r.snapshot))] for r in considered]
+        found = []
+        for r in considered:
+            pairs = [(int(n), int(v)) for n, v in _PAIR.findall(r.window or "")]
+            if pairs and all(n == cause_id for n, _ in pairs) and len(r.window or "") >= _WINDOW:
+                # The window held nothing but the cause's pairs: there may be more.
+                pairs = [(int(n), int(v)) for n, v in _PAIR.findall(
+                    repo.snapshot_text(s, r.id))]
+            found.append([v for n, v in pairs if n == cause_id])
+        out[node] = found
     return out
 
 

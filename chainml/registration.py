@@ -187,11 +187,16 @@ def _content(s: Session, v: Version) -> tuple[set[InputRow], dict[str, Any]]:
 
 def check_cycle(s: Session, node: Node, rows: Sequence[InputRow]) -> None:
     """Refuse inputs that would close a cycle (feedback inputs may)."""
-    regular = [u for u, _, fb in rows if not fb]
-    if not regular:
+    regular = {u for u, _, fb in rows if not fb}
+    if node.id in regular:
+        raise CycleError([node.name, node.name])
+    # The chain is acyclic, so only an edge it does not have yet can close a cycle:
+    # a new version of a hub with its inputs unchanged needs no walk at all.
+    new = sorted(regular - repo.regular_upstreams(s, node.id))
+    if not new or not repo.reaches_any(s, node.id, new):
         return
     g = graph.build(repo.edges_below(s, node.id, propagating_only=False))
-    cycle = graph.cycle_through(g, node.id, regular)
+    cycle = graph.cycle_through(g, node.id, new)
     if cycle:
         names = repo.names_by_id(s, cycle)
         raise CycleError([names[i] for i in cycle])

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from chainml import gate, graph, marks, migrate, registration
 from chainml.db import engine as dbe
-from chainml.db import location
+from chainml.db import location, reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Node, TestRun, Version, Waiver
@@ -384,7 +384,7 @@ class Registry:
         with dbe.read_session(self.engine) as s:
             ids = [repo.require_node(s, name).id] if name else None
             out = []
-            for row in repo.status_nodes(s, ids):
+            for row in reads.status_nodes(Db.over(s), ids):
                 runs = repo.runs_for(s, row.id, row.version_id)
                 pairs, towards = marks.version_lineage(s, row.version_id)
                 seen = {p for p, _ in pairs} | {int(x) for r in runs for x, _ in r.snapshot}

@@ -201,6 +201,40 @@ def status_waivers(db: Db, ids: Sequence[int] | None, now: datetime
     return out
 
 
+class ProbedRun(NamedTuple):
+    id: int
+    node_id: int
+    suite: str
+    passed: bool
+    recorded_at: Any  # sorts in time order on every backend; not parsed
+    window: str | None  # the snapshot's text from the needle on, or None
+
+
+def current_runs_probed(db: Db, ids: Sequence[int], needle: str, window: int
+                        ) -> list[tuple[int, list[ProbedRun]]]:
+    """Runs of each node's current version, oldest first, each with ``window``
+    characters of its snapshot from where ``needle`` first occurs (None if it does not)."""
+    if db.backend == "postgresql":
+        text, find = "t.snapshot::text", "strpos(t.snapshot::text, ?)"
+    else:
+        text, find = "t.snapshot", "instr(t.snapshot, ?)"
+    rows = db.rows_in(
+        f"SELECT t.id, t.node_id, t.suite, t.passed, t.recorded_at, CASE WHEN {find} > 0 "
+        f"THEN substr({text}, {find}, {int(window)}) END FROM test_run t "
+        "JOIN node n ON n.id = t.node_id AND n.current_version_id = t.version_id "
+        "WHERE t.node_id IN ({ids})", sorted(set(ids)), [needle, needle])
+    out: dict[int, list[ProbedRun]] = {}
+    for r in sorted(rows, key=lambda r: (r[4], r[0])):
+        out.setdefault(r[1], []).append(ProbedRun(r[0], r[1], r[2], bool(r[3]), r[4], r[5]))
+    return list(out.items())
+
+
+def required_suites(db: Db, ids: Sequence[int]) -> dict[int, list[str]]:
+    rows = db.rows_in("SELECT id, required_suites FROM node WHERE id IN ({ids})",
+                      sorted(set(ids)))
+    return {r[0]: _json(r[1]) for r in rows}
+
+
 def lineage_nodes(db: Db, version_id: int) -> set[int]:
     """Every node in a version's lineage: its inputs, and their unpinned ancestors' inputs
     (a pinned input counts, but the walk does not cross it)."""

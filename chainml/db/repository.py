@@ -11,9 +11,9 @@ import difflib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Text, and_, cast, delete, false, func, insert, literal, select, update
+from sqlalchemy import JSON, Text, cast, delete, false, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from chainml.db.models import (
@@ -32,11 +32,6 @@ from chainml.errors import InvalidInput, NodeNotFound, VersionNotFound
 T = TypeVar("T")
 
 
-class NodeInfo(NamedTuple):
-    id: int
-    name: str
-    kind: str
-    needs_tests: bool
 # Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
 CHUNK = 2000
 
@@ -138,15 +133,6 @@ def nodes_by_name(s: Session, names: Iterable[str]) -> dict[str, Node]:
     for part in chunks(wanted):
         for n in s.scalars(select(Node).where(Node.name.in_(part))):
             out[n.name] = n
-    return out
-
-
-def nodes_by_id(s: Session, ids: Iterable[int]) -> dict[int, Node]:
-    wanted = sorted(set(ids))
-    out: dict[int, Node] = {}
-    for part in chunks(wanted):
-        for n in s.scalars(select(Node).where(Node.id.in_(part))):
-            out[n.id] = n
     return out
 
 
@@ -267,6 +253,22 @@ def edges_below(s: Session, start: int, propagating_only: bool = True) -> list[t
     return raw_rows(s, stmt)
 
 
+def regular_upstreams(s: Session, node_id: int) -> set[int]:
+    """The nodes ``node_id``'s current version reads (feedback inputs excluded)."""
+    e = Edge.__table__
+    stmt = select(e.c.upstream_id).where(e.c.downstream_id == node_id, e.c.feedback == false())
+    return set(s.connection().execute(stmt).scalars())
+
+
+def reaches_any(s: Session, start: int, targets: Sequence[int]) -> bool:
+    """Whether a walk down regular edges (pinned ones too) from ``start`` meets ``targets``."""
+    reach = _reach_down(start, propagating_only=False)
+    for part in chunks(sorted(set(targets))):
+        if s.execute(select(reach.c.id).where(reach.c.id.in_(part)).limit(1)).first():
+            return True
+    return False
+
+
 def raw_rows(s: Session, stmt: Any) -> list[Any]:
     """Plain DB-API tuples for a statement whose only parameters are integers.
 
@@ -307,24 +309,6 @@ def edges_above(s: Session, seeds: Sequence[int]) -> list[tuple[int, int, int | 
     return [(u, d, p) for u, d, p in s.execute(stmt)]
 
 
-def node_info(s: Session, ids: Iterable[int]) -> dict[int, Any]:
-    """id -> (id, name, kind, needs_tests) for the given nodes, as named tuples."""
-    out: dict[int, Any] = {}
-    n = Node.__table__
-    stmt = select(n.c.id, n.c.name, n.c.kind, n.c.needs_tests)
-    for part in chunks(sorted(set(ids))):
-        for row in raw_rows(s, stmt.where(n.c.id.in_(part))):
-            info = NodeInfo(*row)
-            out[info.id] = info._replace(needs_tests=bool(info.needs_tests))
-    return out
-
-
-def required_suites(s: Session, ids: Sequence[int]) -> dict[int, list[str]]:
-    n = Node.__table__
-    stmt = select(n.c.id, n.c.required_suites)
-    return {i: r for i, r in _rows(s, stmt, n.c.id, ids)}
-
-
 def current_versions(s: Session, ids: Iterable[int]) -> dict[int, int]:
     wanted = sorted(set(ids))
     out: dict[int, int] = {}
@@ -363,38 +347,10 @@ def runs_for(s: Session, node_id: int, version_id: int) -> Sequence[TestRun]:
     ).all()
 
 
-def current_runs(s: Session, node_ids: Sequence[int]) -> dict[int, list[TestRun]]:
-    """Runs of each node's current version, oldest first."""
-    out: dict[int, list[TestRun]] = {}
-    for part in chunks(sorted(set(node_ids))):
-        stmt = (
-            select(TestRun)
-            .join(Node, and_(Node.id == TestRun.node_id,
-                             Node.current_version_id == TestRun.version_id))
-            .where(TestRun.node_id.in_(part))
-            .order_by(TestRun.recorded_at, TestRun.id)
-        )
-        for run in s.scalars(stmt):
-            out.setdefault(run.node_id, []).append(run)
-    return out
-
-
-def current_run_texts(s: Session, node_ids: Sequence[int]) -> Iterator[tuple[int, list[Any]]]:
-    """(node id, runs of its current version oldest first) with each snapshot as raw JSON
-    text, chunk by chunk so only one chunk of snapshots is in memory at a time."""
-    n, t = Node.__table__, TestRun.__table__
-    stmt = (
-        select(t.c.id, t.c.node_id, t.c.suite, t.c.passed, t.c.recorded_at,
-               cast(t.c.snapshot, Text).label("snapshot"))
-        .join(n, and_(n.c.id == t.c.node_id, n.c.current_version_id == t.c.version_id))
-    )
-    conn = s.connection()
-    for part in chunks(sorted(set(node_ids)), 500):
-        runs: dict[int, list[Any]] = {}
-        rows = conn.execute(stmt.where(t.c.node_id.in_(part))).all()
-        for r in sorted(rows, key=lambda r: (r.recorded_at, r.id)):
-            runs.setdefault(r.node_id, []).append(r)
-        yield from runs.items()
+def snapshot_text(s: Session, run_id: int) -> str:
+    t = TestRun.__table__
+    stmt = select(cast(t.c.snapshot, Text)).where(t.c.id == run_id)
+    return str(s.connection().execute(stmt).scalar_one())
 
 
 def open_marks(s: Session, node_ids: Sequence[int] | None = None) -> dict[int, list[RetestMark]]:
@@ -465,66 +421,3 @@ def events(s: Session, node: str | None = None, limit: int | None = None) -> Seq
     if limit:
         stmt = stmt.limit(limit)
     return list(reversed(s.scalars(stmt).all()))
-
-
-def count_nodes(s: Session) -> int:
-    return int(s.scalar(select(func.count()).select_from(Node)) or 0)
-
-
-# ---- status reads (Core rows, no ORM objects: status covers 30,000 nodes at once) ----------
-
-
-def _rows(s: Session, stmt: Any, column: Any, ids: Sequence[int] | None) -> list[Any]:
-    """Run ``stmt`` for all rows, or restricted to ``column IN ids`` in chunks."""
-    conn = s.connection()
-    if ids is None:
-        return list(conn.execute(stmt).all())
-    out: list[Any] = []
-    for part in chunks(sorted(set(ids))):
-        out.extend(conn.execute(stmt.where(column.in_(part))).all())
-    return out
-
-
-def status_nodes(s: Session, ids: Sequence[int] | None) -> list[Any]:
-    """Testable nodes with their current version: id, name, kind, owner, max_age_s,
-    required_suites, version_id, label, created_at."""
-    n, v = Node.__table__, Version.__table__
-    stmt = (
-        select(n.c.id, n.c.name, n.c.kind, n.c.owner, n.c.max_age_s, n.c.required_suites,
-               v.c.id.label("version_id"), v.c.label, v.c.created_at)
-        .join(v, v.c.id == n.c.current_version_id)
-        .where(n.c.needs_tests.is_(True))
-    )
-    return _rows(s, stmt, n.c.id, ids)
-
-
-def status_runs(s: Session, ids: Sequence[int] | None) -> dict[int, list[Any]]:
-    """Runs of each node's current version (without snapshots), oldest first."""
-    n, t = Node.__table__, TestRun.__table__
-    stmt = (
-        select(t.c.id, t.c.node_id, t.c.suite, t.c.passed, t.c.recorded_at)
-        .join(n, and_(n.c.id == t.c.node_id, n.c.current_version_id == t.c.version_id))
-    )
-    out: dict[int, list[Any]] = {}
-    for r in sorted(_rows(s, stmt, t.c.node_id, ids), key=lambda r: (r.recorded_at, r.id)):
-        out.setdefault(r.node_id, []).append(r)
-    return out
-
-
-def status_marks(s: Session, ids: Sequence[int] | None) -> dict[int, list[Any]]:
-    m = RetestMark.__table__
-    stmt = (select(m.c.id, m.c.node_id, m.c.cause_id, m.c.from_version_id, m.c.to_version_id,
-                   m.c.path).where(m.c.closed_at.is_(None)))
-    out: dict[int, list[Any]] = {}
-    for r in sorted(_rows(s, stmt, m.c.node_id, ids), key=lambda r: r.id):
-        out.setdefault(r.node_id, []).append(r)
-    return out
-
-
-def status_waivers(s: Session, ids: Sequence[int] | None, now: datetime) -> dict[int, list[Any]]:
-    w = Waiver.__table__
-    stmt = select(w.c.id, w.c.node_id, w.c.covers).where(w.c.expires_at > now)
-    out: dict[int, list[Any]] = {}
-    for r in sorted(_rows(s, stmt, w.c.node_id, ids), key=lambda r: r.id):
-        out.setdefault(r.node_id, []).append(r)
-    return out
