@@ -20,11 +20,14 @@ def impact(db: Db, name: str, max_depth: int | None = None) -> dict[str, Any]:
                                    max_depth)
     info = reads.node_info(db, parent)
     label = reads.labels(db, [node.current_version_id]).get(node.current_version_id or -1)
-    paths = graph.name_paths(parent, depth, {i: r.name for i, r in info.items()})
-    impacted = [
-        {"name": info[n].name, "kind": info[n].kind, "distance": depth[n], "path": path,
-         "needs_tests": info[n].needs_tests}
-        for n, path in paths.items()
-    ]
-    impacted.sort(key=lambda e: (e["distance"], e["name"]))
+    # Parents come before children in (distance, name) order, so each path extends
+    # its parent's: linear in the output, and already in the order the result lists.
+    paths = {node.id: [node.name]}
+    impacted = []
+    for n in sorted((n for n in parent if n != node.id),
+                    key=lambda n: (depth[n], info[n].name)):
+        row = info[n]
+        path = paths[n] = paths[parent[n]] + [row.name]
+        impacted.append({"name": row.name, "kind": row.kind, "distance": depth[n],
+                         "path": path, "needs_tests": row.needs_tests})
     return {"node": name, "version": label, "impacted": impacted}

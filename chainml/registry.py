@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from chainml.chainfile import ChainFile
     from chainml.render.view import GraphView
 
+# After an apply that wrote this many nodes, PostgreSQL gets VACUUM (ANALYZE): see
+# db.engine.refresh_statistics.
+VACUUM_AFTER = 5000
 MAX_WAIVER = timedelta(days=90)
 DEFAULT_WAIVER = timedelta(days=7)
 
@@ -294,6 +297,8 @@ class Registry:
         except _Rollback:
             pass
         assert out is not None
+        if not out.dry_run and len(out.items) >= VACUUM_AFTER:
+            dbe.refresh_statistics(self.engine, ["node", "version", "version_input", "edge"])
         return out
 
     def import_file(self, tool: str, path: str | Path, *, kind_map: Sequence[str] = (),

@@ -62,10 +62,9 @@ _load()
 
 def main() -> None:
     """Entry point: no traceback reaches the user unless CHAINML_DEBUG is set."""
-    # The commands build lists of 10,000s of small objects (impact entries, statuses);
-    # CPython's default of a collection every 700 allocations rescans them over and
-    # over (~20% of a check after a hub change). Cycles are still collected.
-    gc.freeze()
+    # Commands build 100,000s of small objects (rows, marks, entries); CPython's default
+    # of a collection every 700 allocations rescans them over and over. Cycles are still
+    # collected; the read-only commands switch collection off (common.read_only_run).
     gc.set_threshold(100_000, 50, 50)
     try:
         cli.main(prog_name="chainml")

@@ -6,6 +6,7 @@ the library (SQLAlchemy, networkx, pydantic) is imported inside the commands.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -62,6 +63,14 @@ def echo_json(data: BaseModel | list[Any] | dict[str, Any]) -> None:
     # pydantic-core's serialiser writes 40 MB of indented JSON in a quarter of a second,
     # five times faster than the json module with indent (pure Python then).
     click.echo(to_json(data, indent=2, by_alias=True).decode())
+
+
+def read_only_run() -> None:
+    """For a command that only reads and prints (impact, status, check): no cyclic
+    garbage collection. Their objects are plain rows and entries, freed by reference
+    counting; with the collector on, an 80,000-node impact spent 1.2 s of 2.7 s
+    rescanning them."""
+    gc.disable()
 
 
 def err(text: str) -> None:

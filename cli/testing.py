@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from chainml.cli.common import db_option, db_url, echo_json, json_option, open_registry
+from chainml.cli.common import (
+    db_option,
+    db_url,
+    echo_json,
+    json_option,
+    open_registry,
+    read_only_run,
+)
 
 if TYPE_CHECKING:
     from chainml.registry import Registry
@@ -34,6 +41,7 @@ def impact(ctx: click.Context, node: str, depth: int | None, as_json: bool) -> N
     from chainml.db.direct import reading
     from chainml.impact import impact as find_impact
 
+    read_only_run()
     # Plain data straight from the walk: no SQLAlchemy or pydantic models on this path.
     with reading(db_url(ctx)) as db:
         result = find_impact(db, node, depth)
@@ -111,6 +119,7 @@ def status(ctx: click.Context, node: str | None, as_json: bool) -> None:
     from chainml.db.direct import reading
     from chainml.status import utcnow
 
+    read_only_run()
     with reading(db_url(ctx)) as db:
         entries = gate.status(db, node, utcnow())
     if as_json:
@@ -152,6 +161,7 @@ def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, s
     from chainml.report import render_check
     from chainml.status import utcnow
 
+    read_only_run()
     with reading(db_url(ctx)) as db:
         result = gate.check(db, list(nodes), strict, utcnow())
     chart = (_affected_chart(open_registry(ctx), result)

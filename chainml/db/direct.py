@@ -63,9 +63,19 @@ class Db:
 
     def rows_in(self, sql: str, ids: Sequence[Any], params: Sequence[Any] = (),
                 size: int = CHUNK) -> list[Any]:
-        """``sql`` once per chunk of ``ids``, with ``{ids}`` replaced by its placeholders."""
+        """``sql`` once per chunk of ``ids``, with ``{ids}`` replaced by its placeholders.
+
+        ``sql`` says ``column IN ({ids})``. PostgreSQL gets ``column = ANY(array)`` in one
+        statement instead: psycopg parses every statement's placeholders in Python, which
+        cost 0.7 s for the 40 chunks of an 80,000-node impact.
+        """
         out: list[Any] = []
         ids = list(ids)
+        if self.backend == "postgresql" and " IN ({ids})" in sql:
+            # As one text literal: psycopg adapts a list of 80,000 ints in Python (0.2 s).
+            literal = "{" + ",".join(map(str, map(int, ids))) + "}"
+            return self.rows(sql.replace(" IN ({ids})", " = ANY(CAST(? AS bigint[]))"),
+                             [*params, literal])
         for i in range(0, len(ids), size):
             part = ids[i:i + size]
             out += self.rows(sql.format(ids=",".join("?" * len(part))), [*params, *part])

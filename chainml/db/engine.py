@@ -183,6 +183,25 @@ def translate_errors(url: str | URL) -> Iterator[None]:
         raise
 
 
+def refresh_statistics(engine: Engine, tables: list[str]) -> None:
+    """VACUUM (ANALYZE) freshly loaded tables on PostgreSQL; nothing elsewhere.
+
+    Right after a bulk load the planner has no statistics and the visibility map is
+    empty, so walks scan instead of seeking and "index-only" scans still visit every
+    row: the 80,000-node walk below a hub took 1.4 s instead of 0.9 s. Autovacuum
+    would fix both, later, where it is on. Best effort: a role that may not vacuum
+    (not the owner) leaves it to autovacuum.
+    """
+    if engine.dialect.name != "postgresql":
+        return
+    quote = engine.dialect.identifier_preparer.quote
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(quote(t) for t in tables)}")
+    except exc.DBAPIError:
+        pass
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """One write transaction: commits on success, rolls back on any error."""
