@@ -199,3 +199,21 @@ def test_real_graphs_load_and_impact_matches_networkx(registry: Registry, tmp_pa
     for node in sample:
         got = {e.name for e in registry.impact(node).impacted}
         assert got == nx.descendants(g, node), node
+
+
+def test_a_large_apply_refreshes_planner_statistics(registry: Registry, database_url: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL gets VACUUM (ANALYZE) after a large load (here: "large" is 2 nodes)."""
+    from sqlalchemy import text
+
+    import chainml.registry as registry_module
+
+    monkeypatch.setattr(registry_module, "VACUUM_AFTER", 2)
+    registry.apply(EXAMPLE)
+    if not database_url.startswith("postgresql"):
+        return
+    with registry.engine.connect() as conn:
+        vacuumed = conn.execute(text(
+            "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+            "AND last_vacuum IS NOT NULL")).scalars().all()
+    assert {"node", "version", "version_input", "edge"} <= set(vacuumed)
