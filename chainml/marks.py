@@ -85,10 +85,12 @@ def _mark_row(node_id: int, cause: int, old: int | None, new: int | None, path: 
 
 
 def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: datetime,
-              event_id: int | None) -> int:
+              event_id: int | None, fresh: bool = False) -> int:
     """Mark every testable node a new current version of ``cause`` reaches; returns the count.
 
-    The edge table must already hold ``cause``'s new inputs.
+    The edge table must already hold ``cause``'s new inputs. ``fresh``: the version was
+    created just now, so no snapshot can hold it, and a node with an open mark from this
+    cause already knows what it was tested with: its snapshots need no probe.
     """
     db = Db.over(s)
     parent, depth = graph.bfs_tree(graph.adjacency(reads.edges_below(db, cause.id)), cause.id)
@@ -96,8 +98,9 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
         return 0
     info = reads.node_info(db, parent)
     testable = sorted(n for n in parent if n != cause.id and info[n].needs_tests)
-    probes = _probe_snapshots(s, db, testable, cause.id)
     existing = repo.open_mark_starts(s, cause.id)
+    probes = _probe_snapshots(s, db, [n for n in testable if not fresh or n not in existing],
+                              cause.id)
     paths = graph.name_paths(parent, depth, {i: r.name for i, r in info.items()})
     superseded: list[int] = []
     rows: list[dict[str, Any]] = []
@@ -136,19 +139,24 @@ def _probe_snapshots(s: Session, db: Db, nodes: Sequence[int], cause_id: int
     (its own text search): reading 28,000 whole snapshots when a hub changed cost
     seconds, parsing them tens of seconds and gigabytes.
     """
+    if not nodes:
+        return {}
     suites = reads.required_suites(db, nodes)
     needle = f"[{cause_id},"
+    mine = re.compile(rf"\[\s*{cause_id}\s*,\s*(\d+)\s*\]")
     out: dict[int, list[list[int]]] = {}
     for node, runs in reads.current_runs_probed(db, nodes, needle, _WINDOW):
         considered, _ = considered_runs(runs, suites[node])
         found = []
         for r in considered:
-            pairs = [(int(n), int(v)) for n, v in _PAIR.findall(r.window or "")]
-            if pairs and all(n == cause_id for n, _ in pairs) and len(r.window or "") >= _WINDOW:
-                # The window held nothing but the cause's pairs: there may be more.
-                pairs = [(int(n), int(v)) for n, v in _PAIR.findall(
-                    repo.snapshot_text(s, r.id))]
-            found.append([v for n, v in pairs if n == cause_id])
+            window = r.window or ""
+            hits = list(mine.finditer(window))
+            # The cause's pairs are adjacent (sorted); they may go on past a full window
+            # unless another node's pair (or the end of the list) follows them.
+            if (hits and len(window) >= _WINDOW and "]]" not in window[hits[-1].end() - 1:]
+                    and not _PAIR.search(window, hits[-1].end())):
+                hits = list(mine.finditer(repo.snapshot_text(s, r.id)))
+            found.append([int(m.group(1)) for m in hits])
         out[node] = found
     return out
 

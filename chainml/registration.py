@@ -272,7 +272,7 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
                             previous=result.previous_version,
                             inputs=_specs(s, rows, False), feedback=_specs(s, rows, True),
                             meta=meta)
-        result.marked = move_current(s, node, v.id, at, ev.id)
+        result.marked = move_current(s, node, v.id, at, ev.id, fresh=True)
         result.current_changed = True
     elif {"needs_tests", "required_suites"} & set(result.updated_fields):
         # Only these change what decides the status; owner or tags do not.
@@ -328,14 +328,16 @@ def _update_node(s: Session, node: Node, settings: dict[str, Any], at: datetime,
     return sorted(_SHOWN.get(k, k) for k in changed)
 
 
-def move_current(s: Session, node: Node, version_id: int, at: datetime, event_id: int) -> int:
-    """Point ``node`` at ``version_id``, refresh its edges and write the marks."""
+def move_current(s: Session, node: Node, version_id: int, at: datetime, event_id: int,
+                 fresh: bool = False) -> int:
+    """Point ``node`` at ``version_id`` (``fresh``: created just now), refresh its edges
+    and write the marks."""
     old = node.current_version_id
     node.current_version_id = version_id
     node.updated_at = at
     s.flush()
     repo.replace_edges(s, node.id, version_id)
-    count = marks.propagate(s, node, old, version_id, at, event_id)
+    count = marks.propagate(s, node, old, version_id, at, event_id, fresh=fresh)
     marks.rebuild(s, node, at, event_id)
     return count
 

@@ -230,3 +230,24 @@ def test_labels_and_suites_are_case_sensitive_on_every_backend(registry: Registr
     assert registry.status("m")[0].status.value == "untested"
     registry.record_test("m", passed=True, suite="Eval")
     assert registry.status("m")[0].status.value == "verified"
+
+
+def test_rollback_found_in_a_snapshot_with_many_versions_of_the_cause(registry: Registry
+                                                                      ) -> None:
+    """A snapshot can hold one cause at many versions (inputs pinned to each). The
+    probe reads a short window of the snapshot from the cause's first pair; the pair
+    that matters here lies past that window and must still be found."""
+    for i in range(60):
+        registry.register(kind="source", name="raw", version=f"v{i}")
+        registry.register(kind="feature", name=f"pinned_{i:02d}", version="1",
+                          inputs=[f"raw@v{i}"])
+    registry.register(kind="feature", name="live", version="1", inputs=["raw"])
+    registry.register(kind="model", name="scorer", version="1",
+                      inputs=["live", *(f"pinned_{i:02d}" for i in range(60))])
+    registry.record_test("scorer", passed=True)  # raw at v0..v59 in its snapshot
+    registry.register(kind="source", name="raw", version="v60")
+    assert statuses(registry)["scorer"] == "needs_retest"
+    registry.promote("raw", "v59")  # the version scorer was tested with: a rollback
+    assert statuses(registry)["scorer"] == "verified"
+    assert [e.model_dump() for e in registry.status()] == [
+        e.model_dump() for e in registry.recompute_status()]

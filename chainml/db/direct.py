@@ -14,6 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from chainml.db import failures
@@ -80,6 +81,11 @@ class Db:
             part = ids[i:i + size]
             out += self.rows(sql.format(ids=",".join("?" * len(part))), [*params, *part])
         return out
+
+    def time(self, at: datetime) -> Any:
+        """A datetime as a query parameter, compared like the stored values: SQLite keeps
+        SQLAlchemy's text form, the servers a timestamp type."""
+        return at.strftime("%Y-%m-%d %H:%M:%S.%f") if self.backend == "sqlite" else at
 
     def failure(self, error: BaseException) -> BaseException:
         """A driver error as ours: exit 3 for the database's trouble; bugs stay bugs."""

@@ -191,10 +191,8 @@ def status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
 def status_waivers(db: Db, ids: Sequence[int] | None, now: datetime
                    ) -> dict[int, list[LiveWaiver]]:
     """Unexpired waivers per node, oldest first."""
-    # SQLite keeps datetimes as text in SQLAlchemy's format; compare like with like.
-    at: Any = now.strftime("%Y-%m-%d %H:%M:%S.%f") if db.backend == "sqlite" else now
     rows = _where_ids(db, "SELECT id, node_id, covers FROM waiver WHERE expires_at > ?", ids,
-                      "node_id", [at])
+                      "node_id", [db.time(now)])
     out: dict[int, list[LiveWaiver]] = {}
     for r in sorted(rows):
         out.setdefault(r[1], []).append(LiveWaiver(r[0], r[1], _json(r[2])))
@@ -214,15 +212,20 @@ def current_runs_probed(db: Db, ids: Sequence[int], needle: str, window: int
                         ) -> list[tuple[int, list[ProbedRun]]]:
     """Runs of each node's current version, oldest first, each with ``window``
     characters of its snapshot from where ``needle`` first occurs (None if it does not)."""
+    runs = ("SELECT t.id, t.node_id, t.suite, t.passed, t.recorded_at, {snap} FROM test_run t "
+            "JOIN node n ON n.id = t.node_id AND n.current_version_id = t.version_id "
+            "WHERE t.node_id IN ({{ids}})")
     if db.backend == "postgresql":
-        text, find = "t.snapshot::text", "strpos(t.snapshot::text, ?)"
+        # Each mention of a TOASTed snapshot de-TOASTs it again: read it once per row
+        # (OFFSET 0 keeps the planner from merging the subqueries): 3.5 s -> 1.5 s.
+        sql = ("SELECT id, node_id, suite, passed, recorded_at, CASE WHEN pos > 0 THEN "
+               f"substr(snap, pos, {int(window)}) END FROM (SELECT *, strpos(snap, ?) AS pos "
+               f"FROM ({runs.format(snap='t.snapshot::text AS snap')} OFFSET 0) a OFFSET 0) b")
+        rows = db.rows_in(sql, sorted(set(ids)), [needle])
     else:
-        text, find = "t.snapshot", "instr(t.snapshot, ?)"
-    rows = db.rows_in(
-        f"SELECT t.id, t.node_id, t.suite, t.passed, t.recorded_at, CASE WHEN {find} > 0 "
-        f"THEN substr({text}, {find}, {int(window)}) END FROM test_run t "
-        "JOIN node n ON n.id = t.node_id AND n.current_version_id = t.version_id "
-        "WHERE t.node_id IN ({ids})", sorted(set(ids)), [needle, needle])
+        find = "instr(t.snapshot, ?)"
+        snap = f"CASE WHEN {find} > 0 THEN substr(t.snapshot, {find}, {int(window)}) END"
+        rows = db.rows_in(runs.format(snap=snap), sorted(set(ids)), [needle, needle])
     out: dict[int, list[ProbedRun]] = {}
     for r in sorted(rows, key=lambda r: (r[4], r[0])):
         out.setdefault(r[1], []).append(ProbedRun(r[0], r[1], r[2], bool(r[3]), r[4], r[5]))

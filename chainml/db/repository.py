@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, Text, cast, delete, false, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from chainml.db.direct import Db
 from chainml.db.models import (
     Edge,
     Event,
@@ -376,10 +377,14 @@ def open_mark_starts(s: Session, cause_id: int) -> dict[int, tuple[int, int | No
 
 
 def close_marks(s: Session, mark_ids: Sequence[int], at: datetime, why: str) -> None:
-    for part in chunks(list(mark_ids)):
-        s.execute(
-            update(RetestMark).where(RetestMark.id.in_(part)).values(closed_at=at, close_reason=why)
-        )
+    """Close marks by id. A second version of a hub closes 25,000 at once: plain SQL
+    with bound id lists (one array on PostgreSQL), not ORM statements compiled per chunk."""
+    if not mark_ids:
+        return
+    s.flush()
+    db = Db.over(s)
+    db.rows_in("UPDATE retest_mark SET closed_at = ?, close_reason = ? WHERE id IN ({ids})",
+               sorted(mark_ids), [db.time(at), why])
 
 
 def add_marks(s: Session, rows: list[dict[str, Any]]) -> None:
