@@ -82,6 +82,11 @@ class Db:
             out += self.rows(sql.format(ids=",".join("?" * len(part))), [*params, *part])
         return out
 
+    def as_text(self, column: str) -> str:
+        """A JSON column read as text: psycopg would decode each value itself, through a
+        slower path than ours (0.8 s for the 53,000 values of a check after a hub change)."""
+        return f"CAST({column} AS TEXT)" if self.backend == "postgresql" else column
+
     def time(self, at: datetime) -> Any:
         """A datetime as a query parameter, compared like the stored values: SQLite keeps
         SQLAlchemy's text form, the servers a timestamp type."""

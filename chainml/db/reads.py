@@ -158,7 +158,7 @@ def _where_ids(db: Db, sql: str, ids: Sequence[int] | None, column: str,
 def status_nodes(db: Db, ids: Sequence[int] | None) -> list[StatusNode]:
     """Nodes that need tests, with their current version (all of them when ``ids`` is None)."""
     rows = _where_ids(db, "SELECT n.id, n.name, n.kind, n.owner, n.max_age_s, "
-                      "n.required_suites, v.id, v.label, v.created_at FROM node n "
+                      f"{db.as_text('n.required_suites')}, v.id, v.label, v.created_at FROM node n "
                       "JOIN version v ON v.id = n.current_version_id "
                       "WHERE n.needs_tests = TRUE", ids, "n.id")
     return [StatusNode(r[0], r[1], r[2], r[3], r[4], _json(r[5]), r[6], r[7], _dt(r[8]))
@@ -180,8 +180,9 @@ def status_runs(db: Db, ids: Sequence[int] | None) -> dict[int, list[Run]]:
 
 def status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
     """Open retest marks per node, oldest first."""
-    rows = _where_ids(db, "SELECT id, node_id, cause_id, from_version_id, to_version_id, path "
-                      "FROM retest_mark WHERE closed_at IS NULL", ids, "node_id")
+    rows = _where_ids(db, "SELECT id, node_id, cause_id, from_version_id, to_version_id, "
+                      f"{db.as_text('path')} FROM retest_mark WHERE closed_at IS NULL", ids,
+                      "node_id")
     out: dict[int, list[Mark]] = {}
     for r in sorted(rows):
         out.setdefault(r[1], []).append(Mark(r[0], r[1], r[2], r[3], r[4], _json(r[5])))
@@ -191,8 +192,8 @@ def status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
 def status_waivers(db: Db, ids: Sequence[int] | None, now: datetime
                    ) -> dict[int, list[LiveWaiver]]:
     """Unexpired waivers per node, oldest first."""
-    rows = _where_ids(db, "SELECT id, node_id, covers FROM waiver WHERE expires_at > ?", ids,
-                      "node_id", [db.time(now)])
+    rows = _where_ids(db, f"SELECT id, node_id, {db.as_text('covers')} FROM waiver "
+                      "WHERE expires_at > ?", ids, "node_id", [db.time(now)])
     out: dict[int, list[LiveWaiver]] = {}
     for r in sorted(rows):
         out.setdefault(r[1], []).append(LiveWaiver(r[0], r[1], _json(r[2])))
@@ -233,8 +234,8 @@ def current_runs_probed(db: Db, ids: Sequence[int], needle: str, window: int
 
 
 def required_suites(db: Db, ids: Sequence[int]) -> dict[int, list[str]]:
-    rows = db.rows_in("SELECT id, required_suites FROM node WHERE id IN ({ids})",
-                      sorted(set(ids)))
+    rows = db.rows_in(f"SELECT id, {db.as_text('required_suites')} FROM node "
+                      "WHERE id IN ({ids})", sorted(set(ids)))
     return {r[0]: _json(r[1]) for r in rows}
 
 
