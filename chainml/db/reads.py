@@ -13,6 +13,7 @@ import difflib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from chainml.db.direct import Db
@@ -110,7 +111,7 @@ class StatusNode(NamedTuple):
     required_suites: list[str]
     version_id: int
     label: str
-    created_at: datetime
+    created_at: datetime | None  # None unless max_age_s is set
 
 
 class Run(NamedTuple):
@@ -146,6 +147,14 @@ def _json(value: Any) -> Any:
     return value
 
 
+def _json_many(values: list[Any]) -> list[Any]:
+    """``_json`` of many values; text is decoded in one call (25,000 paths after a hub
+    change: the per-call overhead of json.loads was most of the cost)."""
+    if not all(isinstance(v, str) for v in values):
+        return [_json(v) for v in values]
+    return json.loads("[" + ",".join(values) + "]") if values else []
+
+
 def _where_ids(db: Db, sql: str, ids: Sequence[int] | None, column: str,
                params: Sequence[Any] = ()) -> list[Any]:
     """``sql`` over every row, or only where ``column`` is one of ``ids``."""
@@ -161,8 +170,9 @@ def status_nodes(db: Db, ids: Sequence[int] | None) -> list[StatusNode]:
                       f"{db.as_text('n.required_suites')}, v.id, v.label, v.created_at FROM node n "
                       "JOIN version v ON v.id = n.current_version_id "
                       "WHERE n.needs_tests = TRUE", ids, "n.id")
-    return [StatusNode(r[0], r[1], r[2], r[3], r[4], _json(r[5]), r[6], r[7], _dt(r[8]))
-            for r in rows]
+    # created_at only matters for a maximum age: parsed only then.
+    return [StatusNode(r[0], r[1], r[2], r[3], r[4], _json(r[5]), r[6], r[7],
+                       _dt(r[8]) if r[4] else None) for r in rows]
 
 
 def status_runs(db: Db, ids: Sequence[int] | None) -> dict[int, list[Run]]:
@@ -170,11 +180,10 @@ def status_runs(db: Db, ids: Sequence[int] | None) -> dict[int, list[Run]]:
     rows = _where_ids(db, "SELECT t.id, t.node_id, t.suite, t.passed, t.recorded_at "
                       "FROM test_run t JOIN node n ON n.id = t.node_id "
                       "AND n.current_version_id = t.version_id", ids, "t.node_id")
-    runs = sorted((Run(r[0], r[1], r[2], bool(r[3]), _dt(r[4])) for r in rows),
-                  key=lambda r: (r.recorded_at, r.id))
+    # Sorted as stored: SQLite's text timestamps are fixed-width, so they sort in time.
     out: dict[int, list[Run]] = {}
-    for run in runs:
-        out.setdefault(run.node_id, []).append(run)
+    for r in sorted(rows, key=itemgetter(4, 0)):
+        out.setdefault(r[1], []).append(Run(r[0], r[1], r[2], bool(r[3]), _dt(r[4])))
     return out
 
 
@@ -183,9 +192,11 @@ def status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
     rows = _where_ids(db, "SELECT id, node_id, cause_id, from_version_id, to_version_id, "
                       f"{db.as_text('path')} FROM retest_mark WHERE closed_at IS NULL", ids,
                       "node_id")
+    rows.sort(key=itemgetter(0))
+    paths = _json_many([r[5] for r in rows])
     out: dict[int, list[Mark]] = {}
-    for r in sorted(rows):
-        out.setdefault(r[1], []).append(Mark(r[0], r[1], r[2], r[3], r[4], _json(r[5])))
+    for r, path in zip(rows, paths, strict=True):
+        out.setdefault(r[1], []).append(Mark(r[0], r[1], r[2], r[3], r[4], path))
     return out
 
 
