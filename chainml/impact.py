@@ -7,6 +7,7 @@ line serialises it directly, the Python API validates it into the model.
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import Any
 
 from chainml import graph
@@ -20,12 +21,16 @@ def impact(db: Db, name: str, max_depth: int | None = None) -> dict[str, Any]:
                                    max_depth)
     info = reads.node_info(db, parent)
     label = reads.labels(db, [node.current_version_id]).get(node.current_version_id or -1)
-    # Parents come before children in (distance, name) order, so each path extends
-    # its parent's: linear in the output, and already in the order the result lists.
+    # bfs_tree lists nodes level by level; sorting each level by name gives the result's
+    # (distance, name) order with C-level keys, and parents still come before children,
+    # so each path extends its parent's: linear in the output.
+    names = {i: r.name for i, r in info.items()}
+    order: list[int] = []
+    for _, level in groupby((n for n in parent if n != node.id), depth.__getitem__):
+        order += sorted(level, key=names.__getitem__)
     paths = {node.id: [node.name]}
     impacted = []
-    for n in sorted((n for n in parent if n != node.id),
-                    key=lambda n: (depth[n], info[n].name)):
+    for n in order:
         row = info[n]
         path = paths[n] = paths[parent[n]] + [row.name]
         impacted.append({"name": row.name, "kind": row.kind, "distance": depth[n],
