@@ -120,6 +120,11 @@ FROM down JOIN node n ON n.id = down.id WHERE n.needs_tests
     def run() -> int:
         cur = db.conn.cursor()
         try:
+            if db.dialect == "sqlite" and not db.conn.in_transaction:
+                # Python's sqlite3 opens a transaction only before a statement that starts
+                # with INSERT/UPDATE/DELETE; this one starts with WITH, so without an explicit
+                # BEGIN it was committed, and every run left 25,000 open marks behind.
+                cur.execute("BEGIN")
             cur.execute(db.q(sql), (node_id, node_id))
             count = int(cur.rowcount)
         finally:

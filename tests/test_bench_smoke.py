@@ -50,3 +50,24 @@ def test_quick_benchmark_runs_every_operation(tmp_path: Path) -> None:
     selected = {e["name"] for e in impact["impacted"]}
     assert selected == nx.descendants(chain.graph(), hub)
     assert len(selected) > 0.5 * chain.size  # a hub indeed
+
+
+def test_write_floors_leave_the_registry_as_it_was(tmp_path: Path) -> None:
+    """The register-hub floor inserts marks and must roll them back: left behind, they
+    made every later check and status in the benchmark process seven times the marks."""
+    from bench import floors
+    from chainml.registry import Registry
+    from tests.chains import build_example
+
+    reg = Registry.init(tmp_path)
+    build_example(reg)
+    reg.close()
+    db = floors.connect_sqlite(str(tmp_path / ".chainml" / "registry.db"))
+    try:
+        before = db.rows("SELECT count(*) FROM retest_mark")
+        hub = floors.node_ids(db)["clicks_raw"]
+        for _ in range(2):
+            floors.cte_register(db, hub)()
+        assert db.rows("SELECT count(*) FROM retest_mark") == before
+    finally:
+        db.close()
