@@ -21,7 +21,7 @@ from chainml import graph
 from chainml.db import reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
-from chainml.db.models import Node, RetestMark, VersionInput
+from chainml.db.models import Node, VersionInput
 from chainml.status import considered_runs, lineage_diff
 
 
@@ -161,15 +161,6 @@ def _probe_snapshots(s: Session, db: Db, nodes: Sequence[int], cause_id: int
     return out
 
 
-def _tested_with(considered: Sequence[Any], cause_id: int, fallback: int | None) -> int | None:
-    """The cause's version in the node's latest deciding snapshot, else its previous version."""
-    for r in reversed(considered):
-        for n, v in r.snapshot:
-            if n == cause_id:
-                return int(v)
-    return fallback
-
-
 def waiver_covers(s: Session, node: Node, cause_id: int | None) -> list[list[int | None]]:
     """The (cause, version) pairs a waiver granted now accepts.
 
@@ -194,7 +185,3 @@ def waiver_covers(s: Session, node: Node, cause_id: int | None) -> list[list[int
         if cause_id is None or n == cause_id or n not in mark_causes:
             out.add((n, new))
     return [[c, v] for c, v in sorted(out, key=lambda p: (p[0], p[1] or 0))]
-
-
-def open_mark_rows(s: Session, node_ids: Sequence[int]) -> dict[int, list[RetestMark]]:
-    return repo.open_marks(s, node_ids)

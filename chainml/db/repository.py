@@ -7,7 +7,6 @@ follows the part of the chain they reach, not the size of the registry.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import JSON, Text, cast, delete, false, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from chainml.db import reads
 from chainml.db.direct import Db
 from chainml.db.models import (
     Edge,
@@ -108,13 +108,9 @@ def names_by_key(s: Session, names: Sequence[str]) -> dict[str, str]:
 
 
 def suggest(s: Session, name: str) -> str | None:
-    """The closest existing name, for 'Did you mean ...?'."""
-    exact = get_node_by_key(s, name)
-    if exact is not None:
-        return exact.name
-    names = s.scalars(select(Node.name)).all()
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.75)
-    return close[0] if close else None
+    """The closest existing name, for 'Did you mean ...?' (the same answer the direct
+    read path gives)."""
+    return reads.suggest(Db.over(s), name)
 
 
 def require_node(s: Session, name: str) -> Node:
