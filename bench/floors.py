@@ -109,13 +109,13 @@ def cte_register(db: Sql, node_id: int) -> Callable[[], int]:
     """
     now = "CURRENT_TIMESTAMP"
     sql = DESCENDANTS_CTE + f"""
-INSERT INTO retest_mark (node_id, cause_id, from_version_id, to_version_id, path, event_id,
+INSERT INTO retest_mark (node_id, cause_id, tested_versions, now_versions, path, event_id,
                          opened_at, closed_at, close_reason)
-SELECT n.id, ?, NULL, NULL, '[]', NULL, {now}, NULL, NULL
+SELECT n.id, ?, '[]', '[]', '[]', NULL, {now}, NULL, NULL
 FROM down JOIN node n ON n.id = down.id WHERE n.needs_tests
 """
     if db.dialect == "postgresql":
-        sql = sql.replace("'[]'", "'[]'::json")
+        sql = sql.replace("'[]'", "'[]'::json")  # every JSON column of the row
 
     def run() -> int:
         cur = db.conn.cursor()
@@ -164,7 +164,7 @@ def cte_lineage(db: Sql, node_id: int) -> Callable[[], int]:
 def sql_status(db: Sql) -> Callable[[], int]:
     """Floor for ``status``/``check``: every testable node with its version and open marks."""
     sql = """
-SELECT n.name, n.kind, v.label, m.cause_id, m.from_version_id, m.to_version_id, m.path
+SELECT n.name, n.kind, v.label, m.cause_id, m.tested_versions, m.now_versions, m.path
 FROM node n
 JOIN version v ON v.id = n.current_version_id
 LEFT JOIN retest_mark m ON m.node_id = n.id AND m.closed_at IS NULL

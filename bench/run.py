@@ -394,8 +394,8 @@ def record_tests(backend: Backend, chain: Chain) -> dict[str, Any]:
 
     Through ``Registry.record_test`` (one transaction per node) until ``API_RECORD_BUDGET``
     seconds have passed; the rest is inserted in bulk with the same lineage
-    snapshot ``record_test`` stores (every unpinned ancestor with its current version,
-    sorted). ``status`` afterwards must report every one of them verified - the scenario
+    snapshot rows ``record_test`` stores (every unpinned ancestor with its current
+    version; the benchmark chain has no pins). ``status`` afterwards must report every one of them verified - the scenario
     checks that, which is what guards the bulk path against drifting from chainml's.
     """
     from chainml import Registry
@@ -423,7 +423,7 @@ def record_tests(backend: Backend, chain: Chain) -> dict[str, Any]:
 def _bulk_record(engine: Any, wanted: set[str]) -> None:
     from sqlalchemy import insert, select
 
-    from chainml.db.models import Edge, Node, TestRun
+    from chainml.db.models import Edge, Node, SnapshotPair, TestRun
 
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     with engine.begin() as conn:
@@ -434,19 +434,21 @@ def _bulk_record(engine: Any, wanted: set[str]) -> None:
         g.add_edges_from((u, d) for u, d in conn.execute(
             select(Edge.upstream_id, Edge.downstream_id).where(
                 Edge.feedback.is_(False), Edge.pinned_version_id.is_(None))))
-        rows: list[dict[str, Any]] = []
+        pairs: list[dict[str, Any]] = []
         for name in sorted(wanted):
             nid, vid = nodes[name]
+            run_id = conn.execute(insert(TestRun.__table__).returning(TestRun.id), {
+                "node_id": nid, "version_id": vid, "suite": "", "passed": True,
+                "recorded_at": now, "recorded_by": "bench", "link": None, "note": None,
+            }).scalar_one()
             ancestors = nx.ancestors(g, nid) if nid in g else set()
-            rows.append({"node_id": nid, "version_id": vid, "suite": "", "passed": True,
-                         "recorded_at": now, "recorded_by": "bench", "link": None,
-                         "note": None,
-                         "snapshot": [[a, current[a]] for a in sorted(ancestors)]})
-            if len(rows) == 500:
-                conn.execute(insert(TestRun.__table__), rows)
-                rows = []
-        if rows:
-            conn.execute(insert(TestRun.__table__), rows)
+            pairs += [{"run_id": run_id, "node_id": a, "version_id": current[a]}
+                      for a in sorted(ancestors)]
+            if len(pairs) >= 50_000:
+                conn.execute(insert(SnapshotPair.__table__), pairs)
+                pairs = []
+        if pairs:
+            conn.execute(insert(SnapshotPair.__table__), pairs)
 
 
 # ---- the scenario --------------------------------------------------------------------------------

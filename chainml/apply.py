@@ -29,7 +29,7 @@ Progress = Callable[[int], None]
 
 
 class PlanItem(Out):
-    """One line of the plan: ``add``, ``version``, ``promote``, ``settings`` or ``remove``."""
+    """One line of the plan: ``add``, ``version``, ``promote``, ``settings`` or ``retire``."""
 
     action: str
     node: str
@@ -117,7 +117,7 @@ def apply(s: Session, file: ChainFile, filename: str, *, prune: bool, at: dateti
         progress(done)
     if prune:
         _prune(s, {n.name for n in order}, at, actor, result)
-    result.unchanged = len(order) - len({i.node for i in result.items if i.action != "remove"})
+    result.unchanged = len(order) - len({i.node for i in result.items if i.action != "retire"})
     return result
 
 
@@ -234,18 +234,16 @@ def _register_existing(s: Session, n: ChainNode, at: datetime, actor: str,
 
 
 def _prune(s: Session, keep: set[str], at: datetime, actor: str, result: ApplyResult) -> None:
-    """Remove registry nodes the file does not declare; refuse while something reads them."""
+    """Retire the nodes of the chain the file does not declare (nothing is deleted);
+    refused while a node that stays reads one of them."""
     gone = [n for n in repo.list_nodes(s) if n.name not in keep]
+    try:
+        registration.retire(s, [n.name for n in gone], at, actor, via="apply --prune")
+    except InvalidInput as e:
+        raise InvalidInput(f"{e} Remove that input in the file too, or keep the node in it."
+                           ) from None
     for n in gone:
-        readers = [c for c, _, _ in repo.consumers_of(s, n.id) if c in keep]
-        if readers:
-            raise InvalidInput(f"Cannot prune '{n.name}': '{readers[0]}' still consumes it; "
-                               "remove that input in the file too.")
-    for n in gone:
-        result.items.append(PlanItem(action="remove", node=n.name, kind=n.kind))
-        repo.add_event(s, at, actor, "node.removed", n.name, None, kind=n.kind)
-        s.delete(n)
-    s.flush()
+        result.items.append(PlanItem(action="retire", node=n.name, kind=n.kind))
 
 
 def export(s: Session) -> ChainFile:
@@ -272,7 +270,8 @@ def _current_nodes(s: Session) -> list[ChainNode]:
         select(n.c.id, n.c.name, n.c.kind, n.c.owner, n.c.description, n.c.tags, n.c.meta,
                n.c.needs_tests, n.c.max_age_s, n.c.required_suites,
                v.c.label, v.c.meta.label("version_meta"))
-        .join(v, v.c.id == n.c.current_version_id)).all()
+        .join(v, v.c.id == n.c.current_version_id)
+        .where(n.c.retired_at.is_(None))).all()
     names = {r.id: r.name for r in rows}
     e = Edge.__table__
     edges = repo.raw_rows(s, select(e.c.upstream_id, e.c.downstream_id, e.c.feedback,

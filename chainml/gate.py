@@ -29,7 +29,7 @@ def statuses(db: Db, ids: Sequence[int] | None, now: datetime) -> dict[int, Stat
     waivers = reads.status_waivers(db, scope, now)
     marks = [m for ms in open_.values() for m in ms]
     names = reads.names(db, {m.cause_id for m in marks})
-    labels = reads.labels(db, [v for m in marks for v in (m.from_version_id, m.to_version_id)])
+    labels = reads.labels(db, [v for m in marks for v in (*m.tested_versions, *m.now_versions)])
     entries = [evaluate(Facts(id=n.id, name=n.name, kind=n.kind, owner=n.owner,
                               version=n.label, version_created_at=n.created_at,
                               max_age_s=n.max_age_s, required_suites=n.required_suites,
@@ -40,7 +40,7 @@ def statuses(db: Db, ids: Sequence[int] | None, now: datetime) -> dict[int, Stat
 
 def status(db: Db, name: str | None, now: datetime) -> list[StatusEntry]:
     """Every node that needs tests (or one node), sorted by name."""
-    ids = [reads.require_node(db, name).id] if name else None
+    ids = [reads.require_live(db, name).id] if name else None
     return sorted(statuses(db, ids, now).values(), key=lambda e: e.name)
 
 
@@ -49,7 +49,7 @@ def check(db: Db, names: Sequence[str], strict: bool, now: datetime) -> CheckRes
     ids: list[int] | None = None
     if names:
         scope: set[int] = set()
-        for node in [reads.require_node(db, n) for n in names]:
+        for node in [reads.require_live(db, n) for n in names]:
             scope.add(node.id)
             if node.current_version_id is not None:
                 scope |= reads.lineage_nodes(db, node.current_version_id)

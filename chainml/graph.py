@@ -168,30 +168,32 @@ def lineage(
         current: current version id of every node reached.
 
     Returns:
-        The set of (node id, version id) pairs, and for each unpinned ancestor the
-        next hop towards the version's node (to rebuild a shortest path).
+        The set of (node id, version id) pairs, and for each ancestor the next hop
+        towards the version's node (to rebuild a shortest path).
     """
     up: dict[int, list[tuple[int, int | None]]] = {}
     for u, d, pin in edges:
         up.setdefault(d, []).append((u, pin))
     pairs: set[Pair] = set()
     towards: dict[int, int] = {}
+    walked: set[int] = set()
     queue: deque[int] = deque()
-    for u, pin in sorted(seeds, key=lambda s: s[0]):
+
+    def reach(u: int, pin: int | None, hop: int) -> None:
+        towards.setdefault(u, hop)  # the first (shortest) way found, pinned or not
         if pin is not None:
             pairs.add((u, pin))
-        elif u not in towards:
-            towards[u] = -1
+        elif u not in walked:
+            walked.add(u)
             queue.append(u)
+
+    for u, pin in sorted(seeds, key=lambda s: s[0]):
+        reach(u, pin, -1)
     while queue:
         here = queue.popleft()
         pairs.add((here, current[here]))
         for u, pin in sorted(up.get(here, ()), key=lambda s: s[0]):
-            if pin is not None:
-                pairs.add((u, pin))
-            elif u not in towards:
-                towards[u] = here
-                queue.append(u)
+            reach(u, pin, here)
     return pairs, towards
 
 

@@ -16,7 +16,7 @@ from chainml.db.direct import Db
 
 
 def impact(db: Db, name: str, max_depth: int | None = None) -> dict[str, Any]:
-    node = reads.require_node(db, name)
+    node = reads.require_live(db, name)
     parent, depth = graph.bfs_tree(graph.adjacency(reads.edges_below(db, node.id)), node.id,
                                    max_depth)
     info = reads.node_info(db, parent)

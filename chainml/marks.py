@@ -1,187 +1,218 @@
-"""Retest marks: written in the same transaction as every change of a current version.
+"""Retest marks: the persisted causes of needs_retest, kept exact at every write.
 
-``propagate`` is the fast path for a change reaching many nodes: a reached node
-is marked unless one of its deciding runs was taken against the cause's new
-version (a rollback), in which case ``rebuild`` settles that node exactly.
-``rebuild`` recomputes one node's open marks from the definition; it runs for
-the changed node itself, after a test run, and after a change of settings.
+A node's open marks are, at all times, exactly its causes as DESIGN.md defines
+them: one per ancestor whose versions in a deciding run's snapshot differ from
+its versions in the node's lineage now (``status.lineage_diff``), with both
+version sets. Status reads them instead of recomputing lineages.
+
+Two ways keep them so:
+
+* ``rebuild`` recomputes one node from the definition (its lineage, its deciding
+  runs' snapshots): after its own version moves, a test run, a change of settings.
+* ``propagate`` handles a node whose current version moved for everything below
+  it. Only the moved node's contribution to their lineages changed, so only the
+  ancestors in that contribution's difference (``changed_ancestors``: the node
+  itself, plus what its new inputs add or drop) can have new versions there; for
+  each of those, its versions in every reached node's lineage come from one walk
+  (``versions_below``), and what each deciding run saw of it from ``snapshot_pair``
+  rows. Other causes of the reached nodes cannot have changed.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chainml import graph
 from chainml.db import reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
-from chainml.db.models import Node, VersionInput
-from chainml.status import considered_runs, lineage_diff
+from chainml.db.models import Node
+from chainml.status import Triple, considered_runs, lineage_diff
 
 
 def version_lineage(s: Session, version_id: int) -> tuple[set[graph.Pair], dict[int, int]]:
     """(node, version) pairs the version is built from, and next hops for paths."""
-    seeds = [
-        (u, p) for u, p in s.execute(
-            select(VersionInput.upstream_id, VersionInput.pinned_version_id)
-            .where(VersionInput.version_id == version_id, VersionInput.feedback.is_(False))
-        )
-    ]
+    seeds = repo.regular_inputs(s, version_id)
     unpinned = [u for u, p in seeds if p is None]
     edges = repo.edges_above(s, unpinned)
     ids = set(unpinned) | {u for u, _, _ in edges} | {d for _, d, _ in edges}
     return graph.lineage(seeds, edges, repo.current_versions(s, ids))
 
 
-def snapshot(pairs: set[graph.Pair]) -> list[list[int]]:
-    return [[n, v] for n, v in sorted(pairs)]
+def _paths(towards: Mapping[int, int], node: int, names: Mapping[int, str]
+           ) -> dict[int, list[str]]:
+    return {a: [names[i] for i in graph.path_towards(towards, a, node)] for a in towards}
 
 
-def rebuild(s: Session, node: Node, at: datetime, event_id: int | None = None) -> int:
-    """Make ``node``'s open marks match its definitional diff; returns how many closed.
-
-    Marks are only closed when every deciding run passed: a failed or untested
-    node keeps the reasons it already had.
-    """
-    if node.current_version_id is None or not node.needs_tests:
-        return 0
-    runs = repo.runs_for(s, node.id, node.current_version_id)
-    considered, missing = considered_runs(runs, node.required_suites)
-    pairs, towards = version_lineage(s, node.current_version_id)
-    diff = lineage_diff((r.snapshot for r in considered), pairs)
-    existing = repo.open_marks(s, [node.id]).get(node.id, [])
-    all_passed = bool(considered) and all(r.passed for r in considered)
-    # A kept mark must say what the deciding runs say, "from" included: after a promote
-    # back to a version with older runs, a mark opened against newer runs is redone.
-    to_close = [m.id for m in existing if all_passed
-                and (m.cause_id not in diff
-                     or (m.from_version_id, m.to_version_id) != diff[m.cause_id])]
-    kept = {m.cause_id for m in existing if m.id not in to_close}
-    new = {c: d for c, d in diff.items() if c not in kept}
-    if to_close:
-        why = "verified" if all_passed and not diff and not missing else "recomputed"
-        repo.close_marks(s, to_close, at, why)
-    if new:
-        names = repo.names_by_id(s, [*new, *towards, node.id])
-        rows = [_mark_row(node.id, c, old, now_v,
-                          [names[i] for i in graph.path_towards(towards, c, node.id)],
-                          event_id, at)
-                for c, (old, now_v) in sorted(new.items())]
-        repo.add_marks(s, rows)
-    return len(to_close)
-
-
-def _mark_row(node_id: int, cause: int, old: int | None, new: int | None, path: list[str],
-              event_id: int | None, at: datetime) -> dict[str, Any]:
-    return {"node_id": node_id, "cause_id": cause, "from_version_id": old,
-            "to_version_id": new, "path": path, "event_id": event_id, "opened_at": at,
+def _mark_row(node_id: int, t: Triple, path: list[str], event_id: int | None,
+              at: datetime) -> dict[str, Any]:
+    cause, old, new = t
+    return {"node_id": node_id, "cause_id": cause, "tested_versions": list(old),
+            "now_versions": list(new), "path": path, "event_id": event_id, "opened_at": at,
             "closed_at": None, "close_reason": None}
 
 
-def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: datetime,
-              event_id: int | None, fresh: bool = False) -> int:
-    """Mark every testable node a new current version of ``cause`` reaches; returns the count.
-
-    The edge table must already hold ``cause``'s new inputs. ``fresh``: the version was
-    created just now, so no snapshot can hold it, and a node with an open mark from this
-    cause already knows what it was tested with: its snapshots need no probe.
-    """
-    db = Db.over(s)
-    parent, depth = graph.bfs_tree(graph.adjacency(reads.edges_below(db, cause.id)), cause.id)
-    if len(parent) == 1:
-        return 0
-    info = reads.node_info(db, parent)
-    testable = sorted(n for n in parent if n != cause.id and info[n].needs_tests)
-    existing = repo.open_mark_starts(s, cause.id)
-    probes = _probe_snapshots(s, db, [n for n in testable if not fresh or n not in existing],
-                              cause.id)
-    paths = graph.name_paths(parent, depth, {i: r.name for i, r in info.items()})
-    superseded: list[int] = []
-    rows: list[dict[str, Any]] = []
-    settle: list[int] = []
-    for n in testable:
-        seen = probes.get(n, [])
-        if any(new_vid in versions for versions in seen):
-            settle.append(n)  # tested against this very version before: decide exactly
+def _sync(node_id: int, existing: Sequence[Any], want: Mapping[Triple, list[str]],
+          scope: set[int] | None, at: datetime, event_id: int | None
+          ) -> tuple[list[int], list[dict[str, Any]]]:
+    """Marks to close and rows to add so that ``node_id``'s open marks (those of causes
+    in ``scope``, all when None) are exactly ``want``."""
+    have = {}
+    close = []
+    for m in existing:
+        if scope is not None and m.cause_id not in scope:
             continue
-        old = existing.get(n)
-        if old is not None:
-            superseded.append(old[0])
-            start = old[1]
+        t = (m.cause_id, tuple(m.tested_versions), tuple(m.now_versions))
+        if t in want and t not in have:
+            have[t] = m.id
         else:
-            start = next((v[0] for v in reversed(seen) if v), old_vid)
-        rows.append(_mark_row(n, cause.id, start, new_vid, paths[n], event_id, at))
-    repo.close_marks(s, superseded, at, "superseded")
-    repo.add_marks(s, rows)
-    for n in settle:
-        rebuild(s, s.get_one(Node, n), at, event_id)
-    return len(rows) + len(settle)
+            close.append(m.id)
+    add = [_mark_row(node_id, t, path, event_id, at) for t, path in sorted(want.items())
+           if t not in have]
+    return close, add
 
 
-# Characters of a snapshot read from where the cause's first pair starts: enough for
-# the same node at a few versions (pinned inputs); a longer run is read whole.
-_WINDOW = 400
-_PAIR = re.compile(r"\[\s*(\d+)\s*,\s*(\d+)\s*\]")
-
-
-def _probe_snapshots(s: Session, db: Db, nodes: Sequence[int], cause_id: int
-                     ) -> dict[int, list[list[int]]]:
-    """For each node: the cause's versions in each deciding run's snapshot, oldest run first.
-
-    Snapshots are thousands of pairs, sorted by node id, written as ``[[id, version],
-    ...]``. Only a short window from where the cause's pair starts leaves the database
-    (its own text search): reading 28,000 whole snapshots when a hub changed cost
-    seconds, parsing them tens of seconds and gigabytes.
-    """
-    if not nodes:
-        return {}
-    suites = reads.required_suites(db, nodes)
-    needle = f"[{cause_id},"
-    mine = re.compile(rf"\[\s*{cause_id}\s*,\s*(\d+)\s*\]")
-    out: dict[int, list[list[int]]] = {}
-    for node, runs in reads.current_runs_probed(db, nodes, needle, _WINDOW):
-        considered, _ = considered_runs(runs, suites[node])
-        found = []
-        for r in considered:
-            window = r.window or ""
-            hits = list(mine.finditer(window))
-            # The cause's pairs are adjacent (sorted); they may go on past a full window
-            # unless another node's pair (or the end of the list) follows them.
-            if (hits and len(window) >= _WINDOW and "]]" not in window[hits[-1].end() - 1:]
-                    and not _PAIR.search(window, hits[-1].end())):
-                hits = list(mine.finditer(repo.snapshot_text(s, r.id)))
-            found.append([int(m.group(1)) for m in hits])
-        out[node] = found
-    return out
-
-
-def waiver_covers(s: Session, node: Node, cause_id: int | None) -> list[list[int | None]]:
-    """The (cause, version) pairs a waiver granted now accepts.
-
-    Without a cause: every open mark and every differing ancestor. With one: that
-    cause, plus what changed only as a side effect (ancestors added or removed by
-    a structural change, marks whose cause left the lineage) - never another
-    cause that has a mark of its own.
-    """
-    marks = repo.open_marks(s, [node.id]).get(node.id, [])
-    diff: dict[int, tuple[int | None, int | None]] = {}
-    if node.current_version_id is not None:
+def rebuild(s: Session, node: Node, at: datetime, event_id: int | None = None) -> int:
+    """Make ``node``'s open marks exactly its causes now; returns how many closed."""
+    existing = repo.open_marks(s, [node.id]).get(node.id, [])
+    want: dict[Triple, list[str]] = {}
+    why = "retired" if node.retired_at is not None else "recomputed"
+    if node.retired_at is None and node.current_version_id is not None and node.needs_tests:
         runs = repo.runs_for(s, node.id, node.current_version_id)
-        considered, _ = considered_runs(runs, node.required_suites)
-        pairs, _ = version_lineage(s, node.current_version_id)
-        diff = lineage_diff((r.snapshot for r in considered), pairs)
-    mark_causes = {m.cause_id for m in marks}
-    out: set[tuple[int, int | None]] = set()
-    for m in marks:
-        if cause_id is None or m.cause_id == cause_id or m.cause_id not in diff:
-            out.add((m.cause_id, m.to_version_id))
-    for n, (_, new) in diff.items():
-        if cause_id is None or n == cause_id or n not in mark_causes:
-            out.add((n, new))
-    return [[c, v] for c, v in sorted(out, key=lambda p: (p[0], p[1] or 0))]
+        deciding, missing = considered_runs(runs, node.required_suites)
+        db = Db.over(s)
+        snaps = reads.snapshot_pairs(db, [r.id for r in deciding])
+        pairs, towards = version_lineage(s, node.current_version_id)
+        diff = lineage_diff([snaps[r.id] for r in deciding], pairs)
+        names = repo.names_by_id(s, [*towards, *(c for c, _, _ in diff), node.id])
+        paths = _paths(towards, node.id, names)
+        want = {t: paths.get(t[0], [names[t[0]]]) for t in diff}
+        if not diff and deciding and all(r.passed for r in deciding) and not missing:
+            why = "verified"
+    close, add = _sync(node.id, existing, want, None, at, event_id)
+    repo.close_marks(s, close, at, why)
+    repo.add_marks(s, add)
+    return len(close)
+
+
+def changed_ancestors(s: Session, node: Node, old_vid: int | None, new_vid: int) -> set[int]:
+    """The ancestors whose versions may differ below ``node`` after its current version
+    went from ``old_vid`` to ``new_vid``: the node itself, and, when the inputs differ,
+    every ancestor in the difference of the two versions' lineages."""
+    out = {node.id}
+    if old_vid is None or set(repo.regular_inputs(s, old_vid)) == set(
+            repo.regular_inputs(s, new_vid)):
+        return out
+    before, _ = version_lineage(s, old_vid)
+    after, _ = version_lineage(s, new_vid)
+    return out | {n for n, _ in before ^ after}
+
+
+def _walk(adj: Mapping[int, Sequence[int]], starts: Iterable[int],
+          parent: dict[int, int]) -> set[int]:
+    """Every node reached from ``starts`` (included); records a BFS parent for paths."""
+    seen = set(starts)
+    queue = deque(sorted(seen))
+    while queue:
+        here = queue.popleft()
+        for nxt in sorted(adj.get(here, ())):
+            if nxt not in seen:
+                seen.add(nxt)
+                parent.setdefault(nxt, here)
+                queue.append(nxt)
+    return seen
+
+
+def versions_below(db: Db, ancestor: int, current: int | None
+                   ) -> tuple[dict[int, set[int]], dict[int, int]]:
+    """For every node whose lineage holds ``ancestor``: its versions of it there.
+
+    Through a live (unpinned) path it is ``current``; through a pinned input
+    ``ancestor@v`` it is v, for that consumer and everything reading it live.
+    Also returns BFS parents (towards ``ancestor``) to name a path.
+    """
+    adj = graph.adjacency(reads.edges_below(db, ancestor))
+    parent: dict[int, int] = {}
+    out: dict[int, set[int]] = {}
+    if current is not None:
+        for n in _walk(adj, [ancestor], parent) - {ancestor}:
+            out.setdefault(n, set()).add(current)
+    for consumer, pin in reads.pinned_consumers(db, ancestor):
+        parent.setdefault(consumer, ancestor)
+        below = graph.adjacency(reads.edges_below(db, consumer))
+        for n in _walk(below, [consumer], parent):
+            out.setdefault(n, set()).add(pin)
+    return out, parent
+
+
+def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: datetime,
+              event_id: int | None) -> int:
+    """Refresh the marks of every testable node below ``cause``, whose current version
+    just moved from ``old_vid`` to ``new_vid``; returns how many were re-evaluated.
+    The edge table must already hold the new inputs."""
+    db = Db.over(s)
+    parent, _ = graph.bfs_tree(graph.adjacency(reads.edges_below(db, cause.id)), cause.id)
+    below = [n for n in parent if n != cause.id]
+    if not below:
+        return 0
+    info = reads.node_info(db, below)
+    testable = sorted(n for n in below if info[n].needs_tests)
+    if not testable:
+        return 0
+    changed = sorted(changed_ancestors(s, cause, old_vid, new_vid))
+    now_of: dict[int, dict[int, set[int]]] = {}
+    parents: dict[int, dict[int, int]] = {}
+    for a in changed:
+        current = new_vid if a == cause.id else reads.current_version(db, a)
+        now_of[a], parents[a] = versions_below(db, a, current)
+    runs = reads.status_runs(db, testable)
+    suites = reads.required_suites(db, testable)
+    deciding = {n: considered_runs(runs.get(n, []), suites[n])[0] for n in testable}
+    snaps = reads.snapshot_pairs(db, [r.id for rs in deciding.values() for r in rs], changed)
+    names = reads.names(db, {*changed, *below, *(p for ps in parents.values()
+                                                 for p in ps.values())})
+    existing = repo.open_marks(s, testable)
+    scope = set(changed)
+    close: list[int] = []
+    add: list[dict[str, Any]] = []
+    for n in testable:
+        snapshot_diff = lineage_diff(
+            [snaps[r.id] for r in deciding[n]],
+            {(a, v) for a in changed for v in now_of[a].get(n, ())})
+        want = {t: _path(parents[t[0]], t[0], n, names) for t in snapshot_diff}
+        gone, new = _sync(n, existing.get(n, []), want, scope, at, event_id)
+        close += gone
+        add += new
+    repo.close_marks(s, close, at, "superseded")
+    repo.add_marks(s, add)
+    return len(testable)
+
+
+def _path(parent: Mapping[int, int], ancestor: int, node: int, names: Mapping[int, str]
+          ) -> list[str]:
+    """The path ancestor -> ... -> node through BFS parents; just the ancestor's name
+    when it no longer reaches the node."""
+    if node not in parent:
+        return [names[ancestor]]
+    path = [node]
+    while path[-1] != ancestor:
+        path.append(parent[path[-1]])
+    return [names[i] for i in reversed(path)]
+
+
+def waiver_facts(s: Session, node: Node, cause_id: int | None
+                 ) -> tuple[list[list[Any]], list[int]]:
+    """What a waiver granted now accepts: the exact open causes (those of ``cause_id``
+    only, when given) as [cause, [tested], [now]], and the deciding runs' ids."""
+    marks = repo.open_marks(s, [node.id]).get(node.id, [])
+    covers = sorted({(m.cause_id, tuple(m.tested_versions), tuple(m.now_versions))
+                     for m in marks if cause_id is None or m.cause_id == cause_id})
+    assert node.current_version_id is not None
+    runs = repo.runs_for(s, node.id, node.current_version_id)
+    deciding, _ = considered_runs(runs, node.required_suites)
+    return [[c, list(t), list(n)] for c, t, n in covers], sorted(r.id for r in deciding)

@@ -171,6 +171,9 @@ def _input_node(s: Session, me: str, name: str, seen: set[str]) -> Node:
     up = repo.get_node(s, name)
     if up is None:
         raise NodeNotFound(name, repo.suggest(s, name), consumer=me)
+    if up.retired_at is not None:
+        raise InvalidInput(f"Input '{name}' of '{me}' is retired; revive it first by registering "
+                           f"a version of it (chainml register {up.kind} {name} --version ...).")
     return up
 
 
@@ -250,6 +253,10 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
         )
     existing = repo.get_version(s, node, spec.version) if node is not None else None
     rows = _resolve_inputs(s, spec, node, existing)
+    gone = repo.retired_among(s, [u for u, _, _ in rows])
+    if gone:
+        raise InvalidInput(f"Input '{gone[0]}' of '{spec.name}' is retired; revive it first by "
+                           f"registering a version of it.")
     meta = spec.meta if spec.meta is not None else (existing.meta if existing else {})
     if existing is not None:
         if _content(s, existing) != (set(rows), meta):
@@ -262,22 +269,40 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
         result.created_node = True
     else:
         result.updated_fields = _update_node(s, node, settings, at, actor)
+    revive = node.retired_at is not None
     if existing is None:
         check_cycle(s, node, rows)
         previous = node.current_version_id
         v = repo.add_version(s, node, spec.version, meta, at, actor, rows)
         result.created_version = True
         result.previous_version = repo.labels_by_id(s, [previous]).get(previous or -1)
+        if revive:
+            _revive(s, node, at, actor)
         ev = repo.add_event(s, at, actor, "version.registered", node.name, v.label,
                             previous=result.previous_version,
                             inputs=_specs(s, rows, False), feedback=_specs(s, rows, True),
                             meta=meta)
-        result.marked = move_current(s, node, v.id, at, ev.id, fresh=True)
+        result.marked = move_current(s, node, v.id, at, ev.id)
+        result.current_changed = True
+    elif revive:
+        # Registering a retired name again revives it, at the version given.
+        check_cycle(s, node, rows)
+        result.previous_version = repo.labels_by_id(s, [node.current_version_id]).get(
+            node.current_version_id or -1)
+        _revive(s, node, at, actor)
+        ev = repo.add_event(s, at, actor, "version.promoted", node.name, existing.label,
+                            previous=result.previous_version)
+        result.marked = move_current(s, node, existing.id, at, ev.id)
         result.current_changed = True
     elif {"needs_tests", "required_suites"} & set(result.updated_fields):
         # Only these change what decides the status; owner or tags do not.
         marks.rebuild(s, node, at)
     return result
+
+
+def _revive(s: Session, node: Node, at: datetime, actor: str) -> None:
+    node.retired_at = None
+    repo.add_event(s, at, actor, "node.revived", node.name)
 
 
 def _specs(s: Session, rows: Sequence[InputRow], feedback: bool) -> list[str]:
@@ -328,16 +353,15 @@ def _update_node(s: Session, node: Node, settings: dict[str, Any], at: datetime,
     return sorted(_SHOWN.get(k, k) for k in changed)
 
 
-def move_current(s: Session, node: Node, version_id: int, at: datetime, event_id: int,
-                 fresh: bool = False) -> int:
-    """Point ``node`` at ``version_id`` (``fresh``: created just now), refresh its edges
-    and write the marks."""
+def move_current(s: Session, node: Node, version_id: int, at: datetime, event_id: int) -> int:
+    """Point ``node`` at ``version_id``, refresh its edges and make every mark exact again:
+    its own, and those of every node below it."""
     old = node.current_version_id
     node.current_version_id = version_id
     node.updated_at = at
     s.flush()
     repo.replace_edges(s, node.id, version_id)
-    count = marks.propagate(s, node, old, version_id, at, event_id, fresh=fresh)
+    count = marks.propagate(s, node, old, version_id, at, event_id)
     marks.rebuild(s, node, at, event_id)
     return count
 
@@ -346,11 +370,18 @@ def promote(s: Session, name: str, label: str, at: datetime, actor: str) -> Regi
     """Make an existing version current again (a rollback or roll-forward)."""
     repo.lock_writes(s)
     node = repo.require_node(s, name)
+    if node.retired_at is not None:
+        raise InvalidInput(f"'{name}' is retired; register a version of it to revive it.")
     v = repo.require_version(s, node, label)
     result = RegisterResult(node=name, version=label)
     if node.current_version_id == v.id:
         return result
     rows = [(r.upstream_id, r.pinned_version_id, r.feedback) for r in repo.inputs_of(s, [v.id])]
+    gone = repo.retired_among(s, [u for u, _, _ in rows])
+    if gone:
+        raise InvalidInput(
+            f"Version '{label}' of '{name}' reads the retired node '{gone[0]}'; revive it first "
+            f"by registering a version of it, then promote again.")
     check_cycle(s, node, rows)
     previous = repo.labels_by_id(s, [node.current_version_id]).get(node.current_version_id or -1)
     ev = repo.add_event(s, at, actor, "version.promoted", node.name, label, previous=previous)
@@ -358,3 +389,38 @@ def promote(s: Session, name: str, label: str, at: datetime, actor: str) -> Regi
     result.marked = move_current(s, node, v.id, at, ev.id)
     result.current_changed = True
     return result
+
+
+def retire(s: Session, names: Sequence[str], at: datetime, actor: str,
+           reason: str | None = None, via: str | None = None) -> list[str]:
+    """Retire nodes: they leave the current chain, their history stays; returns the
+    names retired now (already retired ones are skipped).
+
+    Refused while a node that stays in the chain reads one of them (regular or feedback
+    input): retiring several at once allows them to read each other.
+    """
+    nodes = [repo.require_node(s, n) for n in names]
+    live = [n for n in nodes if n.retired_at is None]
+    going = {n.id for n in live}
+    for n in live:
+        readers = sorted({c for c, cid in repo.reader_ids(s, n.id) if cid not in going})
+        if readers:
+            raise InvalidInput(
+                f"Cannot retire '{n.name}': {_quoted(readers)} still "
+                f"{'reads' if len(readers) == 1 else 'read'} it; register "
+                f"{'a version' if len(readers) == 1 else 'versions'} without it, or retire "
+                f"{'that node' if len(readers) == 1 else 'them'} too.")
+    for n in live:
+        n.retired_at = at
+        n.updated_at = at
+        repo.drop_edges(s, n.id)
+        repo.add_event(s, at, actor, "node.retired", n.name, None, kind=n.kind, reason=reason,
+                       **({"via": via} if via else {}))
+        s.flush()
+        marks.rebuild(s, n, at)
+    return [n.name for n in live]
+
+
+def _quoted(names: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

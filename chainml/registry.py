@@ -40,6 +40,7 @@ from chainml.schemas import (
     NodeOut,
     Reason,
     RegisterResult,
+    RetireResult,
     Status,
     StatusEntry,
     TestRunOut,
@@ -91,7 +92,7 @@ class Registry:
                  clock: Callable[[], datetime] | None = None, check_schema: bool = True,
                  engine: Engine | None = None) -> None:
         self.engine = engine or dbe.create(location.resolve_url(url))
-        self.url = self.engine.url.render_as_string(hide_password=True)
+        self.url = dbe.redact(self.engine.url)
         self.actor = actor or default_actor()
         self.clock = clock or utcnow
         if check_schema:
@@ -158,18 +159,21 @@ class Registry:
         check_text(note, "note", 10000)
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
-            # "Latest run" is decided by time: read the clock once this writer holds the
-            # lock, so that a run recorded after another is also later in time.
+            # "Latest run" follows the commit order (run ids: writers queue on the lock
+            # above); the time is read after the lock too, but only for display.
             at = self.clock()
             node = repo.require_node(s, name)
+            if node.retired_at is not None:
+                raise InvalidInput(f"'{name}' is retired; register a version of it to revive "
+                                   "it before recording tests.")
             v = (repo.require_version(s, node, version) if version is not None
                  else s.get_one(Version, node.current_version_id))
             pairs, _ = marks.version_lineage(s, v.id)
             run = TestRun(node_id=node.id, version_id=v.id, suite=suite or "", passed=passed,
-                          recorded_at=at, recorded_by=self.actor, link=link, note=note,
-                          snapshot=marks.snapshot(pairs))
+                          recorded_at=at, recorded_by=self.actor, link=link, note=note)
             s.add(run)
             s.flush()
+            repo.add_snapshot(s, run.id, pairs)
             repo.add_event(s, at, self.actor, "test.recorded", node.name, v.label,
                            outcome="passed" if passed else "failed", suite=suite, link=link,
                            run=run.id)
@@ -203,7 +207,8 @@ class Registry:
             cause_node = repo.require_node(s, cause) if cause else None
             entry = self._statuses(s, [node.id], at).get(node.id)
             if entry is None or entry.status not in (Status.NEEDS_RETEST, Status.WAIVED):
-                state = entry.status.value if entry else "not tested by chainml (needs no tests)"
+                state = ("retired" if node.retired_at is not None else entry.status.value
+                         if entry else "not tested by chainml (needs no tests)")
                 raise InvalidInput(
                     f"'{name}' is {state}; a waiver covers untested upstream changes only."
                 )
@@ -213,10 +218,10 @@ class Registry:
                     f"'{cause}' is not an open cause of '{name}'; open causes: "
                     f"{', '.join(sorted(causes))}."
                 )
-            covers = marks.waiver_covers(s, node, cause_node.id if cause_node else None)
+            covers, runs = marks.waiver_facts(s, node, cause_node.id if cause_node else None)
             w = Waiver(node_id=node.id, cause_id=cause_node.id if cause_node else None,
                        reason=reason, granted_by=self.actor, granted_at=at,
-                       expires_at=at + span, covers=covers)
+                       expires_at=at + span, covers=covers, runs=runs)
             s.add(w)
             s.flush()
             repo.add_event(s, at, self.actor, "waiver.granted", node.name, None, waiver=w.id,
@@ -224,6 +229,24 @@ class Registry:
             return WaiverOut(id=w.id, node=node.name, cause=cause, reason=reason,
                              granted_by=self.actor, granted_at=at, expires_at=w.expires_at,
                              covers=[r for r in entry.reasons if not cause or r.cause == cause])
+
+    @dbe.retrying
+    def retire(self, name: str, *, reason: str | None = None) -> RetireResult:
+        """Take a node out of the current chain; its versions, runs, marks, waivers and
+        events stay. Refused while a current version reads it.
+
+        Raises:
+            NodeNotFound: no such node.
+            InvalidInput: another node's current version still reads it.
+        """
+        check_text(reason, "reason", 2000)
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            at = self.clock()
+            node = repo.require_node(s, name)
+            before = len(repo.open_marks(s, [node.id]).get(node.id, []))
+            done = registration.retire(s, [name], at, self.actor, reason)
+            return RetireResult(node=name, retired=done, closed_marks=before if done else 0)
 
     def apply(self, path: str | Path, *, dry_run: bool = False, prune: bool = False,
               progress: Callable[[int], None] | None = None) -> ApplyResult:
@@ -388,19 +411,21 @@ class Registry:
         now = self.clock()
         with dbe.read_session(self.engine) as s:
             ids = [repo.require_node(s, name).id] if name else None
+            db = Db.over(s)
             out = []
-            for row in reads.status_nodes(Db.over(s), ids):
+            for row in reads.status_nodes(db, ids):
                 runs = repo.runs_for(s, row.id, row.version_id)
+                snaps = reads.snapshot_pairs(db, [r.id for r in runs])
                 pairs, towards = marks.version_lineage(s, row.version_id)
-                seen = {p for p, _ in pairs} | {int(x) for r in runs for x, _ in r.snapshot}
+                seen = {p for p, _ in pairs} | {n for snap in snaps.values() for n, _ in snap}
                 names = repo.names_by_id(s, seen | {row.id})
                 labels = repo.labels_by_id(
-                    s, [v for _, v in pairs] + [int(v) for r in runs for _, v in r.snapshot])
+                    s, [v for _, v in pairs] + [v for snap in snaps.values() for _, v in snap])
                 paths = {a: [names[i] for i in graph.path_towards(towards, a, row.id)]
-                         for a, _ in pairs}
+                         for a in towards}
                 waivers = repo.live_waivers(s, [row.id], now).get(row.id, [])
-                out.append(recompute(_facts(row, runs, names, labels), pairs, waivers, now,
-                                     paths))
+                out.append(recompute(_facts(row, runs, names, labels), snaps, pairs, waivers,
+                                     now, paths))
             return sorted(to_entries(out), key=lambda e: e.name)
 
     def graph_view(self, *, focus: str | None = None, direction: str = "both",
@@ -461,7 +486,7 @@ def _node_out(n: Node, labels: dict[int, str]) -> NodeOut:
                    max_age=format_duration(n.max_age_s) if n.max_age_s else None,
                    required_suites=list(n.required_suites),
                    current_version=labels.get(n.current_version_id or -1),
-                   created_at=n.created_at)
+                   created_at=n.created_at, retired_at=n.retired_at)
 
 
 def _check_path(path: Any) -> str | Path:

@@ -81,14 +81,20 @@ class NodeOut(Out):
     required_suites: list[str] = []
     current_version: str | None = None
     created_at: datetime
+    retired_at: datetime | None = None
 
 
 class Reason(Out):
-    """Why a node is not verified. For an upstream change: cause, from, to and path."""
+    """Why a node is not verified. For an upstream change: the cause (one ancestor), the
+    versions of it the deciding run was tested with and those the lineage holds now
+    (``tested_with``/``now``; ``from``/``to`` are the same joined with ", ", null when
+    empty), and the path that carries the difference."""
 
     cause: str
     from_: str | None = Field(default=None, alias="from")
     to: str | None = None
+    tested_with: list[str] = []
+    now: list[str] = []
     path: list[str] = []
     suite: str | None = None
     message: str
@@ -165,6 +171,12 @@ class WaiverOut(Out):
     granted_at: datetime
     expires_at: datetime
     covers: list[Reason] = []
+
+
+class RetireResult(Out):
+    node: str
+    retired: list[str] = []  # the nodes retired by this call (empty: already retired)
+    closed_marks: int = 0
 
 
 class EventOut(Out):

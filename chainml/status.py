@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 from chainml.graph import Pair
 from chainml.schemas import Reason, Status, StatusEntry, trusted
@@ -22,6 +22,8 @@ class TestRun(Protocol):
     """A test run as status reads it (an ORM row or ``db.reads.Run``)."""
 
     @property
+    def id(self) -> int: ...
+    @property
     def suite(self) -> str: ...
     @property
     def passed(self) -> bool: ...
@@ -29,14 +31,11 @@ class TestRun(Protocol):
     def recorded_at(self) -> datetime: ...
 
 
-class SnapshotRun(TestRun, Protocol):
-    """A test run with its lineage snapshot (what ``recompute`` compares)."""
-
-    @property
-    def snapshot(self) -> list[list[int]]: ...
-
-
 R = TypeVar("R", bound=TestRun)
+
+# One cause of needs_retest: (ancestor id, its version ids in a deciding run's snapshot,
+# its version ids in the lineage now), both sorted. Either side may be empty.
+Triple = tuple[int, tuple[int, ...], tuple[int, ...]]
 
 
 class RetestMark(Protocol):
@@ -45,9 +44,9 @@ class RetestMark(Protocol):
     @property
     def cause_id(self) -> int: ...
     @property
-    def from_version_id(self) -> int | None: ...
+    def tested_versions(self) -> list[int]: ...
     @property
-    def to_version_id(self) -> int | None: ...
+    def now_versions(self) -> list[int]: ...
     @property
     def path(self) -> list[str]: ...
 
@@ -58,7 +57,9 @@ class Waiver(Protocol):
     @property
     def id(self) -> int: ...
     @property
-    def covers(self) -> list[list[int | None]]: ...
+    def covers(self) -> list[Any]: ...
+    @property
+    def runs(self) -> list[int]: ...
 
 
 Entry = dict[str, Any]  # a StatusEntry as plain data (every field); see to_entries
@@ -80,9 +81,10 @@ def to_entries(entries: list[Entry]) -> list[StatusEntry]:
 
 
 def _reason(*, cause: str, to: str | None = None, path: list[str], message: str,
-            suite: str | None = None, **old: Any) -> Entry:
-    return {"cause": cause, "from_": old.get("from"), "to": to, "path": path,
-            "suite": suite, "message": message}
+            suite: str | None = None) -> Entry:
+    """A reason about the node itself (untested, failed, missing suite, stale)."""
+    return {"cause": cause, "from_": None, "to": to, "tested_with": [],
+            "now": [to] if to else [], "path": path, "suite": suite, "message": message}
 
 
 @dataclass(slots=True)
@@ -105,7 +107,8 @@ class Facts:
 def considered_runs(runs: Sequence[R], required: Sequence[str]) -> tuple[list[R], list[str]]:
     """The runs that decide the status, and the required suites that have none.
 
-    With required suites: the latest run of each; otherwise the latest run of any suite.
+    ``runs`` are in commit order (by id, never by a machine's clock). With required
+    suites: the latest run of each; otherwise the latest run of any suite.
     """
     if not runs:
         return [], list(required)
@@ -143,13 +146,26 @@ def _own_state(f: Facts) -> tuple[Status, list[Entry]] | None:
     return None
 
 
-def change_message(cause: str, old: str | None, new: str | None, path: Sequence[str]) -> str:
+def _joined(labels: Sequence[str]) -> str:
+    return ", ".join(labels)
+
+
+def change_message(cause: str, old: Sequence[str], new: Sequence[str],
+                   path: Sequence[str]) -> str:
+    """One reason in words; ``old``/``new`` are the cause's versions then and now."""
     via = " -> ".join(path)
-    if old is None:
-        return f"{cause} ({new}) is upstream since the last test, via {via}"
-    if new is None:
-        return f"{cause} (tested with {old}) is no longer upstream"
-    return f"ancestor {cause}: tested with {old}, now {new}, via {via}"
+    if not old:
+        return f"{cause} ({_joined(new)}) is upstream since the last test, via {via}"
+    if not new:
+        return f"{cause} (tested with {_joined(old)}) is no longer upstream"
+    return f"ancestor {cause}: tested with {_joined(old)}, now {_joined(new)}, via {via}"
+
+
+def change_reason(cause: str, old: Sequence[str], new: Sequence[str],
+                  path: list[str]) -> Entry:
+    return {"cause": cause, "from_": _joined(old) or None, "to": _joined(new) or None,
+            "tested_with": list(old), "now": list(new), "path": path, "suite": None,
+            "message": change_message(cause, old, new, path)}
 
 
 def _final(f: Facts, reasons: list[Entry], covered: bool, waiver_ids: list[int],
@@ -170,13 +186,35 @@ def _final(f: Facts, reasons: list[Entry], covered: bool, waiver_ids: list[int],
     return entry
 
 
-def _coverage(waivers: Iterable[Waiver]) -> tuple[set[tuple[int, int | None]], list[int]]:
-    pairs: set[tuple[int, int | None]] = set()
+def covered_triples(waivers: Iterable[Waiver], deciding: Sequence[int]
+                    ) -> tuple[set[Triple], list[int]]:
+    """The exact facts the live waivers accept, and their ids.
+
+    A waiver counts only against the runs it was granted on: a newer deciding run
+    (or a promote to another version) ends it.
+    """
+    accepted: set[Triple] = set()
     ids: list[int] = []
+    runs = sorted(deciding)
     for w in waivers:
+        if sorted(w.runs) != runs:
+            continue
         ids.append(w.id)
-        pairs.update((c, v) for c, v in w.covers if c is not None)
-    return pairs, ids
+        accepted.update((int(c), tuple(t), tuple(n)) for c, t, n in w.covers)
+    return accepted, ids
+
+
+def _mark_triple(m: RetestMark) -> Triple:
+    return (m.cause_id, tuple(m.tested_versions), tuple(m.now_versions))
+
+
+def _reasons(triples: Iterable[tuple[Triple, list[str]]], f: Facts) -> list[Entry]:
+    out = []
+    for (cause, old, new), path in triples:
+        name = f.names.get(cause, "?")
+        out.append(change_reason(name, [f.labels.get(v, "?") for v in old],
+                                 [f.labels.get(v, "?") for v in new], path))
+    return out
 
 
 def evaluate(f: Facts, marks: Sequence[RetestMark], waivers: Sequence[Waiver],
@@ -185,17 +223,13 @@ def evaluate(f: Facts, marks: Sequence[RetestMark], waivers: Sequence[Waiver],
     own = _own_state(f)
     if own is not None:
         return _entry(f, *own)
-    reasons = []
-    for m in marks:  # a plain loop: after a hub change this runs for 25,000 nodes
-        cause = f.names.get(m.cause_id, "?")
-        old = f.labels.get(m.from_version_id or -1)
-        new = f.labels.get(m.to_version_id or -1)
-        reasons.append({"cause": cause, "from_": old, "to": new, "path": m.path, "suite": None,
-                        "message": change_message(cause, old, new, m.path)})
+    # A plain loop: after a hub change this runs for 25,000 nodes.
+    reasons = _reasons(((_mark_triple(m), m.path) for m in marks), f)
     if not waivers:  # the common case, without building an empty coverage per node
         return _final(f, reasons, False, [], now)
-    pairs, ids = _coverage(waivers)
-    covered = all((m.cause_id, m.to_version_id) in pairs for m in marks)
+    deciding, _ = considered_runs(f.runs, f.required_suites)
+    accepted, ids = covered_triples(waivers, [r.id for r in deciding])
+    covered = all(_mark_triple(m) in accepted for m in marks)
     return _final(f, reasons, covered, ids, now)
 
 
@@ -205,43 +239,40 @@ def _entry(f: Facts, status: Status, reasons: list[Entry]) -> Entry:
             "reasons": reasons, "owner": f.owner, "last_run": last, "waivers": []}
 
 
-def lineage_diff(snapshots: Iterable[Iterable[Sequence[int]]], lineage: set[Pair]
-                 ) -> dict[int, tuple[int | None, int | None]]:
-    """Per ancestor whose pair differs: (version in the snapshot, version now).
+def by_node(pairs: Iterable[Pair]) -> dict[int, tuple[int, ...]]:
+    """A lineage (or snapshot) grouped per ancestor: its sorted version ids."""
+    out: dict[int, list[int]] = {}
+    for n, v in pairs:
+        out.setdefault(n, []).append(v)
+    return {n: tuple(sorted(set(vs))) for n, vs in out.items()}
 
-    None on one side means the ancestor was added to (or removed from) the lineage.
-    """
-    now_of: dict[int, int] = {}
-    for n, v in sorted(lineage):
-        now_of.setdefault(n, v)
-    diff: dict[int, tuple[int | None, int | None]] = {}
+
+def lineage_diff(snapshots: Iterable[Iterable[Pair]], lineage: Iterable[Pair]) -> set[Triple]:
+    """The causes: per deciding run's snapshot, every ancestor whose versions there
+    differ from its versions in the lineage now (DESIGN.md: a cause is one ancestor)."""
+    now_of = by_node(lineage)
+    out: set[Triple] = set()
     for snap in snapshots:
-        pairs = {(int(n), int(v)) for n, v in snap}
-        then_of: dict[int, int] = {}
-        for n, v in sorted(pairs):
-            then_of.setdefault(n, v)
-        for n, v in sorted(pairs - lineage):
-            diff.setdefault(n, (v, now_of.get(n)))
-        for n, v in sorted(lineage - pairs):
-            diff.setdefault(n, (then_of.get(n), v))
-    return diff
+        then_of = by_node(snap)
+        for n in then_of.keys() | now_of.keys():
+            old, new = then_of.get(n, ()), now_of.get(n, ())
+            if old != new:
+                out.add((n, old, new))
+    return out
 
 
-def recompute(f: Facts, lineage: set[Pair], waivers: Sequence[Waiver], now: datetime,
+def recompute(f: Facts, snapshots: Mapping[int, set[Pair]], lineage: set[Pair],
+              waivers: Sequence[Waiver], now: datetime,
               paths: Mapping[int, list[str]] | None = None) -> Entry:
-    """Status straight from the definition: snapshots against the current lineage."""
+    """Status straight from the definition: the deciding runs' snapshots (by run id)
+    against the current lineage."""
     own = _own_state(f)
     if own is not None:
         return _entry(f, *own)
-    considered, _ = considered_runs(cast(Sequence[SnapshotRun], f.runs), f.required_suites)
-    diff = lineage_diff((r.snapshot for r in considered), lineage)
-    reasons = []
-    for n, (old, new) in sorted(diff.items()):
-        name = f.names.get(n, "?")
-        path = list((paths or {}).get(n, [name, f.name]))
-        o, w = f.labels.get(old or -1), f.labels.get(new or -1)
-        reasons.append(_reason(cause=name, **{"from": o}, to=w, path=path,
-                              message=change_message(name, o, w, path)))
-    pairs, ids = _coverage(waivers)
-    covered = all((n, new) in pairs for n, (_, new) in diff.items())
+    deciding, _ = considered_runs(f.runs, f.required_suites)
+    diff = sorted(lineage_diff([snapshots.get(r.id, set()) for r in deciding], lineage))
+    reasons = _reasons(((t, list((paths or {}).get(t[0], [f.names.get(t[0], "?"), f.name])))
+                        for t in diff), f)
+    accepted, ids = covered_triples(waivers, [r.id for r in deciding])
+    covered = all(t in accepted for t in diff)
     return _final(f, reasons, covered, ids, now)

@@ -11,12 +11,12 @@ from chainml.cli.common import db_option, echo_json, err, json_option, open_regi
 if TYPE_CHECKING:
     from chainml.apply import ApplyResult
 
-SIGNS = {"add": "+", "version": "~", "promote": "~", "settings": "~", "remove": "-"}
+SIGNS = {"add": "+", "version": "~", "promote": "~", "settings": "~", "retire": "-"}
 SHOWN = 200  # plan lines printed before "... and N more"
 
 
 def print_plan(result: ApplyResult) -> None:
-    """The plan as a diff: + added, ~ changed, - removed."""
+    """The plan as a diff: + added, ~ changed, - retired."""
     for item in result.items[:SHOWN]:
         line = f"{SIGNS[item.action]} {item.node} ({item.kind})"
         if item.action == "add":
@@ -62,7 +62,8 @@ def _progress(total: int):  # type: ignore[no-untyped-def]
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
-@click.option("--prune", is_flag=True, help="Also remove nodes the file does not declare.")
+@click.option("--prune", is_flag=True, help="Also retire nodes the file does not declare "
+              "(their history stays).")
 @json_option
 @db_option
 @click.pass_context
@@ -141,7 +142,8 @@ def export(ctx: click.Context, output: str | None, fmt: str | None) -> None:
               help="Map foreign nodes to kinds, first match wins, e.g. tag:ml=model, "
               "path:models/ml/*=model, stage:train=model, job:*train*=model. Repeatable.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
-@click.option("--prune", is_flag=True, help="Also remove nodes the import does not declare.")
+@click.option("--prune", is_flag=True, help="Also retire nodes the import does not "
+              "declare (their history stays).")
 @click.option("--to-chain-file", "out", metavar="FILE",
               help="Write the chain file instead of applying it (to review or commit).")
 @json_option

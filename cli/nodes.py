@@ -1,4 +1,4 @@
-"""Registering and reading nodes: register, promote, show, list, log."""
+"""Registering and reading nodes: register, promote, retire, show, list, log."""
 
 from __future__ import annotations
 
@@ -126,6 +126,31 @@ def promote(ctx: click.Context, node: str, version: str, as_json: bool) -> None:
 
 @click.command()
 @click.argument("node")
+@click.option("--reason", help="Why it leaves the chain (kept in the history).")
+@json_option
+@db_option
+@click.pass_context
+def retire(ctx: click.Context, node: str, reason: str | None, as_json: bool) -> None:
+    """Take NODE out of the current chain; its versions, runs and history stay.
+
+    A retired node leaves list, status, check, impact, graph and export. Refused
+    while another node's current version reads it. Registering it again revives it.
+
+    \b
+    Example:
+      chainml retire old_ranker --reason "replaced by ranker_v2"
+    """
+    result = open_registry(ctx).retire(node, reason=reason)
+    if as_json:
+        echo_json(result)
+    elif result.retired:
+        click.echo(f"{node} is retired; its history stays in 'chainml log {node}'.")
+    else:
+        click.echo(f"{node} was already retired; nothing changed.")
+
+
+@click.command()
+@click.argument("node")
 @json_option
 @db_option
 @click.pass_context
@@ -141,6 +166,9 @@ def show(ctx: click.Context, node: str, as_json: bool) -> None:
         echo_json(d)
         return
     click.echo(f"{d.name}  ({d.kind})  current version: {d.current_version}")
+    if d.retired_at is not None:
+        click.echo(f"  retired: {d.retired_at:%Y-%m-%d %H:%M} (not part of the chain; "
+                   "registering it again revives it)")
     for label, value in (("owner", d.owner), ("description", d.description),
                          ("tags", ", ".join(d.tags)), ("max age", d.max_age),
                          ("required suites", ", ".join(d.required_suites))):
@@ -217,5 +245,5 @@ def log(ctx: click.Context, node: str | None, limit: int | None, as_json: bool) 
 
 
 def attach(group: click.Group) -> None:
-    for command in (register, promote, show, list_, log):
+    for command in (register, promote, retire, show, list_, log):
         group.add_command(command)

@@ -141,18 +141,20 @@ def test_immutable_version_changed_in_a_file_is_refused(registry: Registry,
     assert dump(registry) == before
 
 
-def test_prune_removes_undeclared_nodes_but_not_consumed_ones(registry: Registry,
+def test_prune_retires_undeclared_nodes_but_not_consumed_ones(registry: Registry,
                                                                tmp_path: Path) -> None:
     registry.apply(EXAMPLE)
     registry.register(kind="consumer", name="old_report", version="1", inputs=["ranker"])
     result = registry.apply(EXAMPLE, prune=True)
-    assert [(i.action, i.node) for i in result.items] == [("remove", "old_report")]
+    assert [(i.action, i.node) for i in result.items] == [("retire", "old_report")]
     assert "old_report" not in {n.name for n in registry.nodes()}
-    assert [e.action for e in registry.log("old_report")][-1] == "node.removed"
+    assert registry.node("old_report").retired_at is not None  # nothing is deleted
+    assert [e.action for e in registry.log("old_report")][-1] == "node.retired"
+    assert registry.apply(EXAMPLE, prune=True).items == []  # retired already
     lines = EXAMPLE.read_text().split("  - name: feed_app")[0]
     (tmp_path / "partial.yaml").write_text(lines)
     before = dump(registry)
-    with pytest.raises(InvalidInput, match="still consumes"):
+    with pytest.raises(InvalidInput, match="still reads it"):
         registry.apply(tmp_path / "partial.yaml", prune=True)
     assert dump(registry) == before
 

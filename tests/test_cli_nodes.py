@@ -21,7 +21,7 @@ from tests.clirun import ACTOR, error_line, example_registry, ok, ok_json, run
 CORE_COMMANDS = {"init", "register", "promote", "show", "list", "impact", "test", "status",
                  "check", "waive", "log", "db"}
 NODE_KEYS = {"name", "kind", "owner", "description", "tags", "meta", "needs_tests", "max_age",
-             "required_suites", "current_version", "created_at"}
+             "required_suites", "current_version", "created_at", "retired_at"}
 
 
 @pytest.fixture

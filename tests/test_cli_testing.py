@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 
@@ -15,7 +17,7 @@ from tests.clirun import ACTOR, PastClock, error_line, example_registry, ok, ok_
 
 IMPACT_KEYS = {"name", "kind", "distance", "path", "needs_tests"}
 STATUS_KEYS = {"name", "kind", "version", "status", "reasons", "owner", "last_run", "waivers"}
-REASON_KEYS = {"cause", "from", "to", "path", "suite", "message"}
+REASON_KEYS = {"cause", "from", "to", "tested_with", "now", "path", "suite", "message"}
 
 
 @pytest.fixture
@@ -116,9 +118,10 @@ def test_test_record(url: str) -> None:
     result = ok(url, "test", "record", "user_embedding", "--failed")
     assert result.stdout == "Recorded: user_embedding 3 failed.\n"
     assert _statuses(url)["user_embedding"] == "failed"
+    # The failed run was taken against the current lineage: the change was retested
+    # (and failed), so its mark closed then; the passing run has none left to close.
     result = ok(url, "test", "record", "user_embedding", "--passed", "--suite", "shadow")
-    assert result.stdout == "Recorded: user_embedding 3 (suite shadow) passed; closed 1 retest " \
-                            "mark(s).\n"
+    assert result.stdout == "Recorded: user_embedding 3 (suite shadow) passed.\n"
     assert _statuses(url)["user_embedding"] == "verified"
 
 
@@ -266,6 +269,108 @@ def test_check_strict_fails_on_a_stale_node(database_url: str) -> None:
     for name in ("fraud_rules", "fraud_scorer", "ranker", "ranking_safety"):
         ok(url, "test", "record", name, "--passed")
     assert _check(url, "--strict")[0] == 0
+
+
+# ---- required suites: the hints name each suite, and following them clears the gate -------
+
+_RECORD = re.compile(r"chainml test record \S+ --passed(?: --suite \S+)?")
+
+
+def _commands(text: str) -> list[str]:
+    """The 'chainml test record' commands a text report asks for, in order, once each."""
+    return list(dict.fromkeys(_RECORD.findall(text)))
+
+
+def _follow(url: str, *check_args: str) -> list[str]:
+    """Run check, run every 'test record' command it prints, as a user pasting them would."""
+    result = run(url, "check", *check_args)
+    assert result.exit_code == 1, result.output
+    commands = _commands(result.stdout)
+    assert commands, result.stdout
+    for command in commands:
+        ok(url, *shlex.split(command)[1:])
+    return commands
+
+
+def _eval_shadow_node(url: str) -> None:
+    ok(url, "register", "model", "m", "--version", "1", "--input", "click_features",
+       "--require-suite", "eval", "--require-suite", "shadow")
+
+
+def test_following_the_hints_of_a_never_tested_node_with_required_suites_clears_it(
+        url: str) -> None:
+    _eval_shadow_node(url)
+    code, doc = _check(url)
+    assert (code, [(e["name"], e["status"]) for e in doc["failing"]]) == (1, [("m", "untested")])
+    eval_, shadow = ("chainml test record m --passed --suite eval",
+                     "chainml test record m --passed --suite shadow")
+    text = run(url, "check").stdout
+    assert f"  to clear: test the current version, then {eval_}" in text.splitlines()
+    assert f"  to clear: test the current version, then {shadow}" in text.splitlines()
+    github = run(url, "check", "--format", "github").stdout
+    assert f"%0Ato clear: {eval_}%0Ato clear: {shadow}" in github
+    markdown = run(url, "check", "--format", "markdown").stdout
+    assert f"`{eval_}`" in markdown and f"`{shadow}`" in markdown
+    junit = ET.fromstring(run(url, "check", "--format", "junit").stdout)
+    failure = junit.find("testsuite/testcase[@name='m']/failure")
+    assert failure is not None and f"  {eval_}\n  {shadow}" in (failure.text or "")
+
+    # The loop: these commands used to be a plain 'chainml test record m --passed'.
+    assert _follow(url) == [eval_, shadow]
+    assert _check(url)[0] == 0
+    assert _statuses(url)["m"] == "verified"
+
+
+def test_following_the_retest_hints_of_a_node_with_required_suites_clears_it(url: str) -> None:
+    _eval_shadow_node(url)
+    ok(url, "test", "record", "m", "--passed", "--suite", "eval")
+    ok(url, "test", "record", "m", "--passed", "--suite", "shadow")
+    ok(url, "register", "source", "clicks_raw", "--version", "2026-11-08")
+    assert _statuses(url)["m"] == "needs_retest"
+    # A run of the unnamed suite changes nothing for m: the hint must not ask for one.
+    ok(url, "test", "record", "m", "--passed")
+    assert _statuses(url)["m"] == "needs_retest"
+    text = run(url, "check", "m").stdout
+    assert ("clicks_raw 2026-11-01 -> 2026-11-08 is untested by 1 node requiring suites eval, "
+            "shadow: m") in text
+    assert _follow(url, "m") == ["chainml test record m --passed --suite eval",
+                                 "chainml test record m --passed --suite shadow"]
+    assert _check(url, "m")[0] == 0
+    # The other nodes require no suite: their hint stays the plain command.
+    text = run(url, "check").stdout
+    assert "requiring" not in text and "--suite" not in text
+    assert "  to clear: retest, then chainml test record NODE --passed" in text.splitlines()
+
+
+def test_a_missing_suite_is_named_alone(url: str) -> None:
+    _eval_shadow_node(url)
+    ok(url, "test", "record", "m", "--passed", "--suite", "eval")
+    for fmt in ("text", "github", "markdown", "junit"):
+        out = run(url, "check", "--format", fmt).stdout
+        assert "chainml test record m --passed --suite shadow" in out, fmt
+        assert "--suite eval" not in out, fmt
+    assert _follow(url) == ["chainml test record m --passed --suite shadow"]
+    assert _check(url)[0] == 0
+
+
+def test_status_text_names_the_missing_suites(url: str) -> None:
+    _eval_shadow_node(url)
+    lines = ok(url, "status", "m").stdout.splitlines()
+    assert lines[0].split() == ["m", "model", "1", "untested"]
+    assert [line.strip() for line in lines[1:]] == [
+        "- version 1 has no test run", "- missing required suites: eval, shadow"]
+    assert "- missing required suites: eval, shadow" in ok(url, "status").stdout
+
+    ok(url, "test", "record", "m", "--passed", "--suite", "eval")
+    lines = ok(url, "status", "m").stdout.splitlines()
+    assert [line.strip() for line in lines[1:]] == [
+        "- required suite 'shadow' has no run for version 1"]
+
+    # A node without required suites has nothing to add.
+    ok(url, "register", "model", "plain", "--version", "1", "--input", "click_features")
+    lines = ok(url, "status", "plain").stdout.splitlines()
+    assert [line.strip() for line in lines[1:]] == ["- version 1 has no test run"]
+    assert ok_json(url, "status", "m")[0]["status"] == "untested"
 
 
 # ---- waive ---------------------------------------------------------------------------------

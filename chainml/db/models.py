@@ -72,6 +72,9 @@ class Node(Base):
     current_version_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    # Set when the node leaves the chain (``chainml retire``); nothing is deleted, and
+    # registering the name again clears it (migration 0003).
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Version(Base):
@@ -152,12 +155,29 @@ class TestRun(Base):
     recorded_by: Mapped[str] = mapped_column(String(200))
     link: Mapped[str | None] = mapped_column(Text)
     note: Mapped[str | None] = mapped_column(Text)
-    # [[node_id, version_id], ...] sorted: the lineage at the time of the run.
-    snapshot: Mapped[list[list[int]]] = mapped_column(JSON)
+
+
+class SnapshotPair(Base):
+    """One (ancestor, version) pair of a run's lineage snapshot (migration 0003).
+
+    Rows rather than a JSON list, so that "which runs were tested with A 2?" and
+    "what did this run see of A?" are index lookups, not text searches.
+    """
+
+    __tablename__ = "snapshot_pair"
+    __table_args__ = (Index("ix_snapshot_pair_node", "node_id", "run_id", "version_id"),)
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("test_run.id", ondelete="CASCADE"), primary_key=True
+    )
+    node_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class RetestMark(Base):
-    """Persisted when a change reaches a node; closed when the node is verified again."""
+    """One cause of a node's needs_retest: an ancestor whose versions in the node's
+    lineage differ from those a deciding run was tested with. Opened when a change
+    makes them differ, closed when they agree again; never deleted."""
 
     __tablename__ = "retest_mark"
     __table_args__ = (Index("ix_retest_mark_node_open", "node_id", "closed_at"),)
@@ -165,13 +185,16 @@ class RetestMark(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
     cause_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"), index=True)
-    from_version_id: Mapped[int | None] = mapped_column(Integer)
-    to_version_id: Mapped[int | None] = mapped_column(Integer)
+    # Version ids of the cause, sorted: in the deciding run's snapshot, and in the lineage
+    # now. Either may be empty (the cause entered or left the lineage) or hold several
+    # (read pinned and live).
+    tested_versions: Mapped[list[int]] = mapped_column(JSON)
+    now_versions: Mapped[list[int]] = mapped_column(JSON)
     path: Mapped[list[str]] = mapped_column(JSON)
     event_id: Mapped[int | None] = mapped_column(Integer)
     opened_at: Mapped[datetime] = mapped_column(DateTime)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # verified | superseded | recomputed
+    # verified | superseded | recomputed | retired
     close_reason: Mapped[str | None] = mapped_column(String(20))
 
 
@@ -188,8 +211,10 @@ class Waiver(Base):
     granted_by: Mapped[str] = mapped_column(String(200))
     granted_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
-    # [[cause_id, version_id], ...]: the (cause, version) pairs open when granted.
-    covers: Mapped[list[list[int | None]]] = mapped_column(JSON)
+    # The exact facts accepted: [[cause_id, [tested version ids], [now version ids]], ...],
+    # valid only while the node's deciding runs are still ``runs`` (test_run ids).
+    covers: Mapped[list[Any]] = mapped_column(JSON)
+    runs: Mapped[list[int]] = mapped_column(JSON)
 
 
 class Event(Base):

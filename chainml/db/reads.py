@@ -26,6 +26,7 @@ class NodeRow(NamedTuple):
     kind: str
     needs_tests: bool
     current_version_id: int | None
+    retired: bool
 
 
 class NodeInfo(NamedTuple):
@@ -36,12 +37,12 @@ class NodeInfo(NamedTuple):
 
 
 def find_node(db: Db, name: str) -> NodeRow | None:
-    found = db.rows("SELECT id, name, kind, needs_tests, current_version_id FROM node "
-                    "WHERE name = ?", [name])
+    found = db.rows("SELECT id, name, kind, needs_tests, current_version_id, retired_at "
+                    "FROM node WHERE name = ?", [name])
     # Exact, whatever the collation: MariaDB's default one ignores case.
     for row in found:
         if row[1] == name:
-            return NodeRow(row[0], row[1], row[2], bool(row[3]), row[4])
+            return NodeRow(row[0], row[1], row[2], bool(row[3]), row[4], row[5] is not None)
     return None
 
 
@@ -51,6 +52,15 @@ def require_node(db: Db, name: str) -> NodeRow:
     node = None if "\x00" in name else find_node(db, name)  # PostgreSQL refuses a NUL
     if node is None:
         raise NodeNotFound(name, suggest(db, name))
+    return node
+
+
+def require_live(db: Db, name: str) -> NodeRow:
+    """``require_node`` for questions about the current chain, which a retired node left."""
+    node = require_node(db, name)
+    if node.retired:
+        raise InvalidInput(f"'{name}' is retired: it is no longer part of the chain (its "
+                           "history stays in chainml log; registering it again revives it).")
     return node
 
 
@@ -126,15 +136,16 @@ class Mark(NamedTuple):
     id: int
     node_id: int
     cause_id: int
-    from_version_id: int | None
-    to_version_id: int | None
+    tested_versions: list[int]
+    now_versions: list[int]
     path: list[str]
 
 
 class LiveWaiver(NamedTuple):
     id: int
     node_id: int
-    covers: list[list[int | None]]
+    covers: list[Any]
+    runs: list[int]
 
 
 def _dt(value: Any) -> datetime:
@@ -169,79 +180,86 @@ def status_nodes(db: Db, ids: Sequence[int] | None) -> list[StatusNode]:
     rows = _where_ids(db, "SELECT n.id, n.name, n.kind, n.owner, n.max_age_s, "
                       f"{db.as_text('n.required_suites')}, v.id, v.label, v.created_at FROM node n "
                       "JOIN version v ON v.id = n.current_version_id "
-                      "WHERE n.needs_tests = TRUE", ids, "n.id")
+                      "WHERE n.needs_tests = TRUE AND n.retired_at IS NULL", ids, "n.id")
     # created_at only matters for a maximum age: parsed only then.
     return [StatusNode(r[0], r[1], r[2], r[3], r[4], _json(r[5]), r[6], r[7],
                        _dt(r[8]) if r[4] else None) for r in rows]
 
 
 def status_runs(db: Db, ids: Sequence[int] | None) -> dict[int, list[Run]]:
-    """Runs of each node's current version (without snapshots), oldest first."""
+    """Runs of each node's current version (without snapshots), in commit order.
+
+    Commit order is id order (writers queue on the write lock before inserting), never
+    the recorded time: two machines whose clocks disagree must not reorder runs.
+    """
     rows = _where_ids(db, "SELECT t.id, t.node_id, t.suite, t.passed, t.recorded_at "
                       "FROM test_run t JOIN node n ON n.id = t.node_id "
                       "AND n.current_version_id = t.version_id", ids, "t.node_id")
-    # Sorted as stored: SQLite's text timestamps are fixed-width, so they sort in time.
     out: dict[int, list[Run]] = {}
-    for r in sorted(rows, key=itemgetter(4, 0)):
+    for r in sorted(rows, key=itemgetter(0)):
         out.setdefault(r[1], []).append(Run(r[0], r[1], r[2], bool(r[3]), _dt(r[4])))
     return out
 
 
 def status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
     """Open retest marks per node, oldest first."""
-    rows = _where_ids(db, "SELECT id, node_id, cause_id, from_version_id, to_version_id, "
+    rows = _where_ids(db, "SELECT id, node_id, cause_id, "
+                      f"{db.as_text('tested_versions')}, {db.as_text('now_versions')}, "
                       f"{db.as_text('path')} FROM retest_mark WHERE closed_at IS NULL", ids,
                       "node_id")
     rows.sort(key=itemgetter(0))
+    tested = _json_many([r[3] for r in rows])
+    now = _json_many([r[4] for r in rows])
     paths = _json_many([r[5] for r in rows])
     out: dict[int, list[Mark]] = {}
-    for r, path in zip(rows, paths, strict=True):
-        out.setdefault(r[1], []).append(Mark(r[0], r[1], r[2], r[3], r[4], path))
+    for r, old, new, path in zip(rows, tested, now, paths, strict=True):
+        out.setdefault(r[1], []).append(Mark(r[0], r[1], r[2], old, new, path))
     return out
 
 
 def status_waivers(db: Db, ids: Sequence[int] | None, now: datetime
                    ) -> dict[int, list[LiveWaiver]]:
     """Unexpired waivers per node, oldest first."""
-    rows = _where_ids(db, f"SELECT id, node_id, {db.as_text('covers')} FROM waiver "
-                      "WHERE expires_at > ?", ids, "node_id", [db.time(now)])
+    rows = _where_ids(db, f"SELECT id, node_id, {db.as_text('covers')}, "
+                      f"{db.as_text('runs')} FROM waiver WHERE expires_at > ?", ids, "node_id",
+                      [db.time(now)])
     out: dict[int, list[LiveWaiver]] = {}
     for r in sorted(rows):
-        out.setdefault(r[1], []).append(LiveWaiver(r[0], r[1], _json(r[2])))
+        out.setdefault(r[1], []).append(LiveWaiver(r[0], r[1], _json(r[2]), _json(r[3])))
     return out
 
 
-class ProbedRun(NamedTuple):
-    id: int
-    node_id: int
-    suite: str
-    passed: bool
-    recorded_at: Any  # sorts in time order on every backend; not parsed
-    window: str | None  # the snapshot's text from the needle on, or None
-
-
-def current_runs_probed(db: Db, ids: Sequence[int], needle: str, window: int
-                        ) -> list[tuple[int, list[ProbedRun]]]:
-    """Runs of each node's current version, oldest first, each with ``window``
-    characters of its snapshot from where ``needle`` first occurs (None if it does not)."""
-    runs = ("SELECT t.id, t.node_id, t.suite, t.passed, t.recorded_at, {snap} FROM test_run t "
-            "JOIN node n ON n.id = t.node_id AND n.current_version_id = t.version_id "
-            "WHERE t.node_id IN ({{ids}})")
-    if db.backend == "postgresql":
-        # Each mention of a TOASTed snapshot de-TOASTs it again: read it once per row
-        # (OFFSET 0 keeps the planner from merging the subqueries): 3.5 s -> 1.5 s.
-        sql = ("SELECT id, node_id, suite, passed, recorded_at, CASE WHEN pos > 0 THEN "
-               f"substr(snap, pos, {int(window)}) END FROM (SELECT *, strpos(snap, ?) AS pos "
-               f"FROM ({runs.format(snap='t.snapshot::text AS snap')} OFFSET 0) a OFFSET 0) b")
-        rows = db.rows_in(sql, sorted(set(ids)), [needle])
+def snapshot_pairs(db: Db, run_ids: Sequence[int], node_ids: Sequence[int] | None = None
+                   ) -> dict[int, set[tuple[int, int]]]:
+    """Each run's lineage snapshot as (node, version) pairs; only the pairs of
+    ``node_ids`` when given (what a change of those nodes needs: an index lookup)."""
+    out: dict[int, set[tuple[int, int]]] = {r: set() for r in run_ids}
+    if not run_ids:
+        return out
+    if node_ids is None:
+        rows = db.rows_in("SELECT run_id, node_id, version_id FROM snapshot_pair "
+                          "WHERE run_id IN ({ids})", sorted(set(run_ids)))
     else:
-        find = "instr(t.snapshot, ?)"
-        snap = f"CASE WHEN {find} > 0 THEN substr(t.snapshot, {find}, {int(window)}) END"
-        rows = db.rows_in(runs.format(snap=snap), sorted(set(ids)), [needle, needle])
-    out: dict[int, list[ProbedRun]] = {}
-    for r in sorted(rows, key=lambda r: (r[4], r[0])):
-        out.setdefault(r[1], []).append(ProbedRun(r[0], r[1], r[2], bool(r[3]), r[4], r[5]))
-    return list(out.items())
+        rows = []
+        for n in sorted(set(node_ids)):
+            rows += db.rows_in("SELECT run_id, node_id, version_id FROM snapshot_pair "
+                               "WHERE node_id = ? AND run_id IN ({ids})", sorted(set(run_ids)),
+                               [n])
+    for run, n, v in rows:
+        out[run].add((n, v))
+    return out
+
+
+def pinned_consumers(db: Db, node_id: int) -> list[tuple[int, int]]:
+    """(consumer, pinned version) of every current regular input that pins ``node_id``."""
+    return [(d, p) for d, p in db.rows(
+        "SELECT downstream_id, pinned_version_id FROM edge WHERE upstream_id = ? "
+        "AND feedback = FALSE AND pinned_version_id IS NOT NULL", [node_id])]
+
+
+def current_version(db: Db, node_id: int) -> int | None:
+    rows = db.rows("SELECT current_version_id FROM node WHERE id = ?", [node_id])
+    return rows[0][0] if rows else None
 
 
 def required_suites(db: Db, ids: Sequence[int]) -> dict[int, list[str]]:

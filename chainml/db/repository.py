@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Text, cast, delete, false, insert, literal, select, update
+from sqlalchemy import JSON, delete, false, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from chainml.db import reads
@@ -22,6 +22,7 @@ from chainml.db.models import (
     Event,
     Node,
     RetestMark,
+    SnapshotPair,
     TestRun,
     Version,
     VersionInput,
@@ -142,8 +143,10 @@ def names_by_id(s: Session, ids: Iterable[int]) -> dict[int, str]:
     return out
 
 
-def list_nodes(s: Session, kind: str | None = None) -> Sequence[Node]:
-    stmt = select(Node)
+def list_nodes(s: Session, kind: str | None = None, retired: bool = False) -> Sequence[Node]:
+    """The nodes of the current chain (``retired``: the retired ones instead)."""
+    stmt = select(Node).where(Node.retired_at.is_not(None) if retired
+                              else Node.retired_at.is_(None))
     if kind:
         stmt = stmt.where(Node.kind == kind)
     # Sorted here, not by the database: collations differ (MariaDB folds case, so
@@ -206,6 +209,27 @@ def add_version(
 
 
 # ---- edges ---------------------------------------------------------------------------------
+
+
+def regular_inputs(s: Session, version_id: int) -> list[tuple[int, int | None]]:
+    """(upstream, pinned version or None) of a version's regular (non-feedback) inputs."""
+    return [(u, p) for u, p in s.execute(
+        select(VersionInput.upstream_id, VersionInput.pinned_version_id)
+        .where(VersionInput.version_id == version_id, VersionInput.feedback.is_(False)))]
+
+
+def retired_among(s: Session, ids: Iterable[int]) -> list[str]:
+    """Names of the retired nodes among ``ids``, sorted."""
+    out: list[str] = []
+    for part in chunks(sorted(set(ids))):
+        out += s.scalars(select(Node.name).where(Node.id.in_(part),
+                                                 Node.retired_at.is_not(None))).all()
+    return sorted(out)
+
+
+def drop_edges(s: Session, node_id: int) -> None:
+    """A retired node reads nothing: its inputs leave the edge table (not its history)."""
+    s.execute(delete(Edge).where(Edge.downstream_id == node_id))
 
 
 def replace_edges(s: Session, node_id: int, version_id: int) -> None:
@@ -326,6 +350,13 @@ def consumers_of(s: Session, node_id: int) -> list[tuple[str, bool, int | None]]
     return sorted((n, fb, p) for n, fb, p in s.execute(stmt))  # backend-independent order
 
 
+def reader_ids(s: Session, node_id: int) -> list[tuple[str, int]]:
+    """(name, id) of every node whose current version reads ``node_id`` (feedback too)."""
+    stmt = (select(Node.name, Node.id).join(Edge, Node.id == Edge.downstream_id)
+            .where(Edge.upstream_id == node_id))
+    return [(n, i) for n, i in s.execute(stmt)]
+
+
 def all_edges(s: Session) -> list[tuple[int, int, bool, int | None]]:
     e = Edge.__table__
     stmt = select(e.c.upstream_id, e.c.downstream_id, e.c.feedback, e.c.pinned_version_id)
@@ -340,14 +371,13 @@ def runs_for(s: Session, node_id: int, version_id: int) -> Sequence[TestRun]:
     return s.scalars(
         select(TestRun)
         .where(TestRun.node_id == node_id, TestRun.version_id == version_id)
-        .order_by(TestRun.recorded_at, TestRun.id)
+        .order_by(TestRun.id)  # commit order, never a writer's clock
     ).all()
 
 
-def snapshot_text(s: Session, run_id: int) -> str:
-    t = TestRun.__table__
-    stmt = select(cast(t.c.snapshot, Text)).where(t.c.id == run_id)
-    return str(s.connection().execute(stmt).scalar_one())
+def add_snapshot(s: Session, run_id: int, pairs: Iterable[tuple[int, int]]) -> None:
+    bulk_insert(s, SnapshotPair, [{"run_id": run_id, "node_id": n, "version_id": v}
+                                  for n, v in sorted(set(pairs))])
 
 
 def open_marks(s: Session, node_ids: Sequence[int] | None = None) -> dict[int, list[RetestMark]]:
@@ -362,14 +392,6 @@ def open_marks(s: Session, node_ids: Sequence[int] | None = None) -> dict[int, l
         for m in s.scalars(base.where(RetestMark.node_id.in_(part))):
             out.setdefault(m.node_id, []).append(m)
     return out
-
-
-def open_mark_starts(s: Session, cause_id: int) -> dict[int, tuple[int, int | None]]:
-    """node id -> (mark id, from version id) of the open marks ``cause_id`` caused."""
-    m = RetestMark.__table__
-    stmt = select(m.c.node_id, m.c.id, m.c.from_version_id).where(
-        m.c.cause_id == cause_id, m.c.closed_at.is_(None))
-    return {n: (i, f) for n, i, f in s.connection().execute(stmt).all()}
 
 
 def close_marks(s: Session, mark_ids: Sequence[int], at: datetime, why: str) -> None:
