@@ -31,12 +31,12 @@ class Db:
     """One read snapshot over a DB-API connection. SQL is written with ``?``
     placeholders and ``{ids}`` where a chunked IN list goes."""
 
-    def __init__(self, conn: Any, backend: str, where: str, *, password: str | None = None,
+    def __init__(self, conn: Any, backend: str, where: str, *, url: str | None = None,
                  dbapi: Any = sqlite3, owned: bool = True) -> None:
         self.conn = conn
         self.backend = backend  # sqlite | postgresql | mysql
-        self.where = where  # the URL, password hidden
-        self._password = password
+        self.where = where  # the URL, credentials hidden
+        self._url = url  # the real one: its secrets are removed from driver messages
         self._dbapi = dbapi
         self._pyformat = dbapi.paramstyle in ("format", "pyformat")
         self._owned = owned
@@ -46,8 +46,9 @@ class Db:
         """The connection of a SQLAlchemy session, inside its transaction."""
         conn = s.connection()
         url = conn.engine.url
-        return cls(conn.connection, conn.dialect.name, url.render_as_string(hide_password=True),
-                   password=url.password and str(url.password), dbapi=conn.dialect.dbapi,
+        return cls(conn.connection, conn.dialect.name,
+                   failures.redact_text(url.render_as_string(hide_password=True)),
+                   url=url.render_as_string(hide_password=False), dbapi=conn.dialect.dbapi,
                    owned=False)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -98,7 +99,7 @@ class Db:
                                                  self._dbapi.IntegrityError)
         if isinstance(error, bug):
             return error
-        return failures.unavailable(self.where, error, self._password)
+        return failures.unavailable(self.where, error, self._url)
 
     def close(self) -> None:
         if self._owned:
@@ -134,8 +135,8 @@ def _open_sqlite(url: str, rest: str) -> Db | None:
     try:
         conn = sqlite3.connect(path, timeout=sqlite_busy_timeout(), isolation_level=None)
     except sqlite3.Error as e:
-        raise failures.unavailable(where, e) from None
-    db = Db(conn, "sqlite", where)
+        raise failures.unavailable(where, e, url) from None
+    db = Db(conn, "sqlite", where, url=url)
     try:
         db.rows("BEGIN")  # one snapshot for every query of the command
         _check_schema(db, missing=lambda e: "no such table" in str(e))
@@ -154,13 +155,12 @@ def _open_postgresql(url: str, rest: str) -> Db | None:
     try:
         conn = psycopg.connect(f"postgresql://{rest}", connect_timeout=10)
     except psycopg.OperationalError as e:
-        password = _password(rest)
-        raise failures.unavailable(where, e, password) from None
+        raise failures.unavailable(where, e, url) from None
     except psycopg.Error:
         conn = None  # a URL libpq reads differently: leave it to SQLAlchemy's parser
     if conn is None:
         return None
-    db = Db(conn, "postgresql", where, password=_password(rest), dbapi=psycopg)
+    db = Db(conn, "postgresql", where, url=url, dbapi=psycopg)
     try:
         # Every query of the command sees the same committed state; a read-only
         # REPEATABLE READ transaction never fails for a concurrent writer.
@@ -170,15 +170,6 @@ def _open_postgresql(url: str, rest: str) -> Db | None:
         conn.close()
         raise
     return db
-
-
-def _password(rest: str) -> str | None:
-    from urllib.parse import unquote
-
-    auth, at, _ = rest.rpartition("@")
-    if not at or ":" not in auth.split("/")[0]:
-        return None
-    return unquote(auth.split(":", 1)[1]) or None
 
 
 def _check_schema(db: Db, missing: Any) -> None:

@@ -64,11 +64,12 @@ def parse_url(url: str) -> URL:
 
 
 def redact(url: str | URL) -> str:
-    """The URL without its password, for every message and log line."""
+    """The URL without its credentials (the password, secret query parameters), for every
+    message and log line (``failures.redact_text``)."""
     if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+        return failures.redact_text(url.render_as_string(hide_password=True))
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return failures.redact_text(make_url(url).render_as_string(hide_password=True))
     except Exception:
         return failures.redact_text(url)
 
@@ -104,7 +105,35 @@ def create(url: str) -> Engine:
         ) from None
     if backend == "sqlite":
         _configure_sqlite(engine, busy)
+    else:
+        _refuse_unknown_options(engine, parsed)
     return engine
+
+
+def _refuse_unknown_options(engine: Engine, url: URL) -> None:
+    """A query parameter the driver does not know (a misspelt or miscased ``?PassWord=``)
+    is a wrong URL, exit 2, not a bug: PyMySQL raises TypeError for it, psycopg a
+    ProgrammingError ("invalid connection option")."""
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except TypeError as e:
+            if "keyword argument" not in str(e):
+                raise
+            detail = str(e)
+        except dialect.loaded_dbapi.ProgrammingError as e:
+            if "invalid connection option" not in str(e):
+                raise
+            detail = str(e)
+        detail = failures.redact_text((detail.strip().splitlines() or [""])[0],
+                                      url.render_as_string(hide_password=False))
+        raise InvalidInput(
+            f"The database URL {redact(url)!r} has an option the "
+            f"{url.get_backend_name()} driver does not know ({detail}); check its query "
+            "parameters."
+        ) from None
 
 
 def _configure_sqlite(engine: Engine, busy: float) -> None:
@@ -157,9 +186,9 @@ def retrying(fn: Callable[P, T]) -> Callable[P, T]:
 
 
 def unavailable(url: str | URL, error: BaseException) -> RegistryUnavailable:
-    """A one-sentence RegistryUnavailable for a driver error, password removed."""
-    password = url.password if isinstance(url, URL) else None
-    return failures.unavailable(redact(url), error, str(password) if password else None)
+    """A one-sentence RegistryUnavailable for a driver error, credentials removed."""
+    real = url.render_as_string(hide_password=False) if isinstance(url, URL) else url
+    return failures.unavailable(redact(url), error, real)
 
 
 @contextmanager
