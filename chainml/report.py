@@ -16,15 +16,15 @@ import re
 import shlex
 import textwrap
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from pydantic_core import PydanticSerializationError
 
 from chainml.errors import InvalidInput
 from chainml.schemas import CheckResult, Reason, Status, StatusEntry
 
-__all__ = ["FORMATS", "render_check"]
+__all__ = ["FORMATS", "missing_suites", "render_check"]
 
 FORMATS: tuple[str, ...] = ("text", "json", "junit", "github", "markdown")
 
@@ -36,6 +36,9 @@ _CLIP = 400
 _WRAP = 100
 # Reasons listed per node in the per-node formats (junit, github, markdown).
 _MAX_REASONS = 10
+
+# Node name -> the suites it requires (``--require-suite``), for the nodes that have any.
+RequiredSuites = Mapping[str, Sequence[str]]
 
 # Reading order of statuses: what needs the most work first.
 _STATUS_RANK = {s: i for i, s in enumerate([
@@ -127,6 +130,9 @@ class _Key:
     to: str | None = None
     suite: str | None = None
     status: str | None = None
+    # For a change: the suites the group's nodes require, each of which must be rerun
+    # (a run without --suite decides nothing for such a node).
+    suites: tuple[str, ...] = ()
 
 
 @dataclass
@@ -136,18 +142,19 @@ class _Group:
     entries: dict[str, StatusEntry] = field(default_factory=dict)
 
 
-_KEYS: dict[tuple[object, ...], _Key] = {}
+_KEYS: dict[tuple[object, ...], tuple[_Key, ...]] = {}
 
 
-def _reason_key(entry: StatusEntry, reason: Reason) -> _Key:
+def _reason_keys(entry: StatusEntry, reason: Reason, suites: tuple[str, ...]
+                 ) -> tuple[_Key, ...]:
     """Classify one reason; the node's status decides what kind of work clears it."""
     # Thousands of nodes share a handful of keys: build each once.
     memo = (entry.status, reason.suite, reason.cause == entry.name, reason.cause,
-            reason.from_, reason.to)
-    key = _KEYS.get(memo)
-    if key is None:
-        key = _KEYS[memo] = _classify(entry, reason)
-    return key
+            reason.from_, reason.to, suites)
+    keys = _KEYS.get(memo)
+    if keys is None:
+        keys = _KEYS[memo] = _with_suites(_classify(entry, reason), suites)
+    return keys
 
 
 def _classify(entry: StatusEntry, reason: Reason) -> _Key:
@@ -163,26 +170,62 @@ def _classify(entry: StatusEntry, reason: Reason) -> _Key:
     return _Key("change", reason.cause, reason.from_, reason.to)
 
 
-def _entry_keys(entry: StatusEntry) -> list[_Key]:
+def _with_suites(key: _Key, suites: tuple[str, ...]) -> tuple[_Key, ...]:
+    """The key for a node with required suites: only runs of those suites clear it.
+
+    An untested version with no run at all misses every required suite (one group per
+    suite, as when some suites have runs); a retest must rerun each of them.
+    """
+    if not suites:
+        return (key,)
+    if key.category == "untested":
+        return tuple(_Key("suite", suite=s) for s in suites)
+    if key.category == "change":
+        return (replace(key, suites=suites),)
+    return (key,)
+
+
+def _suites(entry: StatusEntry, required: RequiredSuites) -> tuple[str, ...]:
+    suites = required.get(entry.name)
+    return tuple(dict.fromkeys(suites)) if suites else ()
+
+
+def _entry_keys(entry: StatusEntry, required: RequiredSuites) -> list[_Key]:
     """The groups one node belongs to (one per distinct cause, in reason order)."""
+    suites = _suites(entry, required)
     if not entry.reasons:
         by_status = {Status.UNTESTED: _Key("untested"), Status.FAILED: _Key("failed"),
                      Status.NEEDS_RETEST: _Key("change"), Status.STALE: _Key("stale")}
-        return [by_status.get(entry.status, _Key("other", status=entry.status.value))]
-    return list(dict.fromkeys(_reason_key(entry, r) for r in entry.reasons))
+        return list(_with_suites(
+            by_status.get(entry.status, _Key("other", status=entry.status.value)), suites))
+    return list(dict.fromkeys(k for r in entry.reasons for k in _reason_keys(entry, r, suites)))
 
 
-def _groups(result: CheckResult) -> list[_Group]:
+def missing_suites(entry: StatusEntry, required: Sequence[str] = ()) -> list[str]:
+    """The required suites an ``untested`` node has no run of; [] for any other node.
+
+    Args:
+        entry: the node's status.
+        required: the suites the node requires. A node with no run at all is untested
+            with one reason that names no suite: then every required suite is missing.
+    """
+    if entry.status is not Status.UNTESTED:
+        return []
+    named = [r.suite for r in entry.reasons if r.suite is not None and r.cause == entry.name]
+    return list(dict.fromkeys(named or required))
+
+
+def _groups(result: CheckResult, required: RequiredSuites) -> list[_Group]:
     """Failing groups largest first, then warning groups largest first."""
     groups: dict[tuple[_Key, bool], _Group] = {}
     for warning, entries in ((False, result.failing), (True, result.warnings)):
         for entry in entries:
-            for key in _entry_keys(entry):
+            for key in _entry_keys(entry, required):
                 group = groups.setdefault((key, warning), _Group(key, warning))
                 group.entries[entry.name] = entry
     return sorted(groups.values(), key=lambda g: (
         g.warning, -len(g.entries), _CATEGORY_RANK[g.key.category],
-        str(g.key.cause), str(g.key.suite), str(g.key.from_), str(g.key.to)))
+        str(g.key.cause), str(g.key.suite), str(g.key.from_), str(g.key.to), g.key.suites))
 
 
 def _nodes(n: int) -> str:
@@ -209,7 +252,9 @@ def _headline(group: _Group, show: Callable[[str], str], arrow: str) -> str:
     has, are = ("has", "is") if n == 1 else ("have", "are")
     suite = f" of suite {show(key.suite)}" if key.suite else ""
     if key.category == "change":
-        return f"{_change(key, show, arrow)} is untested by {_nodes(n)}"
+        suites = (f" requiring suite{'s' if len(key.suites) > 1 else ''} "
+                  f"{', '.join(show(s) for s in key.suites)}" if key.suites else "")
+        return f"{_change(key, show, arrow)} is untested by {_nodes(n)}{suites}"
     if key.category == "untested":
         return f"{_nodes(n)} {has} a current version with no test run"
     if key.category == "failed":
@@ -222,24 +267,33 @@ def _headline(group: _Group, show: Callable[[str], str], arrow: str) -> str:
     return f"{_nodes(n)} {are} {show(key.status or 'unknown')}"
 
 
-def _fixes(key: _Key, entries: list[StatusEntry]) -> list[tuple[str, str]]:
-    """(what to do, command) pairs that clear a group; the real name when there is one node."""
+def _record(node: str, suite: str | None) -> str:
+    """The command that records a passing run (of ``suite``); ``node`` is already quoted."""
+    return f"chainml test record {node} --passed" + (
+        f" --suite {shlex.quote(suite)}" if suite else "")
+
+
+def _fixes(key: _Key, entries: list[StatusEntry]) -> list[tuple[str, list[str]]]:
+    """The ways to clear a group, each (what to do, the commands it takes, all of them);
+    the real name when there is one node."""
     node = shlex.quote(entries[0].name) if len(entries) == 1 else "NODE"
-    suite = f" --suite {shlex.quote(key.suite)}" if key.suite else ""
-    record = f"chainml test record {node}{suite} --passed"
     if key.category == "change":
         cause = f" --cause {shlex.quote(key.cause)}" if key.cause else ""
-        return [("retest, then ", record),
-                ("accept the change: ", f'chainml waive {node} --reason "WHY"{cause}')]
+        waive = ("accept the change: ", [f'chainml waive {node} --reason "WHY"{cause}'])
+        if len(key.suites) > 1:
+            return [("retest every required suite, then ",
+                     [_record(node, s) for s in key.suites]), waive]
+        return [("retest, then ", [_record(node, key.suites[0] if key.suites else None)]),
+                waive]
     if key.category in ("untested", "suite"):
-        return [("test the current version, then ", record)]
+        return [("test the current version, then ", [_record(node, key.suite)])]
     if key.category == "failed":
-        return [("fix and retest, then ", record)]
+        return [("fix and retest, then ", [_record(node, key.suite)])]
     if key.category == "stale":
         kinds = {e.kind for e in entries}
         kind = shlex.quote(kinds.pop()) if len(kinds) == 1 else "KIND"
-        return [("retrain, then ", f"chainml register {kind} {node} --version NEW ...")]
-    return [("see ", f"chainml status {node}")]
+        return [("retrain, then ", [f"chainml register {kind} {node} --version NEW ..."])]
+    return [("see ", [f"chainml status {node}"])]
 
 
 def _sorted(entries: Iterable[StatusEntry]) -> list[StatusEntry]:
@@ -265,9 +319,10 @@ def _why(entry: StatusEntry) -> list[str]:
     return lines
 
 
-def _node_fixes(entry: StatusEntry) -> list[str]:
+def _node_fixes(entry: StatusEntry, required: RequiredSuites) -> list[str]:
     """Commands that clear one node, deduplicated across its causes."""
-    cmds = (cmd for key in _entry_keys(entry) for _, cmd in _fixes(key, [entry]))
+    cmds = (cmd for key in _entry_keys(entry, required)
+            for _, step in _fixes(key, [entry]) for cmd in step)
     return list(dict.fromkeys(cmds))
 
 
@@ -329,12 +384,18 @@ def _group_names(group: _Group, limit: int) -> str:
 
 
 def _text_group(group: _Group, limit: int) -> list[str]:
-    """A group as: wrapped headline with names, then how to clear it, then a blank line."""
+    """A group as: wrapped headline with names, then how to clear it, then a blank line.
+
+    Each way to clear it starts a line ("to clear:", then "or:"); a way that takes
+    several commands (one per required suite) continues with "and:" lines.
+    """
     head = f"{_headline(group, _printable, '->')}: {_group_names(group, limit)}"
     lines = textwrap.wrap(head, width=_WRAP, subsequent_indent="    ",
                           break_long_words=False, break_on_hyphens=False)
-    for i, (note, cmd) in enumerate(_fixes(group.key, list(group.entries.values()))):
-        lines.append(f"  {'to clear' if i == 0 else '      or'}: {note}{_printable(cmd)}")
+    for i, (note, cmds) in enumerate(_fixes(group.key, list(group.entries.values()))):
+        for j, cmd in enumerate(cmds):
+            label = "and" if j else "or" if i else "to clear"
+            lines.append(f"  {label:>8}: {'' if j else note}{_printable(cmd)}")
     return [*lines, ""]
 
 
@@ -344,7 +405,7 @@ def _omitted(groups: list[_Group]) -> str:
             "'chainml status --json' lists every reason")
 
 
-def _text(result: CheckResult, limit: int) -> str:
+def _text(result: CheckResult, limit: int, required: RequiredSuites) -> str:
     """The human report: verdict, groups by cause (largest first), totals."""
     lines = [f"check {_verdict(result)}"]
     scope = _scope(result, limit)
@@ -352,7 +413,7 @@ def _text(result: CheckResult, limit: int) -> str:
         lines += textwrap.wrap(scope, width=_WRAP, subsequent_indent="    ",
                                break_long_words=False, break_on_hyphens=False)
     lines.append("")
-    groups = _groups(result)
+    groups = _groups(result, required)
     for group in groups[:MAX_GROUPS]:
         lines += _text_group(group, limit)
     if len(groups) > MAX_GROUPS:
@@ -373,7 +434,8 @@ def _json(result: CheckResult) -> str:
         return _SURROGATE.sub("\ufffd", text) + "\n"
 
 
-def _junit_case(parent: ET.Element, entry: StatusEntry, warning: bool) -> None:
+def _junit_case(parent: ET.Element, entry: StatusEntry, warning: bool,
+                required: RequiredSuites) -> None:
     """One testcase for a failing (failure) or warned-about (skipped) node."""
     case = ET.SubElement(parent, "testcase", classname=_xml(f"chainml.{_printable(entry.kind)}"),
                          name=_xml(_printable(entry.name)))
@@ -385,13 +447,13 @@ def _junit_case(parent: ET.Element, entry: StatusEntry, warning: bool) -> None:
         return
     failure = ET.SubElement(case, "failure", message=message, type=entry.status.value)
     body = [*(f"- {line}" for line in why), "", "to clear:",
-            *(f"  {_printable(cmd)}" for cmd in _node_fixes(entry))]
+            *(f"  {_printable(cmd)}" for cmd in _node_fixes(entry, required))]
     if entry.owner:
         body.insert(0, f"owner: {_printable(entry.owner)}")
     failure.text = _xml("\n".join(body))
 
 
-def _junit(result: CheckResult) -> str:
+def _junit(result: CheckResult, required: RequiredSuites) -> str:
     """JUnit XML: one testcase per failing node (failure) and per warning (skipped).
 
     The result carries only the failing and warned-about nodes, so the others are
@@ -414,9 +476,9 @@ def _junit(result: CheckResult) -> str:
         scope = ", ".join(_printable(s) for s in result.scope)
         ET.SubElement(props, "property", name="scope", value=_xml(scope))
     for entry in _sorted(result.failing):
-        _junit_case(suite, entry, warning=False)
+        _junit_case(suite, entry, warning=False, required=required)
     for entry in _sorted(result.warnings):
-        _junit_case(suite, entry, warning=True)
+        _junit_case(suite, entry, warning=True, required=required)
     if others > 0:
         ET.SubElement(suite, "testcase", classname="chainml",
                       name=f"all {others} other checked nodes pass")
@@ -424,22 +486,22 @@ def _junit(result: CheckResult) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
-def _gh_annotation(entry: StatusEntry, level: str) -> str:
+def _gh_annotation(entry: StatusEntry, level: str, required: RequiredSuites) -> str:
     """One workflow command; the title and message are escaped after cleaning."""
     name = _printable(entry.name)
     phrase = _STATUS_PHRASE[entry.status]
     title = f"chainml: {name} {phrase}"
     lines = [f"{name}@{_printable(entry.version or 'none')} ({_printable(entry.kind)}) {phrase}:"]
     lines += [f"- {_printable(line, clip=500)}" for line in _why(entry)]
-    lines += [f"to clear: {_printable(cmd)}" for cmd in _node_fixes(entry)]
+    lines += [f"to clear: {_printable(cmd)}" for cmd in _node_fixes(entry, required)]
     return f"::{level} title={_gh_prop(title)}::{_gh_data(chr(10).join(lines))}"
 
 
-def _github(result: CheckResult, limit: int) -> str:
+def _github(result: CheckResult, limit: int, required: RequiredSuites) -> str:
     """GitHub Actions annotations: ::error per failing node, ::warning per stale one."""
     todo = [(e, "error") for e in _sorted(result.failing)]
     todo += [(e, "warning") for e in _sorted(result.warnings)]
-    lines = [_gh_annotation(entry, level) for entry, level in todo[:limit]]
+    lines = [_gh_annotation(entry, level, required) for entry, level in todo[:limit]]
     rest = todo[limit:]
     if rest:
         level = "error" if any(lvl == "error" for _, lvl in rest) else "warning"
@@ -455,7 +517,8 @@ def _md_summary(groups: list[_Group]) -> list[str]:
     lines = []
     for group in groups[:MAX_GROUPS]:
         fixes = _fixes(group.key, list(group.entries.values()))
-        how = "; or ".join(f"{note}{_md_code(cmd)}" for note, cmd in fixes)
+        how = "; or ".join(f"{note}{' and '.join(_md_code(cmd) for cmd in cmds)}"
+                           for note, cmds in fixes)
         lines.append(f"- {_headline(group, _md_code, '→')}. To clear: {how}")
     if len(groups) > MAX_GROUPS:
         lines.append(f"- {_md(_omitted(groups[MAX_GROUPS:]))}")
@@ -479,7 +542,8 @@ def _md_mermaid(mermaid: str) -> list[str]:
             f"{fence}mermaid", body, fence, "", "</details>"]
 
 
-def _markdown(result: CheckResult, limit: int, mermaid: str | None) -> str:
+def _markdown(result: CheckResult, limit: int, mermaid: str | None,
+              required: RequiredSuites) -> str:
     """A PR comment: verdict heading, summary by cause, a table of nodes, optional chart."""
     state = "passed" if result.ok else "failed"
     # The verdict holds only numbers and our own words: nothing to escape.
@@ -487,7 +551,7 @@ def _markdown(result: CheckResult, limit: int, mermaid: str | None) -> str:
     scope = _scope(result, limit)
     if scope:
         lines += ["", _md(scope)]
-    groups = _groups(result)
+    groups = _groups(result, required)
     if groups:
         lines += ["", "**By cause**", "", *_md_summary(groups)]
     entries = [*_sorted(result.failing), *_sorted(result.warnings)]
@@ -503,7 +567,8 @@ def _markdown(result: CheckResult, limit: int, mermaid: str | None) -> str:
 
 
 def render_check(result: CheckResult, fmt: str, *, limit: int = 50,
-                 mermaid: str | None = None) -> str:
+                 mermaid: str | None = None,
+                 required_suites: RequiredSuites | None = None) -> str:
     """Render the result of ``chainml check`` in one of the output formats.
 
     Args:
@@ -520,6 +585,10 @@ def render_check(result: CheckResult, fmt: str, *, limit: int = 50,
             counted as "... and N more". ``json`` and ``junit`` are never truncated.
         mermaid: a Mermaid flowchart of the affected part of the chain, embedded
             in a collapsed block by ``markdown`` and ignored by the other formats.
+        required_suites: the suites each node requires (``--require-suite``), by node
+            name; default: what the status entries carry. The commands that clear a
+            node name each suite: a run without ``--suite`` decides nothing for such
+            a node. Ignored by ``json``.
 
     Returns:
         The rendered text, ending with a newline.
@@ -538,12 +607,15 @@ def render_check(result: CheckResult, fmt: str, *, limit: int = 50,
         raise InvalidInput(f"Unknown check format '{fmt}'; choose one of: {', '.join(FORMATS)}.")
     if limit < 1:
         raise InvalidInput(f"The limit must be at least 1, not {limit}.")
+    required = required_suites if required_suites is not None else {
+        e.name: e.required_suites for e in (*result.failing, *result.warnings)
+        if e.required_suites}
     if name == "text":
-        return _text(result, limit)
+        return _text(result, limit, required)
     if name == "json":
         return _json(result)
     if name == "junit":
-        return _junit(result)
+        return _junit(result, required)
     if name == "github":
-        return _github(result, limit)
-    return _markdown(result, limit, mermaid)
+        return _github(result, limit, required)
+    return _markdown(result, limit, mermaid, required)

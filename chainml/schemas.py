@@ -109,6 +109,7 @@ class StatusEntry(Out):
     owner: str | None = None
     last_run: datetime | None = None
     waivers: list[int] = []
+    required_suites: list[str] = []  # each needs its own run: the commands that clear name them
 
 
 class NodeDetail(NodeOut):

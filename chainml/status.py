@@ -236,7 +236,8 @@ def evaluate(f: Facts, marks: Sequence[RetestMark], waivers: Sequence[Waiver],
 def _entry(f: Facts, status: Status, reasons: list[Entry]) -> Entry:
     last = f.runs[-1].recorded_at if f.runs else None
     return {"name": f.name, "kind": f.kind, "version": f.version, "status": status,
-            "reasons": reasons, "owner": f.owner, "last_run": last, "waivers": []}
+            "reasons": reasons, "owner": f.owner, "last_run": last, "waivers": [],
+            "required_suites": list(f.required_suites)}
 
 
 def by_node(pairs: Iterable[Pair]) -> dict[int, tuple[int, ...]]:

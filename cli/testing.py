@@ -17,7 +17,7 @@ from chainml.cli.common import (
 
 if TYPE_CHECKING:
     from chainml.registry import Registry
-    from chainml.schemas import CheckResult
+    from chainml.schemas import CheckResult, StatusEntry
 
 CHECK_FORMATS = ("text", "json", "junit", "github", "markdown")
 
@@ -99,7 +99,9 @@ def record(ctx: click.Context, node: str, passed: bool, failed: bool, version: s
         echo_json(run)
         return
     suite_text = f" (suite {suite})" if suite else ""
-    closed = f"; closed {run.closed_marks} retest mark(s)" if run.closed_marks else ""
+    # A failed run also makes the marks match its snapshot, but closes no question.
+    closed = (f"; closed {run.closed_marks} retest mark(s)"
+              if run.closed_marks and run.outcome == "passed" else "")
     click.echo(f"Recorded: {run.node} {run.version}{suite_text} {run.outcome}{closed}.")
 
 
@@ -117,6 +119,7 @@ def status(ctx: click.Context, node: str | None, as_json: bool) -> None:
     """
     from chainml import gate
     from chainml.db.direct import reading
+    from chainml.report import missing_suites
     from chainml.status import utcnow
 
     read_only_run()
@@ -133,6 +136,17 @@ def status(ctx: click.Context, node: str | None, as_json: bool) -> None:
         click.echo(f"{e.name:<{width}}  {e.kind:<8}  {e.version or '-':<12}  {e.status.value}")
         for r in e.reasons:
             click.echo(f"{'':<{width}}    - {r.message}")
+        # A node with no run at all has one reason, which names no suite: the suites it
+        # misses are all its required ones.
+        missing = [] if _names_a_suite(e) else missing_suites(e, e.required_suites)
+        if missing:
+            label = "suites" if len(missing) > 1 else "suite"
+            click.echo(f"{'':<{width}}    - missing required {label}: {', '.join(missing)}")
+
+
+def _names_a_suite(entry: StatusEntry) -> bool:
+    """Whether a reason already names one of the node's own suites (missing or failed)."""
+    return any(r.suite is not None and r.cause == entry.name for r in entry.reasons)
 
 
 @click.command()
@@ -162,12 +176,11 @@ def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, s
     from chainml.status import utcnow
 
     read_only_run()
+    fmt = "json" if as_json else fmt
     with reading(db_url(ctx)) as db:
         result = gate.check(db, list(nodes), strict, utcnow())
-    chart = (_affected_chart(open_registry(ctx), result)
-             if fmt == "markdown" and not as_json else None)
-    click.echo(render_check(result, "json" if as_json else fmt, limit=limit, mermaid=chart),
-               nl=False)
+    chart = _affected_chart(open_registry(ctx), result) if fmt == "markdown" else None
+    click.echo(render_check(result, fmt, limit=limit, mermaid=chart), nl=False)
     ctx.exit(0 if result.ok else 1)
 
 

@@ -16,7 +16,8 @@ from tests.chains import EXAMPLE, TESTABLE
 from tests.clirun import ACTOR, PastClock, error_line, example_registry, ok, ok_json, run
 
 IMPACT_KEYS = {"name", "kind", "distance", "path", "needs_tests"}
-STATUS_KEYS = {"name", "kind", "version", "status", "reasons", "owner", "last_run", "waivers"}
+STATUS_KEYS = {"name", "kind", "version", "status", "reasons", "owner", "last_run", "waivers",
+               "required_suites"}
 REASON_KEYS = {"cause", "from", "to", "tested_with", "now", "path", "suite", "message"}
 
 

@@ -131,9 +131,9 @@ def test_text_groups_by_cause_with_clearing_commands(small: CheckResult) -> None
     assert "1 node has a current version with no test run: embed@3" in out
     assert "chainml test record embed --passed" in out
     assert "failed the latest test run of suite offline-eval: churn@2024-11-01" in out
-    assert "chainml test record churn --suite offline-eval --passed" in out
+    assert "chainml test record churn --passed --suite offline-eval" in out
     assert "no passing run of required suite shadow: ltv@5" in out
-    assert "chainml test record ltv --suite shadow --passed" in out
+    assert "chainml test record ltv --passed --suite shadow" in out
     assert "1 node is stale" in out and "--strict" in out
     assert lines[-1].startswith("totals: 40 checked (31 verified,")
     assert lines[-1].endswith("6 failing, 1 warning")
@@ -201,6 +201,174 @@ def test_text_escapes_control_characters(hostile: CheckResult) -> None:
     out = render_check(hostile, "text")
     assert "\\x1b[31m" in out and "\\x00" in out and "\\x0a::warning::x" in out
     assert not any(line.startswith("::") for line in out.splitlines())
+
+
+# --- required suites ---------------------------------------------------------------
+# A run without --suite decides nothing for a node with required suites: the commands
+# that clear it must name each suite, or following them changes nothing.
+
+SUITES = {"m": ["eval", "shadow"]}
+
+
+def _never_tested() -> CheckResult:
+    """m requires eval and shadow and has no run at all: one reason, naming no suite."""
+    m = entry("m", Status.UNTESTED, [Reason(cause="m", to="1", path=["m"],
+                                            message="version 1 has no test run")])
+    return CheckResult(ok=False, checked=1, failing=[m], counts={"untested": 1})
+
+
+def _shadow_missing() -> CheckResult:
+    """m's eval run passed; shadow has none."""
+    m = entry("m", Status.UNTESTED, [Reason(
+        cause="m", to="1", path=["m"], suite="shadow",
+        message="required suite 'shadow' has no run for version 1")])
+    return CheckResult(ok=False, checked=1, failing=[m], counts={"untested": 1})
+
+
+EVAL = "chainml test record m --passed --suite eval"
+SHADOW = "chainml test record m --passed --suite shadow"
+
+
+def _junit_text(result: CheckResult, required_suites: dict[str, list[str]]) -> str:
+    """The failure text of the first failing node."""
+    xml = render_check(result, "junit", required_suites=required_suites)
+    failure = _suite(xml).find("testcase/failure")
+    assert failure is not None
+    return failure.text or ""
+
+
+def test_never_tested_node_gets_one_command_per_required_suite() -> None:
+    result = _never_tested()
+    text = render_check(result, "text", required_suites=SUITES)
+    lines = text.splitlines()
+    assert "1 node has no passing run of required suite eval: m@1" in lines
+    assert "1 node has no passing run of required suite shadow: m@1" in lines
+    assert f"  to clear: test the current version, then {EVAL}" in lines
+    assert f"  to clear: test the current version, then {SHADOW}" in lines
+    assert "chainml test record m --passed\n" not in text  # the command that looped
+    assert "no test run: m@1" not in text
+
+    github = render_check(result, "github", required_suites=SUITES)
+    assert github.rstrip("\n").endswith(f"%0Ato clear: {EVAL}%0Ato clear: {SHADOW}")
+
+    markdown = render_check(result, "markdown", required_suites=SUITES).splitlines()
+    assert ("- 1 node has no passing run of required suite `eval`. To clear: test the current "
+            f"version, then `{EVAL}`") in markdown
+    assert ("- 1 node has no passing run of required suite `shadow`. To clear: test the "
+            f"current version, then `{SHADOW}`") in markdown
+
+    junit = _junit_text(result, required_suites=SUITES)
+    assert junit.endswith(f"to clear:\n  {EVAL}\n  {SHADOW}")
+
+
+def test_without_required_suites_a_never_tested_node_gets_the_plain_command() -> None:
+    for suites in (None, {}, {"other": ["eval"]}):
+        out = render_check(_never_tested(), "text", required_suites=suites)
+        assert "1 node has a current version with no test run: m@1" in out
+        assert "  to clear: test the current version, then chainml test record m --passed\n" in out
+        assert "--suite" not in out
+
+
+@pytest.mark.parametrize("suites", [SUITES, None])
+def test_a_missing_suite_is_named_alone(suites: dict[str, list[str]] | None) -> None:
+    # The reason names the missing suite; the suite that passed is not asked for again.
+    result = _shadow_missing()
+    for fmt in ("text", "github", "markdown", "junit"):
+        out = render_check(result, fmt, required_suites=suites)
+        assert SHADOW in out, fmt
+        assert "--suite eval" not in out, fmt
+    assert f"  to clear: test the current version, then {SHADOW}" in render_check(
+        result, "text", required_suites=suites).splitlines()
+
+
+def test_failed_suite_names_that_suite() -> None:
+    m = entry("m", Status.FAILED, [Reason(
+        cause="m", to="1", path=["m"], suite="shadow",
+        message="the latest run of suite 'shadow' of version 1 failed")])
+    result = CheckResult(ok=False, checked=1, failing=[m])
+    text = render_check(result, "text", required_suites=SUITES)
+    assert f"  to clear: fix and retest, then {SHADOW}" in text.splitlines()
+    assert "--suite eval" not in text
+    assert _junit_text(result, required_suites=SUITES).endswith(f"to clear:\n  {SHADOW}")
+
+
+def test_retest_with_required_suites_names_every_suite() -> None:
+    failing = [entry("m", Status.NEEDS_RETEST, [change("src", "1", "2", ["src", "m"])]),
+               entry("plain", Status.NEEDS_RETEST, [change("src", "1", "2", ["src", "plain"])])]
+    result = CheckResult(ok=False, checked=2, failing=failing)
+    lines = render_check(result, "text", required_suites=SUITES).splitlines()
+    # The nodes that need a run of each suite form their own group.
+    assert "src 1 -> 2 is untested by 1 node: plain" in lines
+    assert "  to clear: retest, then chainml test record plain --passed" in lines
+    at = lines.index("src 1 -> 2 is untested by 1 node requiring suites eval, shadow: m")
+    assert lines[at + 1:at + 4] == [
+        f"  to clear: retest every required suite, then {EVAL}",
+        f"       and: {SHADOW}",
+        '        or: accept the change: chainml waive m --reason "WHY" --cause src',
+    ]
+    markdown = render_check(result, "markdown", required_suites=SUITES)
+    assert (f"To clear: retest every required suite, then `{EVAL}` and `{SHADOW}`; or accept "
+            'the change: `chainml waive m --reason "WHY" --cause src`') in markdown
+    github = render_check(result, "github", required_suites=SUITES)
+    m_line = next(line for line in github.splitlines() if "title=chainml%3A m " in line)
+    assert f"%0Ato clear: {EVAL}%0Ato clear: {SHADOW}%0Ato clear: chainml waive m" in m_line
+    cases = {c.get("name"): c.find("failure") for c in _suite(
+        render_check(result, "junit", required_suites=SUITES)).findall("testcase")}
+    m_failure = cases["m"]
+    assert m_failure is not None
+    assert f"to clear:\n  {EVAL}\n  {SHADOW}\n  chainml waive m" in (m_failure.text or "")
+
+
+def test_retest_of_a_single_required_suite() -> None:
+    failing = [entry("m", Status.NEEDS_RETEST, [change("src", "1", "2", ["src", "m"])])]
+    out = render_check(CheckResult(ok=False, checked=1, failing=failing), "text",
+                       required_suites={"m": ["eval"]})
+    assert "src 1 -> 2 is untested by 1 node requiring suite eval: m" in out
+    assert f"  to clear: retest, then {EVAL}\n" in out
+
+
+def test_nodes_with_the_same_suites_share_a_group() -> None:
+    failing = [entry(n, Status.NEEDS_RETEST, [change("src", "1", "2", ["src", n])])
+               for n in ("a", "b", "c")]
+    failing += [entry(n, Status.UNTESTED, [Reason(cause=n, to="1", path=[n],
+                                                  message="version 1 has no test run")])
+                for n in ("x", "y")]
+    suites = {"a": ["eval", "shadow"], "b": ["eval", "shadow"], "x": ["eval"], "y": ["eval"]}
+    out = render_check(CheckResult(ok=False, checked=5, failing=failing), "text",
+                       required_suites=suites)
+    assert "src 1 -> 2 is untested by 2 nodes requiring suites eval, shadow: a, b" in out
+    assert "chainml test record NODE --passed --suite eval\n       and: chainml test record " \
+           "NODE --passed --suite shadow\n" in out
+    assert "src 1 -> 2 is untested by 1 node: c" in out
+    assert "2 nodes have no passing run of required suite eval: x@1, y@1" in out
+
+
+def test_suite_names_are_quoted_and_escaped_per_format() -> None:
+    odd = "ev;al$(rm -rf ~)`x`"
+    result = _never_tested()
+    suites = {"m": [odd]}
+    quoted = "chainml test record m --passed --suite 'ev;al$(rm -rf ~)`x`'"
+    assert f"then {quoted}\n" in render_check(result, "text", required_suites=suites)
+    assert quoted in render_check(result, "github", required_suites=suites)
+    assert quoted in _junit_text(result, required_suites=suites)
+    markdown = render_check(result, "markdown", required_suites=suites)
+    assert "`x`" not in markdown  # a backtick cannot open a code span
+    assert "\\`x\\`" in markdown
+
+
+def test_missing_suites() -> None:
+    from chainml.report import missing_suites
+
+    assert missing_suites(_never_tested().failing[0], ["eval", "shadow"]) == ["eval", "shadow"]
+    assert missing_suites(_never_tested().failing[0]) == []
+    assert missing_suites(_shadow_missing().failing[0], ["eval", "shadow"]) == ["shadow"]
+    retest = entry("m", Status.NEEDS_RETEST, [change("src", "1", "2", ["src", "m"])])
+    assert missing_suites(retest, ["eval", "shadow"]) == []
+
+
+def test_json_ignores_required_suites(small: CheckResult) -> None:
+    assert render_check(small, "json", required_suites={"ranker": ["eval"]}) == \
+        render_check(small, "json")
 
 
 # --- json --------------------------------------------------------------------------
@@ -278,7 +446,7 @@ def test_github_one_annotation_per_node(small: CheckResult) -> None:
     assert sum(line.startswith("::error title=") for line in lines) == 6
     assert lines[-1].startswith("::warning title=chainml%3A pricing is stale::")
     churn = next(line for line in lines if "churn" in line)
-    assert churn.endswith("%0Ato clear: chainml test record churn --suite offline-eval --passed")
+    assert churn.endswith("%0Ato clear: chainml test record churn --passed --suite offline-eval")
 
 
 def test_github_cannot_be_injected(hostile: CheckResult) -> None:
