@@ -1,0 +1,516 @@
+"""The registry and an independent model of DESIGN.md, driven in lockstep.
+
+``tests/reference_model.py`` states the semantics from the design page alone,
+over plain dicts, recomputing everything at every question; it imports nothing
+from chainml. A hypothesis state machine applies the same random operations to
+both - through the Python API, and a share through the real command line - and
+after every step compares, per node: status, the reasons as (cause, tested-with,
+now) triples, the missing suites, ``check``'s verdict and failing set (plain and
+``--strict``), ``impact`` of every node, and the status recomputed from the
+definition (which must equal the one read from the marks). A refusal must be a
+refusal on both sides (exit code 2, nothing changed).
+
+Two writers share the registry, one with a clock 90 s behind the other, so that
+an order taken from clocks instead of commits shows up. docs/reliability.md
+lists the mutations of the code this test kills.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from chainml.errors import ChainmlError
+from chainml.registry import Registry
+from tests.clirun import run
+from tests.conftest import create_database, drop_database
+from tests.reference_model import Model, Refused
+
+NAMES = {"s0": "source", "s1": "source", "f0": "feature", "f1": "feature", "m0": "model",
+         "m1": "model", "m2": "model", "p0": "policy", "c0": "consumer"}
+LABELS = ["1", "2", "3", "4"]
+SUITES = [None, "eval", "shadow"]
+EPOCH = datetime(2026, 1, 1)
+SKEW = -90.0  # the second writer's clock, in seconds
+AGES = {None: None, 0: "none", 3600: "1h", 86400: "1d"}
+MAY_READ = {"source": set(), "feature": {"source", "feature", "model"},
+            "model": {"feature", "model", "source"}, "policy": {"model", "feature", "policy"},
+            "consumer": set(NAMES.values())}
+
+SQLITE_EXAMPLES = int(os.environ.get("CHAINML_MODEL_EXAMPLES", "200"))
+SERVER_EXAMPLES = int(os.environ.get("CHAINML_MODEL_SERVER_EXAMPLES", "15"))
+STEPS = int(os.environ.get("CHAINML_MODEL_STEPS", "30"))
+# tests/mutate.py only needs to know that a failure exists: shrinking it takes minutes.
+PHASES = (list(Phase) if os.environ.get("CHAINML_MODEL_SHRINK", "1") == "1"
+          else [Phase.explicit, Phase.reuse, Phase.generate])
+
+Triple = tuple[str, frozenset[str], frozenset[str]]
+STATS: Counter[str] = Counter()  # what the comparisons saw, printed with -s
+
+
+class Clocks:
+    """Two writers' clocks over one shared time; ``now`` is what the model is told."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def at(self, skew: float) -> float:
+        return self.t + skew
+
+    def clock(self, skew: float) -> Any:
+        return lambda: EPOCH + timedelta(seconds=self.at(skew))
+
+
+class Lockstep(RuleBasedStateMachine):
+    """One example: a fresh registry, the model, and the same operations on both."""
+
+    url: str  # set by the test function before the machine runs
+    cleanup: Any = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = Model()
+        self.clocks = Clocks()
+        self.writer = 0
+        self.regs = [Registry(self.url, actor=f"writer{i}", clock=self.clocks.clock(skew))
+                     for i, skew in enumerate((0.0, SKEW))]
+
+    def teardown(self) -> None:
+        for reg in self.regs:
+            reg.close()
+        if self.cleanup:
+            self.cleanup()
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    @property
+    def reg(self) -> Registry:
+        return self.regs[self.writer]
+
+    @property
+    def now(self) -> float:
+        return self.clocks.at(SKEW if self.writer else 0.0)
+
+    def both(self, on_model: Any, on_registry: Any) -> None:
+        """Apply one operation to both; a refusal must be a refusal on both sides."""
+
+        try:
+            on_model()
+        except Refused as refused:
+            try:
+                on_registry()
+            except ChainmlError as e:
+                assert e.exit_code == 2, f"exit {e.exit_code}: {e}"
+                return
+            raise AssertionError(
+                f"chainml accepted what the model refuses ({refused})") from None
+        try:
+            on_registry()
+        except ChainmlError as e:
+            raise AssertionError(f"chainml refused what the model accepts: {e}") from None
+
+    def cli(self, on_model: Any, *args: str) -> None:
+        """The same as ``both``, with the registry side typed on the command line."""
+        def typed() -> None:
+            result = run(self.url, *args)
+            if result.exit_code == 2:
+                raise ChainmlError(result.stderr.strip())
+            assert result.exit_code == 0, (args, result.output)
+
+        try:
+            on_model()
+        except Refused:
+            result = run(self.url, *args)
+            assert result.exit_code == 2, (args, result.output)
+            assert "Traceback" not in result.output
+            return
+        typed()
+
+    def live(self) -> list[str]:
+        return sorted(n for n, node in self.model.nodes.items() if not node.retired)
+
+    def pick(self, data: st.DataObject, what: str) -> str:
+        """A node to act on: mostly a live one that needs tests, sometimes any."""
+        testable = [n for n in self.live() if self.model.nodes[n].needs_tests]
+        pools = [testable] * 4 + [sorted(self.model.nodes)] if testable else [
+            sorted(self.model.nodes)]
+        return data.draw(st.sampled_from(data.draw(st.sampled_from(pools), what)), what)
+
+    # ---- operations -----------------------------------------------------------------------
+
+    @initialize(shape=st.sampled_from(["chain", "diamond", "empty"]))
+    def start(self, shape: str) -> None:
+        """A starting chain, every testable node verified, so that rules find material:
+        a pinned-and-live ancestor (m0 reads s0 through f0 and pinned at 1), a feedback
+        loop, a diamond."""
+        base: list[tuple[str, str, list[str], list[str]]] = [
+            ("s0", "1", [], []), ("s0", "2", [], [])]
+        if shape != "empty":
+            base += [("s1", "1", [], []), ("f0", "1", ["s0"], []), ("m0", "1", ["f0", "s0@1"], []),
+                     ("m1", "1", ["m0", "s1"], []), ("p0", "1", ["m1", "f0"], [])]
+        if shape == "diamond":
+            base += [("f1", "1", ["s1"], []), ("m2", "1", ["f0", "f1"], []),
+                     ("c0", "1", ["p0", "m2"], []), ("s1", "2", [], ["c0"])]
+        for name, label, specs, feedback in base:
+            inputs = [(x.split("@")[0], x.split("@")[1] if "@" in x else None) for x in specs]
+            self.both(lambda: self.model.register(NAMES[name], name, label,  # noqa: B023
+                                                  inputs=inputs, feedback=feedback,  # noqa: B023
+                                                  now=self.now),
+                      lambda: self.reg.register(kind=NAMES[name], name=name,  # noqa: B023
+                                                version=label, inputs=specs,  # noqa: B023
+                                                feedback=feedback))  # noqa: B023
+        if shape == "diamond":  # two required suites, tested against the same lineage
+            self.both(lambda: self.model.settings("p0", required_suites=["eval", "shadow"],
+                                                  now=self.now),
+                      lambda: self.reg.register(kind="policy", name="p0", version="1",
+                                                required_suites=["eval", "shadow"]))
+        for name in sorted(self.model.statuses(now=self.now)):
+            for suite in sorted(self.model.nodes[name].required_suites) or [None]:
+                self.both(lambda: self.model.record(name, passed=True, suite=suite,  # noqa: B023
+                                                    now=self.now),
+                          lambda: self.reg.record_test(name, passed=True,  # noqa: B023
+                                                       suite=suite))  # noqa: B023
+
+    @rule(data=st.data(), name=st.sampled_from(sorted(NAMES)), fresh=st.integers(0, 3),
+          needs=st.sampled_from([None] * 6 + [True, False]),
+          suites=st.sampled_from([None] * 6 + [[], ["eval"], ["eval", "shadow"]]),
+          age=st.sampled_from([None] * 8 + [0, 3600, 86400]))
+    def register(self, data: st.DataObject, name: str, fresh: int, needs: bool | None,
+                 suites: list[str] | None, age: int | None) -> None:
+        node = self.model.nodes.get(name)
+        unused = [x for x in LABELS if node is None or x not in node.versions]
+        # Mostly a label the node does not have yet (a new version); sometimes any.
+        label = (unused[0] if fresh and unused
+                 else data.draw(st.sampled_from(LABELS), "label"))
+        known = sorted(self.model.nodes)
+        kind = NAMES[name]
+        # Mostly inputs the kind rule allows (else nearly every register is refused).
+        allowed = [u for u in known if NAMES[u] in MAY_READ[kind] and u != name] or known
+        pool = data.draw(st.sampled_from([allowed, allowed, allowed, known]), "pool")
+        ups = data.draw(st.lists(st.sampled_from(pool), max_size=3, unique=True), "inputs")
+        inputs: list[tuple[str, str | None]] = []
+        for u in ups:
+            labels = sorted(self.model.nodes[u].versions)
+            pin = data.draw(st.one_of(st.none(), st.none(), st.sampled_from(labels)), f"pin {u}")
+            inputs.append((u, pin))
+        feedback = data.draw(st.lists(st.sampled_from(known), max_size=1), "feedback")
+        specs = [u + (f"@{p}" if p else "") for u, p in inputs]
+        self.both(
+            lambda: self.model.register(kind, name, label, inputs=inputs, feedback=feedback,
+                                        needs_tests=needs, required_suites=suites,
+                                        max_age_s=age, now=self.now),
+            lambda: self.reg.register(kind=kind, name=name, version=label, inputs=specs,
+                                      feedback=feedback, needs_tests=needs,
+                                      required_suites=suites, max_age=AGES[age]))
+
+    @precondition(lambda self: len(self.model.nodes) > 0)
+    @rule(data=st.data(), repin=st.booleans())
+    def bump(self, data: st.DataObject, repin: bool) -> None:
+        """A new version of a live node with the same inputs (the common upstream change),
+        or with one pin moved to another version."""
+        live = self.live()
+        if not live:
+            return
+        name = data.draw(st.sampled_from(live), "node")
+        node = self.model.nodes[name]
+        label = next((x for x in LABELS if x not in node.versions), None)
+        if label is None:
+            return
+        inputs = list(node.versions[node.current].inputs)
+        pinned = [i for i, (_, p) in enumerate(inputs) if p is not None]
+        if repin and pinned:
+            i = data.draw(st.sampled_from(pinned), "pin")
+            up = inputs[i][0]
+            inputs[i] = (up, data.draw(st.sampled_from(sorted(self.model.nodes[up].versions))))
+        specs = [u + (f"@{p}" if p else "") for u, p in inputs]
+        feedback = list(node.versions[node.current].feedback)
+        self.both(
+            lambda: self.model.register(node.kind, name, label, inputs=inputs,
+                                        feedback=feedback, now=self.now),
+            lambda: self.reg.register(kind=node.kind, name=name, version=label,
+                                      inputs=specs, feedback=feedback))
+
+    @precondition(lambda self: len(self.model.nodes) > 0)
+    @rule(data=st.data())
+    def retest(self, data: st.DataObject) -> None:
+        """A passing run of every required suite of a node that is not verified."""
+        now = self.now
+        todo = [n for n, v in self.model.statuses(now=now).items() if v.status != "verified"]
+        if not todo:
+            return
+        name = data.draw(st.sampled_from(todo), "node")
+        for suite in sorted(self.model.nodes[name].required_suites) or [None]:
+            self.both(lambda: self.model.record(name, passed=True, suite=suite, now=now),  # noqa: B023
+                      lambda: self.reg.record_test(name, passed=True, suite=suite))  # noqa: B023
+
+    @precondition(lambda self: len(self.model.nodes) > 0)
+    @rule(data=st.data(), via_cli=st.booleans())
+    def promote(self, data: st.DataObject, via_cli: bool) -> None:
+        name = data.draw(st.sampled_from(sorted(self.model.nodes)), "node")
+        label = data.draw(st.sampled_from(sorted(self.model.nodes[name].versions) + ["9"]))
+        on_model = lambda: self.model.promote(name, label, now=self.now)  # noqa: E731
+        if via_cli:
+            self.cli(on_model, "promote", name, label)
+        else:
+            self.both(on_model, lambda: self.reg.promote(name, label))
+
+    @precondition(lambda self: len(self.model.nodes) > 0)
+    @rule(data=st.data(), passed=st.sampled_from([True, True, True, False]),
+          suite=st.sampled_from(SUITES), older=st.sampled_from([False, False, True]),
+          via_cli=st.sampled_from([False, False, True]))
+    def record(self, data: st.DataObject, passed: bool, suite: str | None, older: bool,
+               via_cli: bool) -> None:
+        name = self.pick(data, "node")
+        label = (data.draw(st.sampled_from(sorted(self.model.nodes[name].versions)), "version")
+                 if older else None)
+        on_model = lambda: self.model.record(name, passed=passed, suite=suite,  # noqa: E731
+                                             version=label, now=self.now)
+        if via_cli:
+            args = ["test", "record", name, "--passed" if passed else "--failed"]
+            args += ["--suite", suite] if suite else []
+            args += ["--version", label] if label else []
+            self.cli(on_model, *args)
+        else:
+            self.both(on_model, lambda: self.reg.record_test(name, passed=passed, suite=suite,
+                                                             version=label))
+
+    @precondition(lambda self: len(self.model.nodes) > 0)
+    @rule(data=st.data(), needs=st.sampled_from([None, True, False]),
+          suites=st.sampled_from([None, [], ["eval"], ["shadow"], ["eval", "shadow"]]),
+          age=st.sampled_from([None, 0, 3600]))
+    def change_settings(self, data: st.DataObject, needs: bool | None,
+                        suites: list[str] | None, age: int | None) -> None:
+        live = self.live()
+        if not live:
+            return
+        name = data.draw(st.sampled_from(live), "node")
+        node = self.model.nodes[name]
+        self.both(
+            lambda: self.model.settings(name, needs_tests=needs, required_suites=suites,
+                                        max_age_s=age, now=self.now),
+            lambda: self.reg.register(kind=node.kind, name=name, version=node.current,
+                                      needs_tests=needs, required_suites=suites,
+                                      max_age=AGES[age]))
+
+    @precondition(lambda self: len(self.model.nodes) > 0)
+    @rule(data=st.data(), with_cause=st.booleans(), hours=st.sampled_from([1, 168]))
+    def waive(self, data: st.DataObject, with_cause: bool, hours: int) -> None:
+        open_nodes = [n for n, v in self.model.statuses(now=self.now).items()
+                      if v.status in ("needs_retest", "waived")]
+        name = (data.draw(st.sampled_from(open_nodes), "node")
+                if open_nodes and data.draw(st.booleans(), "open one")
+                else self.pick(data, "node"))
+        verdict = (self.model.status(name, now=self.now)
+                   if not self.model.nodes[name].retired else None)
+        open_ = sorted({c for c, _, _ in verdict.reasons}) if verdict else []
+        # Mostly an open cause; sometimes any node (which must be refused unless open).
+        causes = [open_, open_, sorted(self.model.nodes)] if open_ else [sorted(self.model.nodes)]
+        cause = (data.draw(st.sampled_from(data.draw(st.sampled_from(causes), "pool")), "cause")
+                 if with_cause else None)
+        self.both(
+            lambda: self.model.waive(name, cause=cause, expires_s=hours * 3600.0, now=self.now),
+            lambda: self.reg.waive(name, reason="accepted in a test", cause=cause,
+                                   expires=f"{hours}h"))
+
+    @precondition(lambda self: len(self.model.nodes) > 0)
+    @rule(data=st.data(), then=st.sampled_from(["change", "retest_one", "rollback", "wait"]))
+    def waive_and_follow(self, data: st.DataObject, then: str) -> None:
+        """Waive a node that needs a retest, then do what must end or keep the waiver:
+        a newer change of one of its causes, a run of one of its required suites, a
+        rollback of a cause, or time passing beyond the expiry."""
+        now = self.now
+        open_nodes = sorted(n for n, v in self.model.statuses(now=now).items()
+                            if v.status == "needs_retest")
+        if not open_nodes:
+            return
+        name = data.draw(st.sampled_from(open_nodes), "node")
+        self.both(lambda: self.model.waive(name, expires_s=3 * 3600.0, now=now),
+                  lambda: self.reg.waive(name, reason="accepted in a test", expires="3h"))
+        self.agree()
+        causes = sorted({c for c, _, _ in self.model.status(name, now=now).reasons}
+                        & set(self.live()))
+        node = self.model.nodes[name]
+        if then == "change" and causes:
+            cause = data.draw(st.sampled_from(causes), "cause")
+            self._new_version(cause)
+        elif then == "retest_one" and node.required_suites:
+            suite = data.draw(st.sampled_from(sorted(node.required_suites)), "suite")
+            self.both(lambda: self.model.record(name, passed=True, suite=suite, now=now),
+                      lambda: self.reg.record_test(name, passed=True, suite=suite))
+        elif then == "rollback" and causes:
+            cause = data.draw(st.sampled_from(causes), "cause")
+            label = data.draw(st.sampled_from(sorted(self.model.nodes[cause].versions)))
+            self.both(lambda: self.model.promote(cause, label, now=now),
+                      lambda: self.reg.promote(cause, label))
+        elif then == "wait":
+            self.clocks.t += data.draw(st.sampled_from([2.9, 3.1]), "hours") * 3600
+
+    def _new_version(self, name: str) -> None:
+        node = self.model.nodes[name]
+        label = next((x for x in LABELS if x not in node.versions), None)
+        if label is None:
+            return
+        current = node.versions[node.current]
+        inputs, feedback = list(current.inputs), list(current.feedback)
+        specs = [u + (f"@{p}" if p else "") for u, p in inputs]
+        self.both(
+            lambda: self.model.register(node.kind, name, label, inputs=inputs,
+                                        feedback=feedback, now=self.now),
+            lambda: self.reg.register(kind=node.kind, name=name, version=label,
+                                      inputs=specs, feedback=feedback))
+
+    @precondition(lambda self: len(self.model.nodes) > 0)
+    @rule(data=st.data(), via_cli=st.booleans(), go=st.sampled_from([True, False, False]))
+    def retire(self, data: st.DataObject, via_cli: bool, go: bool) -> None:
+        if not go:  # rarer than the other changes, or the chain keeps emptying
+            return
+        name = data.draw(st.sampled_from(sorted(self.model.nodes)), "node")
+        on_model = lambda: self.model.retire(name, now=self.now)  # noqa: E731
+        if via_cli:
+            self.cli(on_model, "retire", name)
+        else:
+            self.both(on_model, lambda: self.reg.retire(name))
+
+    @precondition(lambda self: len(self.model.nodes) > 1)
+    @rule(data=st.data(), prune=st.booleans())
+    def apply(self, data: st.DataObject, prune: bool) -> None:
+        """A chain file of the current state, with one node left out and one node bumped
+        to another version label (its inputs unchanged)."""
+        live = self.live()
+        if not live:
+            return
+        drop = data.draw(st.sampled_from([None, *live]), "left out")
+        bump = data.draw(st.sampled_from([None, *live]), "bumped")
+        label = data.draw(st.sampled_from(LABELS), "bumped to")
+        decls, nodes = [], []
+        for name in live:
+            if name == drop:
+                continue
+            node = self.model.nodes[name]
+            version = node.versions[node.current]
+            decl = {"kind": node.kind, "name": name,
+                    "version": label if name == bump else node.current,
+                    "inputs": list(version.inputs), "feedback": list(version.feedback),
+                    "needs_tests": node.needs_tests,
+                    "required_suites": sorted(node.required_suites), "max_age_s": node.max_age_s}
+            decls.append(decl)
+            nodes.append({
+                "name": name, "kind": node.kind, "version": decl["version"],
+                "inputs": [u + (f"@{p}" if p else "") for u, p in version.inputs],
+                "feedback": list(version.feedback), "needs_tests": node.needs_tests,
+                "require_suites": sorted(node.required_suites),
+                **({"max_age": f"{node.max_age_s}s"} if node.max_age_s else {})})
+        text = yaml.safe_dump({"chainml": 1, "nodes": nodes}, sort_keys=False)
+        self.both(lambda: self.model.apply(decls, prune=prune, now=self.now),
+                  lambda: self.reg.apply_text(text, "chain.yaml", prune=prune))
+
+    @rule(hours=st.sampled_from([0.5, 2, 30, 200]))
+    def time_passes(self, hours: float) -> None:
+        self.clocks.t += hours * 3600
+
+    @rule()
+    def switch_writer(self) -> None:
+        self.writer = 1 - self.writer
+
+    # ---- comparison -----------------------------------------------------------------------
+
+    @invariant()
+    def agree(self) -> None:
+        STATS["steps"] += 1
+        now = self.now
+        want = self.model.statuses(now=now)
+        got = {e.name: e for e in self.reg.status()}
+        assert set(got) == set(want), (sorted(got), sorted(want))
+        for name, verdict in want.items():
+            entry = got[name]
+            assert entry.status.value == verdict.status, (name, entry, verdict)
+            STATS[verdict.status] += 1
+            if verdict.status in ("needs_retest", "waived"):
+                assert _triples(entry) == set(verdict.reasons), (name, entry.reasons, verdict)
+            missing = {r.suite for r in entry.reasons if r.suite and entry.status.value
+                       == "untested"}
+            if missing:
+                assert missing == set(verdict.missing_suites), (name, entry.reasons, verdict)
+        recomputed = {e.name: (e.status.value, _triples(e)) for e in self.reg.recompute_status()}
+        assert recomputed == {n: (e.status.value, _triples(e)) for n, e in got.items()}, \
+            "status from the marks and from the definition disagree"
+        for strict in (False, True):
+            ok, failing = self.model.check(now=now, strict=strict)
+            result = self.reg.check(strict=strict)
+            assert (result.ok, {e.name for e in result.failing}) == (ok, set(failing)), strict
+        for name in self.live():
+            assert {e.name for e in self.reg.impact(name).impacted} == set(
+                self.model.impact(name)), name
+
+
+def _triples(entry: Any) -> set[Triple]:
+    return {(r.cause, frozenset(r.tested_with), frozenset(r.now)) for r in entry.reasons
+            if r.suite is None and r.cause != entry.name}
+
+
+# ---- the runs ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated empty SQLite registry, copied for every example (migrating each costs)."""
+    path = tmp_path_factory.mktemp("model") / "template.db"
+    Registry.init(url=f"sqlite:///{path}").close()
+    return path
+
+
+def test_registry_agrees_with_the_model_on_sqlite(template: Path) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="chainml-model-"))
+    counter = iter(range(10**9))
+
+    class OnSqlite(Lockstep):
+        def __init__(self) -> None:
+            path = folder / f"r{next(counter)}.db"
+            shutil.copy(template, path)
+            type(self).url = f"sqlite:///{path}"
+            type(self).cleanup = staticmethod(lambda: path.unlink(missing_ok=True))
+            super().__init__()
+
+    STATS.clear()
+    try:
+        settings(max_examples=SQLITE_EXAMPLES, stateful_step_count=STEPS, deadline=None,
+                 suppress_health_check=list(HealthCheck), print_blob=True,
+                 phases=PHASES)(OnSqlite).TestCase().runTest()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(dict(STATS))
+    # The comparison must have seen every status, or the rules reach too little.
+    assert {"verified", "untested", "failed", "needs_retest", "waived"} <= set(STATS), STATS
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_registry_agrees_with_the_model_on_a_server(backend: str) -> None:
+    class OnServer(Lockstep):
+        def __init__(self) -> None:
+            url, name = create_database(backend)
+            Registry.init(url=url).close()
+            type(self).url = url
+            type(self).cleanup = staticmethod(lambda: drop_database(backend, name))
+            super().__init__()
+
+    settings(max_examples=SERVER_EXAMPLES, stateful_step_count=min(STEPS, 20), deadline=None,
+             suppress_health_check=list(HealthCheck), print_blob=True,
+             phases=PHASES)(OnServer).TestCase().runTest()
+
+
+def test_the_model_file_imports_nothing_from_chainml() -> None:
+    source = (Path(__file__).parent / "reference_model.py").read_text()
+    assert "chainml" not in "\n".join(
+        line for line in source.splitlines() if line.lstrip().startswith(("import", "from")))
+
