@@ -95,6 +95,7 @@ class Registry:
         self.url = dbe.redact(self.engine.url)
         self.actor = actor or default_actor()
         self.clock = clock or utcnow
+        self._clock_given = clock is not None
         if check_schema:
             migrate.check_schema(self.engine)
 
@@ -110,8 +111,23 @@ class Registry:
                 raise InvalidInput(f"Cannot create {folder}: {e.strerror}.") from None
             url = location.sqlite_url(folder / location.REGISTRY_FILE)
         reg = cls(url, check_schema=False, **kwargs)
-        migrate.upgrade(reg.engine)
+        reg.upgrade_schema()
         return reg
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Bring the schema to this chainml's revision; returns (before, after).
+
+        Crossing revision 0003 (lineage as pairs) also rebuilds every node's retest
+        marks under the new rules, in one transaction: marks written before it named
+        change events, not causes.
+        """
+        before = migrate.current(self.engine)
+        migrate.upgrade(self.engine)
+        if before is not None and before < "0003":
+            with dbe.write_session(self.engine) as s:
+                repo.lock_writes(s)
+                marks.rebuild_all(s, self._write_time(s))
+        return before, migrate.HEAD
 
     def close(self) -> None:
         self.engine.dispose()
@@ -137,14 +153,14 @@ class Registry:
         parsed = _validate(registration.NodeSpec, spec)
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)  # before reading the clock: times follow the commit order
-            return registration.register(s, parsed, self.clock(), self.actor)
+            return registration.register(s, parsed, self._write_time(s), self.actor)
 
     @dbe.retrying
     def promote(self, name: str, version: str) -> RegisterResult:
         """Make an existing version current (rollback); marks follow the snapshot rule."""
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
-            return registration.promote(s, name, version, self.clock(), self.actor)
+            return registration.promote(s, name, version, self._write_time(s), self.actor)
 
     @dbe.retrying
     def record_test(self, name: str, *, passed: bool, version: str | None = None,
@@ -161,7 +177,7 @@ class Registry:
             repo.lock_writes(s)
             # "Latest run" follows the commit order (run ids: writers queue on the lock
             # above); the time is read after the lock too, but only for display.
-            at = self.clock()
+            at = self._write_time(s)
             node = repo.require_node(s, name)
             if node.retired_at is not None:
                 raise InvalidInput(f"'{name}' is retired; register a version of it to revive "
@@ -202,7 +218,7 @@ class Registry:
             raise InvalidInput("A waiver's expiry must lie in the future (such as 7d).")
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
-            at = self.clock()
+            at = self._write_time(s)
             node = repo.require_node(s, name)
             cause_node = repo.require_node(s, cause) if cause else None
             entry = self._statuses(s, [node.id], at).get(node.id)
@@ -242,7 +258,7 @@ class Registry:
         check_text(reason, "reason", 2000)
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
-            at = self.clock()
+            at = self._write_time(s)
             node = repo.require_node(s, name)
             before = len(repo.open_marks(s, [node.id]).get(node.id, []))
             done = registration.retire(s, [name], at, self.actor, reason)
@@ -312,7 +328,7 @@ class Registry:
                         raise InvalidInput(
                             f"{filename} (node '{bad[0].node}'): input '{bad[0].input}' is "
                             "neither in the file nor in the registry.")
-                out = applying.apply(s, file, filename, prune=prune, at=self.clock(),
+                out = applying.apply(s, file, filename, prune=prune, at=self._write_time(s),
                                      actor=self.actor, progress=progress)
                 if dry_run:
                     out.dry_run = True
@@ -465,6 +481,14 @@ class Registry:
         return view
 
     # ---- internals -------------------------------------------------------------------------
+
+    def _write_time(self, s: Session) -> datetime:
+        """The time of a write, read once the write lock is held (so times follow the
+        commit order): the database server's clock, SQLite's writing machine's, or the
+        clock this Registry was given."""
+        if self._clock_given:
+            return self.clock()
+        return repo.server_time(s) or self.clock()
 
     def _statuses(self, s: Session, ids: Sequence[int] | None, now: datetime
                   ) -> dict[int, StatusEntry]:

@@ -49,14 +49,11 @@ def upgrade(ctx: click.Context) -> None:
     Example:
       chainml db upgrade --db postgresql://ci@db.internal/chainml
     """
-    from chainml import migrate
     from chainml.cli.common import open_registry
 
-    reg = open_registry(ctx, check_schema=False)
-    before = migrate.current(reg.engine)
-    migrate.upgrade(reg.engine)
-    click.echo(f"Schema upgraded from {before or 'empty'} to {migrate.HEAD}"
-               if before != migrate.HEAD else f"Schema already at {migrate.HEAD}")
+    before, after = open_registry(ctx, check_schema=False).upgrade_schema()
+    click.echo(f"Schema upgraded from {before or 'empty'} to {after}"
+               if before != after else f"Schema already at {after}")
 
 
 @db.command()

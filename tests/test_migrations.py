@@ -3,7 +3,9 @@ old registries upgrade with their data, and the wheel ships the scripts."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -86,9 +88,21 @@ def test_released_registries_upgrade_with_their_data(fixture: Path, tmp_path: Pa
     db = tmp_path / fixture.name
     shutil.copy(fixture, db)
     url = f"sqlite:///{db}"
+    with sqlite3.connect(db) as conn:
+        snapshots = {run: {tuple(p) for p in json.loads(snap)} for run, snap in conn.execute(
+            "SELECT id, snapshot FROM test_run")} if fixture.stem < "0003" else None
     reg = Registry.init(url=url)  # init == upgrade for an existing registry
     try:
         assert migrate.current(reg.engine) == migrate.HEAD
+        if snapshots is not None:  # 0003 moved them into rows, every pair of every run
+            with sqlite3.connect(db) as conn:
+                rows: dict[int, set[tuple[int, int]]] = {run: set() for run in snapshots}
+                for run, n, v in conn.execute("SELECT run_id, node_id, version_id "
+                                              "FROM snapshot_pair"):
+                    rows[run].add((n, v))
+            assert rows == snapshots
+        assert [(e.name, e.status, e.reasons) for e in reg.status()] == [
+            (e.name, e.status, e.reasons) for e in reg.recompute_status()]
         assert len(reg.nodes()) == 13
         got = {e.name: e.status.value for e in reg.status()}
         assert got["fraud_scorer"] == "waived"

@@ -82,6 +82,19 @@ def lock_writes(s: Session) -> None:
     s.execute(update(WriteLock).where(WriteLock.id == 1).values(counter=WriteLock.counter + 1))
 
 
+def server_time(s: Session) -> datetime | None:
+    """The database server's clock as naive UTC; None on SQLite (no server)."""
+    dialect = s.connection().dialect.name
+    if dialect == "postgresql":
+        sql = "SELECT CAST(clock_timestamp() AT TIME ZONE 'UTC' AS timestamp)"
+    elif dialect in ("mysql", "mariadb"):
+        sql = "SELECT UTC_TIMESTAMP(6)"
+    else:
+        return None
+    value = s.connection().exec_driver_sql(sql).scalar_one()
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
 # ---- nodes ---------------------------------------------------------------------------------
 
 

@@ -78,8 +78,12 @@ def upgrade() -> None:
             rows = []
     if rows:
         op.bulk_insert(pairs, rows)
-    with op.batch_alter_table('test_run') as batch:
-        batch.drop_column('snapshot')
+    if bind.dialect.name == 'sqlite':
+        # Natively (SQLite 3.35+): batch mode would recreate test_run, and dropping the
+        # old table cascades (foreign keys are on) into the snapshot_pair rows just made.
+        op.execute('ALTER TABLE test_run DROP COLUMN snapshot')
+    else:
+        op.drop_column('test_run', 'snapshot')
 
     with op.batch_alter_table('retest_mark') as batch:
         batch.add_column(sa.Column('tested_versions', sa.JSON(), nullable=True))
