@@ -137,6 +137,20 @@ class Lockstep(RuleBasedStateMachine):
             return
         typed()
 
+    def register_both(self, kind: str, name: str, label: str,
+                      inputs: list[tuple[str, str | None]], feedback: list[str],
+                      **settings: Any) -> None:
+        """One registration on both sides; ``settings``: needs_tests, required_suites and
+        max_age_s (the model's names), passed on as the API takes them."""
+        specs = [u + (f"@{p}" if p else "") for u, p in inputs]
+        api = {k: v for k, v in settings.items() if k != "max_age_s"}
+        if "max_age_s" in settings:
+            api["max_age"] = AGES[settings["max_age_s"]]
+        self.both(lambda: self.model.register(kind, name, label, inputs=inputs,
+                                              feedback=feedback, now=self.now, **settings),
+                  lambda: self.reg.register(kind=kind, name=name, version=label,
+                                            inputs=specs, feedback=feedback, **api))
+
     def live(self) -> list[str]:
         return sorted(n for n, node in self.model.nodes.items() if not node.retired)
 
@@ -160,16 +174,11 @@ class Lockstep(RuleBasedStateMachine):
             base += [("s1", "1", [], []), ("f0", "1", ["s0"], []), ("m0", "1", ["f0", "s0@1"], []),
                      ("m1", "1", ["m0", "s1"], []), ("p0", "1", ["m1", "f0"], [])]
         if shape == "diamond":
-            base += [("f1", "1", ["s1"], []), ("m2", "1", ["f0", "f1"], []),
+            base += [("f1", "1", ["s1"], []), ("m2", "1", ["f0", "f1"], ["p0"]),
                      ("c0", "1", ["p0", "m2"], []), ("s1", "2", [], ["c0"])]
         for name, label, specs, feedback in base:
             inputs = [(x.split("@")[0], x.split("@")[1] if "@" in x else None) for x in specs]
-            self.both(lambda: self.model.register(NAMES[name], name, label,  # noqa: B023
-                                                  inputs=inputs, feedback=feedback,  # noqa: B023
-                                                  now=self.now),
-                      lambda: self.reg.register(kind=NAMES[name], name=name,  # noqa: B023
-                                                version=label, inputs=specs,  # noqa: B023
-                                                feedback=feedback))  # noqa: B023
+            self.register_both(NAMES[name], name, label, inputs, feedback)
         if shape == "diamond":  # two required suites, tested against the same lineage
             self.both(lambda: self.model.settings("p0", required_suites=["eval", "shadow"],
                                                   now=self.now),
@@ -205,14 +214,8 @@ class Lockstep(RuleBasedStateMachine):
             pin = data.draw(st.one_of(st.none(), st.none(), st.sampled_from(labels)), f"pin {u}")
             inputs.append((u, pin))
         feedback = data.draw(st.lists(st.sampled_from(known), max_size=1), "feedback")
-        specs = [u + (f"@{p}" if p else "") for u, p in inputs]
-        self.both(
-            lambda: self.model.register(kind, name, label, inputs=inputs, feedback=feedback,
-                                        needs_tests=needs, required_suites=suites,
-                                        max_age_s=age, now=self.now),
-            lambda: self.reg.register(kind=kind, name=name, version=label, inputs=specs,
-                                      feedback=feedback, needs_tests=needs,
-                                      required_suites=suites, max_age=AGES[age]))
+        self.register_both(kind, name, label, inputs, feedback, needs_tests=needs,
+                           required_suites=suites, max_age_s=age)
 
     @precondition(lambda self: len(self.model.nodes) > 0)
     @rule(data=st.data(), repin=st.booleans())
@@ -233,13 +236,8 @@ class Lockstep(RuleBasedStateMachine):
             i = data.draw(st.sampled_from(pinned), "pin")
             up = inputs[i][0]
             inputs[i] = (up, data.draw(st.sampled_from(sorted(self.model.nodes[up].versions))))
-        specs = [u + (f"@{p}" if p else "") for u, p in inputs]
-        feedback = list(node.versions[node.current].feedback)
-        self.both(
-            lambda: self.model.register(node.kind, name, label, inputs=inputs,
-                                        feedback=feedback, now=self.now),
-            lambda: self.reg.register(kind=node.kind, name=name, version=label,
-                                      inputs=specs, feedback=feedback))
+        self.register_both(node.kind, name, label, inputs,
+                           list(node.versions[node.current].feedback))
 
     @precondition(lambda self: len(self.model.nodes) > 0)
     @rule(data=st.data())
@@ -354,7 +352,38 @@ class Lockstep(RuleBasedStateMachine):
             self.both(lambda: self.model.promote(cause, label, now=now),
                       lambda: self.reg.promote(cause, label))
         elif then == "wait":
-            self.clocks.t += data.draw(st.sampled_from([2.9, 3.1]), "hours") * 3600
+            self.clocks.t += data.draw(st.sampled_from([2.9, 3.0, 3.1]), "hours") * 3600
+
+    @precondition(lambda self: len(self.model.nodes) > 0)
+    @rule(data=st.data(), revive=st.booleans())
+    def drop_retire_rollback(self, data: st.DataObject, revive: bool) -> None:
+        """Give a node a version without one input, retire that input, then promote the
+        node back to the version that read it (refused), reviving it first or not."""
+        live = self.live()
+        readers: dict[str, list[str]] = {}
+        for n in live:
+            for u in self.model.nodes[n].versions[self.model.nodes[n].current].reads():
+                readers.setdefault(u, []).append(n)
+        candidates = sorted((n, u) for u, ns in readers.items() if len(ns) == 1 for n in ns)
+        if not candidates:
+            return
+        name, dropped = data.draw(st.sampled_from(candidates), "node and input")
+        node = self.model.nodes[name]
+        old = node.current
+        label = next((x for x in LABELS if x not in node.versions), None)
+        if label is None:
+            return
+        current = node.versions[old]
+        self.register_both(node.kind, name, label,
+                           [(u, p) for u, p in current.inputs if u != dropped],
+                           [f for f in current.feedback if f != dropped])
+        self.both(lambda: self.model.retire(dropped, now=self.now),
+                  lambda: self.reg.retire(dropped))
+        self.agree()
+        if revive:
+            self._new_version(dropped)
+        self.both(lambda: self.model.promote(name, old, now=self.now),
+                  lambda: self.reg.promote(name, old))
 
     def _new_version(self, name: str) -> None:
         node = self.model.nodes[name]
@@ -362,20 +391,19 @@ class Lockstep(RuleBasedStateMachine):
         if label is None:
             return
         current = node.versions[node.current]
-        inputs, feedback = list(current.inputs), list(current.feedback)
-        specs = [u + (f"@{p}" if p else "") for u, p in inputs]
-        self.both(
-            lambda: self.model.register(node.kind, name, label, inputs=inputs,
-                                        feedback=feedback, now=self.now),
-            lambda: self.reg.register(kind=node.kind, name=name, version=label,
-                                      inputs=specs, feedback=feedback))
+        self.register_both(node.kind, name, label, list(current.inputs), list(current.feedback))
 
     @precondition(lambda self: len(self.model.nodes) > 0)
-    @rule(data=st.data(), via_cli=st.booleans(), go=st.sampled_from([True, False, False]))
+    @rule(data=st.data(), via_cli=st.booleans(), go=st.sampled_from([True, False]))
     def retire(self, data: st.DataObject, via_cli: bool, go: bool) -> None:
         if not go:  # rarer than the other changes, or the chain keeps emptying
             return
-        name = data.draw(st.sampled_from(sorted(self.model.nodes)), "node")
+        live = self.live()
+        read = {u for n in live for u in self.model.nodes[n].versions[
+            self.model.nodes[n].current].reads()}
+        free = [n for n in live if n not in read]  # what may be retired
+        pools = [free, free, sorted(self.model.nodes)] if free else [sorted(self.model.nodes)]
+        name = data.draw(st.sampled_from(data.draw(st.sampled_from(pools), "pool")), "node")
         on_model = lambda: self.model.retire(name, now=self.now)  # noqa: E731
         if via_cli:
             self.cli(on_model, "retire", name)
