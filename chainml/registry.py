@@ -465,8 +465,11 @@ class Registry:
         with dbe.read_session(self.engine) as s:
             ids: list[int] | None = None
             if focus is not None:
-                ids = sorted(views.neighbourhood(s, repo.require_node(s, focus), direction,
-                                                 depth))
+                node = repo.require_node(s, focus)
+                if node.retired_at is not None:
+                    raise InvalidInput(f"'{focus}' is retired: it is no longer part of the "
+                                       "chain (registering it again revives it).")
+                ids = sorted(views.neighbourhood(s, node, direction, depth))
             if only:
                 picked = [n.id for n in repo.nodes_by_name(s, only).values()]
                 ids = picked if ids is None else sorted(set(ids) & set(picked))

@@ -53,7 +53,8 @@ def build_view(s: Session, ids: Sequence[int] | None, statuses: dict[int, Status
                title: str | None = None) -> GraphView:
     """The view of the nodes ``ids`` (all when None) and the edges among them."""
     stmt = select(Node, Version.label).join(
-        Version, Version.id == Node.current_version_id, isouter=True)
+        Version, Version.id == Node.current_version_id, isouter=True).where(
+        Node.retired_at.is_(None))  # retired nodes left the chain (and have no edges)
     nodes: list[tuple[Node, str | None]] = []
     if ids is None:
         nodes = [(n, v) for n, v in s.execute(stmt.order_by(Node.name))]

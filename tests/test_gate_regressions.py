@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -155,7 +156,8 @@ def test_latest_run_follows_commit_order_not_the_writers_clock(database_url: str
         assert not one.check().ok
 
 
-def test_prune_retires_and_keeps_old_versions_intact(database_url: str, tmp_path) -> None:
+def test_prune_retires_and_keeps_old_versions_intact(database_url: str,
+                                                     tmp_path: Path) -> None:
     """Issue 11: apply --prune deleted rows, rewrote other nodes' old versions and then
     crashed a promote with an internal KeyError."""
     script(database_url, "register source a --version 1 ; register source c --version 1 ; "
@@ -178,7 +180,8 @@ def test_prune_retires_and_keeps_old_versions_intact(database_url: str, tmp_path
     assert status(database_url, "m")["status"] == "verified"  # tested with a 1, c 1
 
 
-def test_retire_is_refused_while_read_and_leaves_the_chain(database_url: str) -> None:
+def test_retire_is_refused_while_read_and_leaves_the_chain(database_url: str,
+                                                          tmp_path: Path) -> None:
     script(database_url, "register source s --version 1 ; register model m --version 1 "
            "--input s ; test record m --passed")
     result = run(database_url, "retire", "s")
@@ -193,6 +196,13 @@ def test_retire_is_refused_while_read_and_leaves_the_chain(database_url: str) ->
         assert "retired" in error_line(result)
     actions = [e["action"] for e in json.loads(ok(database_url, "log", "m", "--json").stdout)]
     assert actions[-1] == "node.retired"
+    chart = tmp_path / "chain.mmd"
+    assert run(database_url, "graph", "--format", "mermaid", "-o", str(chart)).exit_code == 0
+    assert '"s<br/>' in chart.read_text() and '"m<br/>' not in chart.read_text()
+    assert "- name: m\n" not in ok(database_url, "export").stdout
+    result = run(database_url, "graph", "--focus", "m")
+    assert result.exit_code == 2 and "retired" in error_line(result)
+    assert json.loads(ok(database_url, "show", "m", "--json").stdout)["retired_at"]
     ok(database_url, "retire", "s")
 
 
