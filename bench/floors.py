@@ -8,7 +8,7 @@ time is overhead (start-up, ORM, JSON, rendering) rather than necessary work.
   (the graph is built before timing starts, so this is the pure walk).
 * Recursive CTEs and plain SELECT/INSERTs over **chainml's own tables** in the
   registry just loaded (``edge`` with its primary key (upstream_id,
-  downstream_id, feedback) and ``ix_edge_downstream``; ``node``, ``version``,
+  downstream_id, feedback) and ``ix_edge_walk_up``; ``node``, ``version``,
   ``retest_mark``), through the raw DB-API driver (sqlite3, psycopg) on a
   connection opened before timing. Using the registry's own edge table means
   the floor and chainml read exactly the same rows, on the same backend.

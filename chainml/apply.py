@@ -73,8 +73,8 @@ def _settings(n: ChainNode) -> dict[str, Any]:
 
 def apply(s: Session, file: ChainFile, filename: str, *, prune: bool, at: datetime,
           actor: str, progress: Progress | None = None) -> ApplyResult:
-    """Make the registry's current state match ``file`` (the caller owns the transaction)."""
-    repo.lock_writes(s)
+    """Make the registry's current state match ``file`` (the caller owns the transaction
+    and holds the write lock)."""
     order = topological_order(file)
     existing = repo.nodes_by_name(s, [n.name for n in order])
     result = ApplyResult(file=filename, dry_run=False)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, NewType
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import networkx as nx
 
-NodeId = NewType("NodeId", int)
 Pair = tuple[int, int]  # (node id, version id)
 # Plain successor lists for the hot paths (impact, marks): building an nx.DiGraph of
 # the 300,000 edges below a hub costs over a second, a dict of lists a tenth of that.
@@ -29,42 +28,6 @@ def build(edges: Iterable[tuple[int, int]], nodes: Iterable[int] = ()) -> nx.DiG
     g.add_nodes_from(nodes)
     g.add_edges_from(edges)
     return g
-
-
-def shortest_paths_from(
-    g: nx.DiGraph[int], start: int, max_depth: int | None = None, reverse: bool = False
-) -> dict[int, list[int]]:
-    """Every node reachable from ``start`` (downstream, or upstream with ``reverse``)
-    mapped to one shortest path from ``start`` to it (both ends included).
-
-    ``start`` itself is not in the result. Ties are broken by visiting
-    neighbours in sorted order, so paths are deterministic.
-    """
-    if start not in g:
-        return {}
-    step = g.predecessors if reverse else g.successors
-    parent: dict[int, int] = {start: start}
-    depth = {start: 0}
-    queue = deque([start])
-    while queue:
-        here = queue.popleft()
-        if max_depth is not None and depth[here] >= max_depth:
-            continue
-        for nxt in sorted(step(here)):
-            if nxt not in parent:
-                parent[nxt] = here
-                depth[nxt] = depth[here] + 1
-                queue.append(nxt)
-    paths: dict[int, list[int]] = {}
-    for node in parent:
-        if node == start:
-            continue
-        path = [node]
-        while path[-1] != start:
-            path.append(parent[path[-1]])
-        path.reverse()
-        paths[node] = path
-    return paths
 
 
 def adjacency(edges: Iterable[tuple[int, int]]) -> Adjacency:
@@ -122,16 +85,6 @@ def path_to(parent: Mapping[int, int], node: int) -> list[int]:
         path.append(parent[path[-1]])
     path.reverse()
     return path
-
-
-def downstream(g: nx.DiGraph[int], changed: int, max_depth: int | None = None) -> set[int]:
-    """Every node reachable from ``changed`` within ``max_depth`` hops."""
-    return set(shortest_paths_from(g, changed, max_depth))
-
-
-def upstream(g: nx.DiGraph[int], node: int, max_depth: int | None = None) -> set[int]:
-    """Every node that reaches ``node`` within ``max_depth`` hops."""
-    return set(shortest_paths_from(g, node, max_depth, reverse=True))
 
 
 def cycle_through(g: nx.DiGraph[int], node: int, new_inputs: Iterable[int]

@@ -235,8 +235,11 @@ def _node_settings(spec: NodeSpec) -> dict[str, Any]:
 
 
 def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterResult:
-    """Create or update a node and register (or re-confirm) one version of it."""
-    repo.lock_writes(s)
+    """Create or update a node and register (or re-confirm) one version of it.
+
+    The caller holds the write lock (``repository.lock_writes``), as for every function
+    here that writes.
+    """
     node = repo.get_node(s, spec.name)
     settings = _node_settings(spec)
     result = RegisterResult(node=spec.name, version=spec.version)
@@ -368,7 +371,6 @@ def move_current(s: Session, node: Node, version_id: int, at: datetime, event_id
 
 def promote(s: Session, name: str, label: str, at: datetime, actor: str) -> RegisterResult:
     """Make an existing version current again (a rollback or roll-forward)."""
-    repo.lock_writes(s)
     node = repo.require_node(s, name)
     if node.retired_at is not None:
         raise InvalidInput(f"'{name}' is retired; register a version of it to revive it.")

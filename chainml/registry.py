@@ -303,39 +303,29 @@ class Registry:
         from chainml import apply as applying
         from chainml.chainfile import unknown_inputs, validate_graph
 
-        class _Rollback(Exception):
-            pass
-
-        out: ApplyResult | None = None
-        try:
-            with dbe.write_session(self.engine) as s:
-                repo.lock_writes(s)
-                declared = {n.name for n in file.nodes}
-                refs = {up for n in file.nodes for up, _ in n.input_refs()}
-                refs |= {f for n in file.nodes for f in n.feedback}
-                known = {name: node.kind for name, node in
-                         repo.nodes_by_name(s, refs - declared).items()}
-                # A file that came through loads_chain was checked on its own already;
-                # only inputs reaching into the registry need a second look.
-                checked_alone = revalidate is not None and not known
-                if unknown_inputs(file, known) or (not checked_alone
-                                                   and _kind_problem(file, known)):
-                    if revalidate is not None:
-                        revalidate(known)  # raises with file, line and node
-                    validate_graph(file, {k: Kind(v) for k, v in known.items()})
-                    bad = unknown_inputs(file, known)
-                    if bad:
-                        raise InvalidInput(
-                            f"{filename} (node '{bad[0].node}'): input '{bad[0].input}' is "
-                            "neither in the file nor in the registry.")
-                out = applying.apply(s, file, filename, prune=prune, at=self._write_time(s),
-                                     actor=self.actor, progress=progress)
-                if dry_run:
-                    out.dry_run = True
-                    raise _Rollback
-        except _Rollback:
-            pass
-        assert out is not None
+        with dbe.write_session(self.engine, commit=not dry_run) as s:
+            repo.lock_writes(s)
+            declared = {n.name for n in file.nodes}
+            refs = {up for n in file.nodes for up, _ in n.input_refs()}
+            refs |= {f for n in file.nodes for f in n.feedback}
+            known = {name: node.kind for name, node in
+                     repo.nodes_by_name(s, refs - declared).items()}
+            # A file that came through loads_chain was checked on its own already;
+            # only inputs reaching into the registry need a second look.
+            checked_alone = revalidate is not None and not known
+            if unknown_inputs(file, known) or (not checked_alone
+                                               and _kind_problem(file, known)):
+                if revalidate is not None:
+                    revalidate(known)  # raises with file, line and node
+                validate_graph(file, {k: Kind(v) for k, v in known.items()})
+                bad = unknown_inputs(file, known)
+                if bad:
+                    raise InvalidInput(
+                        f"{filename} (node '{bad[0].node}'): input '{bad[0].input}' is "
+                        "neither in the file nor in the registry.")
+            out = applying.apply(s, file, filename, prune=prune, at=self._write_time(s),
+                                 actor=self.actor, progress=progress)
+            out.dry_run = dry_run
         if not out.dry_run and len(out.items) >= VACUUM_AFTER:
             dbe.refresh_statistics(self.engine, ["node", "version", "version_input", "edge"])
         return out

@@ -7,7 +7,6 @@ drawing 500 nodes of a 100,000-node registry loads about 500 nodes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import Select, and_, literal, or_, select
 from sqlalchemy.orm import Session
@@ -110,7 +109,3 @@ def _labels(s: Session, ids: list[int] | None) -> dict[int, list[str]]:
         for nid, label in s.execute(q):
             out.setdefault(nid, []).append(label)
     return out
-
-
-def since(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M UTC")

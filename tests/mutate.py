@@ -44,10 +44,8 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "        if sorted(w.runs) != runs:\n            continue\n", "",
      "a waiver not ended by a newer run of the node"),
     ("impact-crosses-pin", "chainml/db/reads.py",
-     '" SELECT e.downstream_id FROM edge e JOIN reach ON e.upstream_id = reach.id"\n'
-     '    " WHERE e.feedback = FALSE AND e.pinned_version_id IS NULL) "',
-     '" SELECT e.downstream_id FROM edge e JOIN reach ON e.upstream_id = reach.id"\n'
-     '    " WHERE e.feedback = FALSE) "',
+     '" WHERE e.feedback = FALSE AND e.pinned_version_id IS NULL", [start])',
+     '" WHERE e.feedback = FALSE", [start])',
      "impact (and marks) following pinned inputs"),
     ("structural-ignored", "chainml/marks.py",
      "    return out | {n for n, _ in before ^ after}", "    return out",
@@ -57,7 +55,7 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "closed = 0",
      "a test run leaves the marks as they were"),
     ("expiry-inclusive", "chainml/db/reads.py",
-     '"runs\')} FROM waiver WHERE expires_at > ?"', '"runs\')} FROM waiver WHERE expires_at >= ?"',
+     "FROM waiver WHERE expires_at > ?", "FROM waiver WHERE expires_at >= ?",
      "a waiver still valid at its expiry instant"),
     ("stale-ignored", "chainml/status.py",
      "if now - f.version_created_at > timedelta(seconds=f.max_age_s):",

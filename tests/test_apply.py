@@ -11,7 +11,7 @@ import pytest
 
 from chainml.chainfile import dump_chain
 from chainml.errors import CycleError, InvalidInput, KindRuleError, VersionConflict
-from chainml.importers.realgraph import load_real_graph_mapped
+from tests.realgraph import load_real_graph_mapped
 from chainml.registry import Registry
 from tests.chains import statuses
 from tests.conftest import REAL_GRAPHS

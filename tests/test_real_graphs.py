@@ -16,7 +16,7 @@ import networkx as nx
 import pytest
 
 from chainml.chainfile import ChainFile, dump_chain, loads_chain, topological_order
-from chainml.importers.realgraph import load_real_graph, load_real_graph_mapped
+from tests.realgraph import load_real_graph, load_real_graph_mapped
 from chainml.kinds import Kind, may_consume
 
 GRAPHS = Path(__file__).resolve().parents[2] / "shared" / "real-graphs"

@@ -1,4 +1,4 @@
-"""The renderers' input model and its pure helpers (focus, filter_kinds, mark_impact)."""
+"""The renderers' input model and its pure helpers (filter_kinds, mark_impact)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from chainml.render.view import (
     ViewEdge,
     ViewNode,
     filter_kinds,
-    focus,
     mark_impact,
     node_ids,
 )
@@ -21,53 +20,6 @@ from tests.render_fixtures import fraud_view
 
 def names(view: GraphView) -> set[str]:
     return {node.name for node in view.nodes}
-
-
-def test_focus_downstream_with_depth() -> None:
-    view = fraud_view()
-    part = focus(view, "fraud/embed", depth=1, direction="downstream")
-    assert names(part) == {"fraud/embed", "fraud/scorer"}
-    assert [(e.upstream, e.downstream, e.pin) for e in part.edges] == [
-        ("fraud/embed", "fraud/scorer", "4")
-    ]
-    assert part.title == view.title
-
-
-def test_focus_keeps_order_and_depth_zero_is_the_node() -> None:
-    view = fraud_view()
-    assert names(focus(view, "fraud/scorer", depth=0)) == {"fraud/scorer"}
-    part = focus(view, "fraud/scorer", depth=1)
-    assert [n.name for n in part.nodes] == [
-        "fraud/account_age", "fraud/embed", "fraud/scorer", "risk/thresholds", "risk/allowlist"
-    ]
-
-
-def test_focus_upstream_follows_feedback_unless_told_not_to() -> None:
-    view = fraud_view()
-    plain = focus(view, "fraud/sessions", direction="upstream", follow_feedback=False)
-    assert names(plain) == {"fraud/sessions", "s3://lake/events"}
-    looped = focus(view, "fraud/sessions", direction="upstream")
-    # events <- checkout (feedback) <- thresholds/allowlist <- scorer <- ...
-    assert {"app/checkout", "risk/thresholds", "fraud/scorer"} <= names(looped)
-    assert any(e.feedback for e in looped.edges)
-
-
-def test_focus_both_directions_unlimited() -> None:
-    part = focus(fraud_view(), "search/ranker", follow_feedback=False)
-    assert names(part) == {
-        "warehouse/accounts", "fraud/account_age", "search/ranker", "search/safety",
-        "app/search_ui",
-    }
-
-
-def test_focus_errors() -> None:
-    view = fraud_view()
-    with pytest.raises(NodeNotFound):
-        focus(view, "nope")
-    with pytest.raises(InvalidInput, match="depth"):
-        focus(view, "fraud/embed", depth=-1)
-    with pytest.raises(InvalidInput, match="direction"):
-        focus(view, "fraud/embed", direction="sideways")  # type: ignore[arg-type]
 
 
 def test_filter_kinds() -> None:

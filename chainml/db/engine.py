@@ -232,11 +232,15 @@ def refresh_statistics(engine: Engine, tables: list[str]) -> None:
 
 
 @contextmanager
-def write_session(engine: Engine) -> Iterator[Session]:
-    """One write transaction: commits on success, rolls back on any error."""
+def write_session(engine: Engine, *, commit: bool = True) -> Iterator[Session]:
+    """One write transaction: commits on success (``commit=False``: a dry run, rolled
+    back at the end all the same), rolls back on any error."""
     bound = engine.execution_options(chainml_write=True)
-    with translate_errors(engine.url), Session(bound, expire_on_commit=False) as s, s.begin():
-        yield s
+    with translate_errors(engine.url), Session(bound, expire_on_commit=False) as s:
+        with s.begin() as tx:
+            yield s
+            if not commit:
+                tx.rollback()
 
 
 @contextmanager

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
-import networkx as nx  # type: ignore[import-untyped, unused-ignore]
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chainml.errors import InvalidInput, NodeNotFound
@@ -115,15 +114,6 @@ def drawable_edges(view: GraphView) -> list[tuple[int, ViewEdge]]:
     ]
 
 
-def to_networkx(view: GraphView) -> Any:
-    """Return a ``networkx.DiGraph`` of the view (edge attributes: feedback, pin)."""
-    graph: nx.DiGraph[str] = nx.DiGraph()
-    graph.add_nodes_from(node.name for node in view.nodes)
-    for _, edge in drawable_edges(view):
-        graph.add_edge(edge.upstream, edge.downstream, feedback=edge.feedback, pin=edge.pin)
-    return graph
-
-
 def _restrict(view: GraphView, keep: set[str]) -> GraphView:
     """The view with only the nodes in ``keep`` and the edges between them."""
     return GraphView(
@@ -135,58 +125,6 @@ def _restrict(view: GraphView, keep: set[str]) -> GraphView:
         ],
         title=view.title,
     )
-
-
-def focus(
-    view: GraphView,
-    node: str,
-    depth: int | None = None,
-    direction: Direction = "both",
-    *,
-    follow_feedback: bool = True,
-) -> GraphView:
-    """Return the part of ``view`` around ``node``: it, its ancestors and/or descendants.
-
-    By default traversal follows every edge, feedback ones included, so that a
-    loop drawn around the node stays visible; ``depth`` counts hops along the
-    shortest path. Feedback edges between kept nodes are always drawn.
-
-    Args:
-        view: The whole view.
-        node: Name of the node to focus on.
-        depth: Keep nodes at most this many hops away; ``None`` for no limit.
-        direction: ``"upstream"`` (ancestors), ``"downstream"`` (descendants) or
-            ``"both"``.
-        follow_feedback: Also walk feedback edges (impact analysis does not; pass
-            ``False`` to see only what a change would reach).
-
-    Returns:
-        A new view with the kept nodes (in their original order) and the edges
-        between them.
-
-    Raises:
-        NodeNotFound: ``node`` is not in the view.
-        InvalidInput: ``depth`` is negative or ``direction`` unknown.
-    """
-    if direction not in ("both", "upstream", "downstream"):
-        raise InvalidInput(
-            f"Unknown direction {direction!r}; use 'both', 'upstream' or 'downstream'."
-        )
-    if depth is not None and depth < 0:
-        raise InvalidInput(f"The depth must be 0 or more, not {depth}.")
-    full = to_networkx(view)
-    if node not in full:
-        raise NodeNotFound(node)
-    graph = full
-    if not follow_feedback:
-        graph = nx.subgraph_view(full, filter_edge=lambda u, v: not full.edges[u, v]["feedback"])
-    keep = {node}
-    if direction in ("both", "downstream"):
-        keep.update(nx.single_source_shortest_path_length(graph, node, cutoff=depth))
-    if direction in ("both", "upstream"):
-        reverse = graph.reverse(copy=False)
-        keep.update(nx.single_source_shortest_path_length(reverse, node, cutoff=depth))
-    return _restrict(view, keep)
 
 
 def filter_kinds(view: GraphView, kinds: Iterable[str]) -> GraphView:
