@@ -13,13 +13,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from chainml import registration
 from chainml.chainfile import ChainFile, ChainNode, topological_order
 from chainml.db import repository as repo
-from chainml.db.models import Edge, Event, Node, Version, VersionInput
 from chainml.errors import ChainmlError, InvalidInput
 from chainml.kinds import NEEDS_TESTS_BY_DEFAULT, Kind
 from chainml.names import format_duration, parse_duration
@@ -131,14 +129,14 @@ def _create_nodes(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: s
                      **_settings(n)})
         result.items.append(PlanItem(action="add", node=n.name, kind=n.kind.value,
                                      version=n.version))
-    repo.bulk_insert(s, Node, rows)
+    repo.insert_rows(s, "node", rows)
     _events(s, [{"at": at, "actor": actor, "action": "node.created", "node_name": n.name,
                  "version_label": None, "details": {"kind": n.kind.value, "via": "apply"}}
                 for n in nodes])
 
 
 def _events(s: Session, rows: list[dict[str, Any]]) -> None:
-    repo.bulk_insert(s, Event, rows)
+    repo.insert_rows(s, "event", rows)
 
 
 def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: str,
@@ -148,12 +146,12 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
         return 0
     names = {n.name for n in nodes}
     refs = {up for n in nodes for up, _ in n.input_refs()} | {f for n in nodes for f in n.feedback}
-    ids = _ids_by_name(s, names)
-    ids.update(_ids_by_name(s, refs - ids.keys()))
+    ids = repo.ids_by_name(s, names)
+    ids.update(repo.ids_by_name(s, refs - ids.keys()))
     vrows = [{"node_id": ids[n.name], "label": n.version, "meta": dict(n.meta), "created_at": at,
               "created_by": actor} for n in nodes]
-    repo.bulk_insert(s, Version, vrows)
-    vids = _version_ids(s, [ids[n.name] for n in nodes])
+    repo.insert_rows(s, "version", vrows)
+    vids = repo.only_version_ids(s, [ids[n.name] for n in nodes])
     inputs: list[dict[str, Any]] = []
     edges: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -175,47 +173,25 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
                        "details": {"previous": None, "inputs": sorted(n.inputs),
                                    "feedback": sorted(n.feedback), "meta": dict(n.meta),
                                    "via": "apply"}})
-    repo.bulk_insert(s, VersionInput, inputs)
-    repo.bulk_insert(s, Edge, edges)
-    # Each new node has exactly one version: point at it with one UPDATE per chunk
-    # (an executemany would be one statement per node).
-    version_of = select(Version.id).where(Version.node_id == Node.id).scalar_subquery()
-    for part in repo.chunks(sorted(ids[n.name] for n in nodes)):
-        s.execute(update(Node).where(Node.id.in_(part)).values(current_version_id=version_of)
-                  .execution_options(synchronize_session=False))
+    repo.insert_rows(s, "version_input", inputs)
+    repo.insert_rows(s, "edge", edges)
+    repo.point_at_only_version(s, [ids[n.name] for n in nodes])
     _events(s, events)
     return len(nodes)
 
 
-def _ids_by_name(s: Session, names: set[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for part in repo.chunks(sorted(names)):
-        stmt = select(Node.name, Node.id).where(Node.name.in_(part))
-        out.update((n, i) for n, i in s.execute(stmt))
-    return out
-
-
-def _version_ids(s: Session, node_ids: list[int]) -> dict[int, int]:
-    """The (single) version id of each brand-new node."""
-    out: dict[int, int] = {}
-    for part in repo.chunks(sorted(node_ids)):
-        out.update((n, v) for n, v in s.execute(
-            select(Version.node_id, Version.id).where(Version.node_id.in_(part))))
-    return out
-
-
 def _pin(s: Session, up: str, pin: str, up_id: int, fresh: dict[int, int], filename: str,
          me: str) -> int:
-    found = s.scalar(select(Version.id).where(Version.node_id == up_id, Version.label == pin))
+    found = repo.version_id(s, up_id, pin)
     if found is None:
         raise InvalidInput(f"{filename} (node '{me}'): input '{up}@{pin}' pins a version "
                            f"'{up}' does not have.")
-    return int(found)
+    return found
 
 
 def _register_existing(s: Session, n: ChainNode, at: datetime, actor: str,
                        result: ApplyResult) -> None:
-    node = s.scalars(select(Node).where(Node.name == n.name)).one()
+    node = repo.require_node(s, n.name)
     before = repo.labels_by_id(s, [node.current_version_id]).get(node.current_version_id or -1)
     reg = registration.register(s, _spec(n), at, actor)
     if reg.created_version:
@@ -265,17 +241,8 @@ def _key(n: ChainNode) -> tuple[Any, ...]:
 
 def _current_nodes(s: Session) -> list[ChainNode]:
     """Every registered node's current state, as chain-file nodes, sorted by name."""
-    n, v = Node.__table__, Version.__table__
-    rows = s.connection().execute(
-        select(n.c.id, n.c.name, n.c.kind, n.c.owner, n.c.description, n.c.tags, n.c.meta,
-               n.c.needs_tests, n.c.max_age_s, n.c.required_suites,
-               v.c.label, v.c.meta.label("version_meta"))
-        .join(v, v.c.id == n.c.current_version_id)
-        .where(n.c.retired_at.is_(None))).all()
+    rows, edges = repo.current_state(s)
     names = {r.id: r.name for r in rows}
-    e = Edge.__table__
-    edges = repo.raw_rows(s, select(e.c.upstream_id, e.c.downstream_id, e.c.feedback,
-                                    e.c.pinned_version_id))
     pins = repo.labels_by_id(s, [p for *_, p in edges if p is not None])
     inputs: dict[int, list[str]] = {}
     feedback: dict[int, list[str]] = {}

@@ -72,15 +72,9 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def current(engine: Engine) -> str | None:
     """The revision the database is at, or None for an empty database."""
-    from sqlalchemy import inspect, text
+    from chainml.db.engine import schema_revision
 
-    from chainml.db.engine import translate_errors
-
-    with translate_errors(engine.url), engine.connect() as conn:
-        if not inspect(conn).has_table(VERSION_TABLE):
-            return None
-        rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
-        return rows[0] if rows else None
+    return schema_revision(engine, VERSION_TABLE)
 
 
 def script_head() -> str:

@@ -41,6 +41,7 @@ from chainml.schemas import (
     Reason,
     RegisterResult,
     RetireResult,
+    SchemaRevision,
     Status,
     StatusEntry,
     TestRunOut,
@@ -113,6 +114,12 @@ class Registry:
         reg = cls(url, check_schema=False, **kwargs)
         reg.upgrade_schema()
         return reg
+
+    def schema_revision(self) -> SchemaRevision:
+        """The registry's schema revision and the one this chainml expects."""
+        current = migrate.current(self.engine)
+        return SchemaRevision(current=current, head=migrate.HEAD,
+                              up_to_date=current == migrate.HEAD)
 
     def upgrade_schema(self) -> tuple[str | None, str]:
         """Bring the schema to this chainml's revision; returns (before, after).

@@ -180,6 +180,12 @@ class RetireResult(Out):
     closed_marks: int = 0
 
 
+class SchemaRevision(Out):
+    current: str | None
+    head: str
+    up_to_date: bool
+
+
 class EventOut(Out):
     id: int
     at: datetime

@@ -77,9 +77,9 @@ def main() -> None:
     except Exception as e:  # a bug: say so in one line, keep the details for debugging
         if os.environ.get("CHAINML_DEBUG"):
             raise
-        from chainml.db.failures import redact_text
+        from chainml.fast import redact
 
-        text = redact_text(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        text = redact(str(e).splitlines()[0] if str(e) else type(e).__name__)
         click.echo(f"Internal error: {type(e).__name__}: {text[:300]} (a bug in chainml; "
                    "rerun with CHAINML_DEBUG=1 for details and report it).", err=True)
         sys.exit(70)

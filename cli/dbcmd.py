@@ -22,15 +22,12 @@ def init(ctx: click.Context) -> None:
       chainml init
       chainml init --db postgresql://ci@db.internal/chainml
     """
-    from chainml.db.engine import redact
     from chainml.registry import Registry
 
     url = db_url(ctx)
     reg = Registry.init(Path.cwd(), url=url) if url else Registry.init(Path.cwd())
-    try:
-        where = redact(reg.engine.url)
-    finally:
-        reg.close()
+    where = reg.url  # credentials hidden
+    reg.close()
     click.echo(f"Registry ready at {where}")
 
 
@@ -67,24 +64,14 @@ def current(ctx: click.Context, as_json: bool) -> None:
     Example:
       chainml db current --json
     """
-    from pydantic import BaseModel
-
-    from chainml import migrate
     from chainml.cli.common import open_registry
 
-    class Revision(BaseModel):
-        current: str | None
-        head: str
-        up_to_date: bool
-
-    reg = open_registry(ctx, check_schema=False)
-    rev = migrate.current(reg.engine)
-    out = Revision(current=rev, head=migrate.HEAD, up_to_date=rev == migrate.HEAD)
+    out = open_registry(ctx, check_schema=False).schema_revision()
     if as_json:
         echo_json(out)
     else:
         note = "up to date" if out.up_to_date else "run 'chainml db upgrade'"
-        click.echo(f"{rev or 'empty'} (chainml expects {migrate.HEAD}: {note})")
+        click.echo(f"{out.current or 'empty'} (chainml expects {out.head}: {note})")
 
 
 def attach(group: click.Group) -> None:

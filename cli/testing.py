@@ -38,13 +38,11 @@ def impact(ctx: click.Context, node: str, depth: int | None, as_json: bool) -> N
     Example:
       chainml impact clicks_raw --json
     """
-    from chainml.db.direct import reading
-    from chainml.impact import impact as find_impact
+    from chainml import fast
 
     read_only_run()
     # Plain data straight from the walk: no SQLAlchemy or pydantic models on this path.
-    with reading(db_url(ctx)) as db:
-        result = find_impact(db, node, depth)
+    result = fast.impact(db_url(ctx), node, depth)
     if as_json:
         echo_json(result)
         return
@@ -117,14 +115,11 @@ def status(ctx: click.Context, node: str | None, as_json: bool) -> None:
     Example:
       chainml status --json
     """
-    from chainml import gate
-    from chainml.db.direct import reading
+    from chainml import fast
     from chainml.report import missing_suites
-    from chainml.status import utcnow
 
     read_only_run()
-    with reading(db_url(ctx)) as db:
-        entries = gate.status(db, node, utcnow())
+    entries = fast.status(db_url(ctx), node)
     if as_json:
         echo_json(entries)
         return
@@ -170,15 +165,12 @@ def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, s
       chainml check --format junit > chainml.xml
       chainml check fraud_scorer --strict
     """
-    from chainml import gate
-    from chainml.db.direct import reading
+    from chainml import fast
     from chainml.report import render_check
-    from chainml.status import utcnow
 
     read_only_run()
     fmt = "json" if as_json else fmt
-    with reading(db_url(ctx)) as db:
-        result = gate.check(db, list(nodes), strict, utcnow())
+    result = fast.check(db_url(ctx), list(nodes), strict)
     chart = _affected_chart(open_registry(ctx), result) if fmt == "markdown" else None
     click.echo(render_check(result, fmt, limit=limit, mermaid=chart), nl=False)
     ctx.exit(0 if result.ok else 1)

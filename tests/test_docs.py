@@ -176,7 +176,7 @@ JSON_MODELS: list[type[BaseModel]] = [
     schemas.StatusEntry, schemas.Reason, schemas.ImpactResult, schemas.ImpactEntry,
     schemas.CheckResult, schemas.NodeOut, schemas.NodeDetail, schemas.VersionOut,
     schemas.EventOut, schemas.TestRunOut, schemas.WaiverOut, schemas.RegisterResult,
-    schemas.InputRef, ApplyResult, PlanItem,
+    schemas.InputRef, schemas.RetireResult, schemas.SchemaRevision, ApplyResult, PlanItem,
 ]
 
 

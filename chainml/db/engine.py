@@ -248,3 +248,14 @@ def read_session(engine: Engine) -> Iterator[Session]:
     """One read-only scope (rolled back at the end)."""
     with translate_errors(engine.url), Session(engine) as s:
         yield s
+
+
+def schema_revision(engine: Engine, table: str) -> str | None:
+    """The revision Alembic recorded in ``table``, or None for an empty database."""
+    from sqlalchemy import inspect, text
+
+    with translate_errors(engine.url), engine.connect() as conn:
+        if not inspect(conn).has_table(table):
+            return None
+        rows = conn.execute(text(f"SELECT version_num FROM {table}")).scalars().all()
+        return rows[0] if rows else None

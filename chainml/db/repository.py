@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, delete, false, insert, literal, select, update
+from sqlalchemy import JSON, Select, and_, delete, false, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from chainml.db import reads
@@ -62,6 +62,14 @@ def bulk_insert(s: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
     stmt = insert(table).returning(*table.primary_key.columns)
     for part in chunks(list(rows), 10000):
         conn.execute(stmt, list(part)).close()
+
+
+_TABLES = {m.__tablename__: m for m in (Node, Version, VersionInput, Edge, Event)}
+
+
+def insert_rows(s: Session, table: str, rows: Sequence[dict[str, Any]]) -> None:
+    """``bulk_insert`` into one of the tables a chain file fills, by name."""
+    bulk_insert(s, _TABLES[table], rows)
 
 
 def _copy_rows(conn: Any, table: Any, rows: Sequence[dict[str, Any]]) -> None:
@@ -219,6 +227,52 @@ def add_version(
             for u, p, fb in inputs
         ])
     return v
+
+
+def version_id(s: Session, node_id: int, label: str) -> int | None:
+    found = s.scalar(select(Version.id).where(Version.node_id == node_id, Version.label == label))
+    return None if found is None else int(found)
+
+
+def ids_by_name(s: Session, names: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in chunks(sorted(set(names))):
+        out.update((n, i) for n, i in s.execute(select(Node.name, Node.id)
+                                                .where(Node.name.in_(part))))
+    return out
+
+
+def only_version_ids(s: Session, node_ids: Sequence[int]) -> dict[int, int]:
+    """The version id of each of ``node_ids``, nodes created just now with one version."""
+    out: dict[int, int] = {}
+    for part in chunks(sorted(node_ids)):
+        out.update((n, v) for n, v in s.execute(
+            select(Version.node_id, Version.id).where(Version.node_id.in_(part))))
+    return out
+
+
+def point_at_only_version(s: Session, node_ids: Sequence[int]) -> None:
+    """Make the one version of each new node its current one: one UPDATE per chunk
+    (an executemany would be one statement per node)."""
+    version_of = select(Version.id).where(Version.node_id == Node.id).scalar_subquery()
+    for part in chunks(sorted(node_ids)):
+        s.execute(update(Node).where(Node.id.in_(part)).values(current_version_id=version_of)
+                  .execution_options(synchronize_session=False))
+
+
+def current_state(s: Session) -> tuple[list[Any], list[tuple[int, int, bool, int | None]]]:
+    """Every node of the chain with its current version's label and metadata, and every
+    edge: what ``export`` writes. Core rows, not ORM objects (100,000 nodes)."""
+    n, v, e = Node.__table__, Version.__table__, Edge.__table__
+    rows = s.connection().execute(
+        select(n.c.id, n.c.name, n.c.kind, n.c.owner, n.c.description, n.c.tags, n.c.meta,
+               n.c.needs_tests, n.c.max_age_s, n.c.required_suites,
+               v.c.label, v.c.meta.label("version_meta"))
+        .join(v, v.c.id == n.c.current_version_id)
+        .where(n.c.retired_at.is_(None))).all()
+    edges = raw_rows(s, select(e.c.upstream_id, e.c.downstream_id, e.c.feedback,
+                               e.c.pinned_version_id))
+    return list(rows), edges
 
 
 # ---- edges ---------------------------------------------------------------------------------
@@ -457,3 +511,66 @@ def events(s: Session, node: str | None = None, limit: int | None = None) -> Seq
     if limit:
         stmt = stmt.limit(limit)
     return list(reversed(s.scalars(stmt).all()))
+
+
+# ---- pictures (views.py) ---------------------------------------------------------------------
+
+
+def walk(s: Session, start: int, downward: bool, depth: int | None) -> set[int]:
+    """Ids within ``depth`` hops of ``start`` along every edge, feedback included."""
+    e = Edge.__table__
+    if depth is None:
+        # No depth column: UNION then drops revisits, which ends the walk even
+        # around a feedback loop (with a depth every lap would be a new row).
+        near, far = (e.c.upstream_id, e.c.downstream_id) if downward else (
+            e.c.downstream_id, e.c.upstream_id)
+        seen = select(literal(start).label("id")).cte("walk_all", recursive=True)
+        seen = seen.union(select(far).join(seen, near == seen.c.id))
+        return {i for (i,) in s.execute(select(seen.c.id))}
+    first = select(literal(start).label("id"), literal(0).label("d"))
+    reach = first.cte("walk", recursive=True)
+    near, far = (e.c.upstream_id, e.c.downstream_id) if downward else (
+        e.c.downstream_id, e.c.upstream_id)
+    step: Select[tuple[int, int]] = select(far, (reach.c.d + 1)).join(reach, near == reach.c.id)
+    if depth is not None:
+        step = step.where(reach.c.d < depth)
+    reach = reach.union(step)
+    return {i for (i,) in s.execute(select(reach.c.id).distinct())}
+
+
+def chain_nodes_with_labels(s: Session, ids: Sequence[int] | None
+                            ) -> list[tuple[Node, str | None]]:
+    """The nodes of the chain among ``ids`` (all when None; retired nodes left it), each
+    with its current version's label."""
+    stmt = select(Node, Version.label).join(
+        Version, Version.id == Node.current_version_id, isouter=True).where(
+        Node.retired_at.is_(None))
+    if ids is None:
+        return [(n, v) for n, v in s.execute(stmt)]
+    out: list[tuple[Node, str | None]] = []
+    for part in chunks(sorted(set(ids))):
+        out.extend((n, v) for n, v in s.execute(stmt.where(Node.id.in_(part))))
+    return out
+
+
+def edges_among(s: Session, ids: list[int] | None) -> list[tuple[int, int, bool, int | None]]:
+    if ids is None:
+        return all_edges(s)
+    out: list[tuple[int, int, bool, int | None]] = []
+    e = Edge.__table__
+    for part in chunks(ids):
+        stmt = select(e.c.upstream_id, e.c.downstream_id, e.c.feedback, e.c.pinned_version_id
+                      ).where(or_(e.c.upstream_id.in_(part), e.c.downstream_id.in_(part)))
+        out.extend((u, d, fb, p) for u, d, fb, p in s.execute(stmt))
+    return sorted(set(out))
+
+
+def version_labels(s: Session, ids: list[int] | None) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    stmt = select(Version.node_id, Version.label).order_by(Version.id)
+    parts = [None] if ids is None else list(chunks(ids))
+    for part in parts:
+        q = stmt if part is None else stmt.where(and_(Version.node_id.in_(part)))
+        for nid, label in s.execute(q):
+            out.setdefault(nid, []).append(label)
+    return out

@@ -1,0 +1,54 @@
+"""The read-only questions CI waits on, answered straight from a database URL.
+
+``impact``, ``status`` and ``check`` each read one snapshot of the registry
+through ``db.direct.reading``: a plain DB-API connection for SQLite and
+PostgreSQL URLs, so SQLAlchemy (~0.3 s of start-up) is never imported on these
+paths. They run the same functions as ``Registry.impact``/``status``/``check``
+(``chainml.impact``, ``chainml.gate``), which the ``Registry`` calls inside its
+own session: one implementation, two ways in. The command line uses these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # impact's path imports no pydantic model at all
+    from chainml.schemas import CheckResult, StatusEntry
+
+
+def impact(url: str | None, name: str, max_depth: int | None = None) -> dict[str, Any]:
+    """What a new version of ``name`` would mark, as plain data (``ImpactResult``'s shape)."""
+    from chainml.db.direct import reading
+    from chainml.impact import impact as walk
+
+    with reading(url) as db:
+        return walk(db, name, max_depth)
+
+
+def status(url: str | None, name: str | None = None) -> list[StatusEntry]:
+    """Status of every node that needs tests (or of ``name``), sorted by name."""
+    from chainml import gate
+    from chainml.db.direct import reading
+    from chainml.status import utcnow
+
+    with reading(url) as db:
+        return gate.status(db, name, utcnow())
+
+
+def check(url: str | None, names: Sequence[str] = (), strict: bool = False) -> CheckResult:
+    """The CI gate over every node, or over ``names`` and their ancestors."""
+    from chainml import gate
+    from chainml.db.direct import reading
+    from chainml.status import utcnow
+
+    with reading(url) as db:
+        return gate.check(db, names, strict, utcnow())
+
+
+def redact(text: str, *urls: str) -> str:
+    """``text`` with every credential a database URL can carry hidden (see
+    ``db.failures.redact_text``): for messages about unexpected errors."""
+    from chainml.db.failures import redact_text
+
+    return redact_text(text, *urls)
