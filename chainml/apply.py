@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from chainml import registration
 from chainml.chainfile import ChainFile, ChainNode, topological_order
+from chainml.db import reads
 from chainml.db import repository as repo
+from chainml.db.direct import Db
 from chainml.errors import ChainmlError, InvalidInput
 from chainml.kinds import NEEDS_TESTS_BY_DEFAULT, Kind
 from chainml.names import format_duration, parse_duration
@@ -192,7 +194,7 @@ def _pin(s: Session, up: str, pin: str, up_id: int, fresh: dict[int, int], filen
 def _register_existing(s: Session, n: ChainNode, at: datetime, actor: str,
                        result: ApplyResult) -> None:
     node = repo.require_node(s, n.name)
-    before = repo.labels_by_id(s, [node.current_version_id]).get(node.current_version_id or -1)
+    before = reads.label(Db.over(s), node.current_version_id)
     reg = registration.register(s, _spec(n), at, actor)
     if reg.created_version:
         result.items.append(PlanItem(action="version", node=n.name, kind=n.kind.value,
@@ -243,7 +245,7 @@ def _current_nodes(s: Session) -> list[ChainNode]:
     """Every registered node's current state, as chain-file nodes, sorted by name."""
     rows, edges = repo.current_state(s)
     names = {r.id: r.name for r in rows}
-    pins = repo.labels_by_id(s, [p for *_, p in edges if p is not None])
+    pins = reads.labels(Db.over(s), [p for *_, p in edges if p is not None])
     inputs: dict[int, list[str]] = {}
     feedback: dict[int, list[str]] = {}
     for up, down, fb, pin in edges:

@@ -37,11 +37,12 @@ from chainml.status import Triple, considered_runs, lineage_diff
 
 def version_lineage(s: Session, version_id: int) -> tuple[set[graph.Pair], dict[int, int]]:
     """(node, version) pairs the version is built from, and next hops for paths."""
-    seeds = repo.regular_inputs(s, version_id)
+    db = Db.over(s)
+    seeds = reads.regular_inputs(db, version_id)
     unpinned = [u for u, p in seeds if p is None]
-    edges = repo.edges_above(s, unpinned)
+    edges = reads.edges_above(db, unpinned)
     ids = set(unpinned) | {u for u, _, _ in edges} | {d for _, d, _ in edges}
-    return graph.lineage(seeds, edges, repo.current_versions(s, ids))
+    return graph.lineage(seeds, edges, reads.current_versions(db, ids))
 
 
 def _paths(towards: Mapping[int, int], node: int, names: Mapping[int, str]
@@ -79,17 +80,17 @@ def _sync(node_id: int, existing: Sequence[Any], want: Mapping[Triple, list[str]
 
 def rebuild(s: Session, node: Node, at: datetime, event_id: int | None = None) -> int:
     """Make ``node``'s open marks exactly its causes now; returns how many closed."""
-    existing = repo.open_marks(s, [node.id]).get(node.id, [])
+    db = Db.over(s)
+    existing = reads.status_marks(db, [node.id]).get(node.id, [])
     want: dict[Triple, list[str]] = {}
     why = "retired" if node.retired_at is not None else "recomputed"
     if node.retired_at is None and node.current_version_id is not None and node.needs_tests:
-        runs = repo.runs_for(s, node.id, node.current_version_id)
+        runs = reads.status_runs(db, [node.id]).get(node.id, [])
         deciding, missing = considered_runs(runs, node.required_suites)
-        db = Db.over(s)
         snaps = reads.snapshot_pairs(db, [r.id for r in deciding])
         pairs, towards = version_lineage(s, node.current_version_id)
         diff = lineage_diff([snaps[r.id] for r in deciding], pairs)
-        names = repo.names_by_id(s, [*towards, *(c for c, _, _ in diff), node.id])
+        names = reads.names(Db.over(s), [*towards, *(c for c, _, _ in diff), node.id])
         paths = _paths(towards, node.id, names)
         want = {t: paths.get(t[0], [names[t[0]]]) for t in diff}
         if not diff and deciding and all(r.passed for r in deciding) and not missing:
@@ -110,8 +111,9 @@ def changed_ancestors(s: Session, node: Node, old_vid: int | None, new_vid: int)
     went from ``old_vid`` to ``new_vid``: the node itself, and, when the inputs differ,
     every ancestor in the difference of the two versions' lineages."""
     out = {node.id}
-    if old_vid is None or set(repo.regular_inputs(s, old_vid)) == set(
-            repo.regular_inputs(s, new_vid)):
+    db = Db.over(s)
+    if old_vid is None or set(reads.regular_inputs(db, old_vid)) == set(
+            reads.regular_inputs(db, new_vid)):
         return out
     before, _ = version_lineage(s, old_vid)
     after, _ = version_lineage(s, new_vid)
@@ -173,7 +175,7 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
     now_of: dict[int, dict[int, set[int]]] = {}
     parents: dict[int, dict[int, int]] = {}
     for a in changed:
-        current = new_vid if a == cause.id else reads.current_version(db, a)
+        current = new_vid if a == cause.id else reads.current_versions(db, [a]).get(a)
         now_of[a], parents[a] = versions_below(db, a, current)
     runs = reads.status_runs(db, testable)
     suites = reads.required_suites(db, testable)
@@ -181,7 +183,7 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
     snaps = reads.snapshot_pairs(db, [r.id for rs in deciding.values() for r in rs], changed)
     names = reads.names(db, {*changed, *below, *(p for ps in parents.values()
                                                  for p in ps.values())})
-    existing = repo.open_marks(s, testable)
+    existing = reads.status_marks(db, testable)
     scope = set(changed)
     close: list[int] = []
     add: list[dict[str, Any]] = []
@@ -214,10 +216,10 @@ def waiver_facts(s: Session, node: Node, cause_id: int | None
                  ) -> tuple[list[list[Any]], list[int]]:
     """What a waiver granted now accepts: the exact open causes (those of ``cause_id``
     only, when given) as [cause, [tested], [now]], and the deciding runs' ids."""
-    marks = repo.open_marks(s, [node.id]).get(node.id, [])
+    db = Db.over(s)
+    marks = reads.status_marks(db, [node.id]).get(node.id, [])
     covers = sorted({(m.cause_id, tuple(m.tested_versions), tuple(m.now_versions))
                      for m in marks if cause_id is None or m.cause_id == cause_id})
-    assert node.current_version_id is not None
-    runs = repo.runs_for(s, node.id, node.current_version_id)
+    runs = reads.status_runs(db, [node.id]).get(node.id, [])
     deciding, _ = considered_runs(runs, node.required_suites)
     return [[c, list(t), list(n)] for c, t, n in covers], sorted(r.id for r in deciding)

@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from sqlalchemy.orm import Session
 
 from chainml import graph, marks
+from chainml.db import reads
 from chainml.db import repository as repo
+from chainml.db.direct import Db
 from chainml.db.models import Node, Version
 from chainml.errors import CycleError, InvalidInput, KindRuleError, NodeNotFound, VersionConflict
 from chainml.kinds import ALL_KINDS, NEEDS_TESTS_BY_DEFAULT, Kind, consumable_by, may_consume
@@ -170,7 +172,7 @@ def _input_node(s: Session, me: str, name: str, seen: set[str]) -> Node:
     seen.add(name)
     up = repo.get_node(s, name)
     if up is None:
-        raise NodeNotFound(name, repo.suggest(s, name), consumer=me)
+        raise NodeNotFound(name, reads.suggest(Db.over(s), name), consumer=me)
     if up.retired_at is not None:
         raise InvalidInput(f"Input '{name}' of '{me}' is retired; revive it first by registering "
                            f"a version of it (chainml register {up.kind} {name} --version ...).")
@@ -196,12 +198,13 @@ def check_cycle(s: Session, node: Node, rows: Sequence[InputRow]) -> None:
     # The chain is acyclic, so only an edge it does not have yet can close a cycle:
     # a new version of a hub with its inputs unchanged needs no walk at all.
     new = sorted(regular - repo.regular_upstreams(s, node.id))
-    if not new or not repo.reaches_any(s, node.id, new):
+    db = Db.over(s)
+    if not new or not reads.reaches_any(db, node.id, new):
         return
-    g = graph.build(repo.edges_below(s, node.id, propagating_only=False))
+    g = graph.build(reads.edges_below(db, node.id, pins_too=True))
     cycle = graph.cycle_through(g, node.id, new)
     if cycle:
-        names = repo.names_by_id(s, cycle)
+        names = reads.names(Db.over(s), cycle)
         raise CycleError([names[i] for i in cycle])
 
 
@@ -278,7 +281,7 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
         previous = node.current_version_id
         v = repo.add_version(s, node, spec.version, meta, at, actor, rows)
         result.created_version = True
-        result.previous_version = repo.labels_by_id(s, [previous]).get(previous or -1)
+        result.previous_version = reads.label(Db.over(s), previous)
         if revive:
             _revive(s, node, at, actor)
         ev = repo.add_event(s, at, actor, "version.registered", node.name, v.label,
@@ -290,8 +293,7 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
     elif revive:
         # Registering a retired name again revives it, at the version given.
         check_cycle(s, node, rows)
-        result.previous_version = repo.labels_by_id(s, [node.current_version_id]).get(
-            node.current_version_id or -1)
+        result.previous_version = reads.label(Db.over(s), node.current_version_id)
         _revive(s, node, at, actor)
         ev = repo.add_event(s, at, actor, "version.promoted", node.name, existing.label,
                             previous=result.previous_version)
@@ -310,8 +312,8 @@ def _revive(s: Session, node: Node, at: datetime, actor: str) -> None:
 
 def _specs(s: Session, rows: Sequence[InputRow], feedback: bool) -> list[str]:
     picked = [(u, p) for u, p, fb in rows if fb == feedback]
-    names = repo.names_by_id(s, [u for u, _ in picked])
-    labels = repo.labels_by_id(s, [p for _, p in picked])
+    names = reads.names(Db.over(s), [u for u, _ in picked])
+    labels = reads.labels(Db.over(s), [p for _, p in picked])
     return sorted(names[u] + (f"@{labels[p]}" if p else "") for u, p in picked)
 
 
@@ -385,7 +387,7 @@ def promote(s: Session, name: str, label: str, at: datetime, actor: str) -> Regi
             f"Version '{label}' of '{name}' reads the retired node '{gone[0]}'; revive it first "
             f"by registering a version of it, then promote again.")
     check_cycle(s, node, rows)
-    previous = repo.labels_by_id(s, [node.current_version_id]).get(node.current_version_id or -1)
+    previous = reads.label(Db.over(s), node.current_version_id)
     ev = repo.add_event(s, at, actor, "version.promoted", node.name, label, previous=previous)
     result.previous_version = previous
     result.marked = move_current(s, node, v.id, at, ev.id)
@@ -405,7 +407,7 @@ def retire(s: Session, names: Sequence[str], at: datetime, actor: str,
     live = [n for n in nodes if n.retired_at is None]
     going = {n.id for n in live}
     for n in live:
-        readers = sorted({c for c, cid in repo.reader_ids(s, n.id) if cid not in going})
+        readers = sorted({c for c, cid in repo.consumers_of(s, n.id) if cid not in going})
         if readers:
             raise InvalidInput(
                 f"Cannot retire '{n.name}': {_quoted(readers)} still "

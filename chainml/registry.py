@@ -267,7 +267,7 @@ class Registry:
             repo.lock_writes(s)
             at = self._write_time(s)
             node = repo.require_node(s, name)
-            before = len(repo.open_marks(s, [node.id]).get(node.id, []))
+            before = len(reads.status_marks(Db.over(s), [node.id]).get(node.id, []))
             done = registration.retire(s, [name], at, self.actor, reason)
             return RetireResult(node=name, retired=done, closed_marks=before if done else 0)
 
@@ -361,7 +361,7 @@ class Registry:
             raise InvalidInput(f"Unknown kind {kind!r}; use one of: {', '.join(ALL_KINDS)}.")
         with dbe.read_session(self.engine) as s:
             rows = repo.list_nodes(s, kind)
-            labels = repo.labels_by_id(s, [n.current_version_id for n in rows])
+            labels = reads.labels(Db.over(s), [n.current_version_id for n in rows])
             return [_node_out(n, labels) for n in rows]
 
     def node(self, name: str) -> NodeDetail:
@@ -370,8 +370,8 @@ class Registry:
             n = repo.require_node(s, name)
             versions = repo.versions_of(s, n.id)
             inputs = repo.inputs_of(s, [v.id for v in versions])
-            names = repo.names_by_id(s, [i.upstream_id for i in inputs])
-            labels = repo.labels_by_id(s, [v.id for v in versions]
+            names = reads.names(Db.over(s), [i.upstream_id for i in inputs])
+            labels = reads.labels(Db.over(s), [v.id for v in versions]
                                        + [i.pinned_version_id for i in inputs])
             outs = []
             for v in versions:
@@ -388,7 +388,7 @@ class Registry:
             detail = NodeDetail(**_node_out(n, labels).model_dump(), versions=outs)
             if current is not None:
                 detail.inputs, detail.feedback = current.inputs, current.feedback
-            detail.consumers = [c for c, _, _ in repo.consumers_of(s, n.id)]
+            detail.consumers = [c for c, _ in repo.consumers_of(s, n.id)]
             detail.status = self._statuses(s, [n.id], self.clock()).get(n.id)
             return detail
 
@@ -426,19 +426,21 @@ class Registry:
             ids = [repo.require_node(s, name).id] if name else None
             db = Db.over(s)
             out = []
-            for row in reads.status_nodes(db, ids):
-                runs = repo.runs_for(s, row.id, row.version_id)
+            rows = reads.status_nodes(db, ids)
+            runs_of = reads.status_runs(db, [r.id for r in rows])
+            waivers_of = reads.status_waivers(db, [r.id for r in rows], now)
+            for row in rows:
+                runs = runs_of.get(row.id, [])
                 snaps = reads.snapshot_pairs(db, [r.id for r in runs])
                 pairs, towards = marks.version_lineage(s, row.version_id)
                 seen = {p for p, _ in pairs} | {n for snap in snaps.values() for n, _ in snap}
-                names = repo.names_by_id(s, seen | {row.id})
-                labels = repo.labels_by_id(
-                    s, [v for _, v in pairs] + [v for snap in snaps.values() for _, v in snap])
+                names = reads.names(db, seen | {row.id})
+                labels = reads.labels(
+                    db, [v for _, v in pairs] + [v for snap in snaps.values() for _, v in snap])
                 paths = {a: [names[i] for i in graph.path_towards(towards, a, row.id)]
                          for a in towards}
-                waivers = repo.live_waivers(s, [row.id], now).get(row.id, [])
-                out.append(recompute(_facts(row, runs, names, labels), snaps, pairs, waivers,
-                                     now, paths))
+                out.append(recompute(_facts(row, runs, names, labels), snaps, pairs,
+                                     waivers_of.get(row.id, []), now, paths))
             return sorted(to_entries(out), key=lambda e: e.name)
 
     def graph_view(self, *, focus: str | None = None, direction: str = "both",

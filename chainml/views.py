@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from chainml.db import reads
 from chainml.db import repository as repo
+from chainml.db.direct import Db
 from chainml.db.models import Node
 from chainml.render.view import GraphView, ViewEdge, ViewNode
 from chainml.schemas import StatusEntry
@@ -32,7 +34,7 @@ def build_view(s: Session, ids: Sequence[int] | None, statuses: dict[int, Status
     names = {n.id: n.name for n, _ in nodes}
     edges = repo.edges_among(s, list(names) if ids is not None else None)
     edges = [x for x in edges if x[0] in names and x[1] in names]
-    pins = repo.labels_by_id(s, [p for _, _, _, p in edges])
+    pins = reads.labels(Db.over(s), [p for _, _, _, p in edges])
     labels = repo.version_labels(s, list(names) if ids is not None else None)
     inputs: dict[int, list[str]] = {}
     consumers: dict[int, list[str]] = {}

@@ -76,20 +76,31 @@ def suggest(db: Db, name: str) -> str | None:
 
 
 # A walk step reads only ix_edge_walk_down: (upstream_id, feedback, pinned_version_id,
-# downstream_id). Feedback inputs and pinned inputs do not pass a change on.
-_REACH_DOWN = (
-    "WITH RECURSIVE reach(id) AS ("
-    " SELECT id FROM node WHERE id = ? UNION"
-    " SELECT e.downstream_id FROM edge e JOIN reach ON e.upstream_id = reach.id"
-    " WHERE e.feedback = FALSE AND e.pinned_version_id IS NULL) "
-)
+# downstream_id). Feedback inputs never pass a change on; pinned inputs neither, but they
+# are edges of the graph all the same (the cycle rule follows them).
+_STEP = " WHERE e.feedback = FALSE AND e.pinned_version_id IS NULL"
+_STEP_PINS_TOO = " WHERE e.feedback = FALSE"
 
 
-def edges_below(db: Db, start: int) -> list[tuple[int, int]]:
-    """The edges a change of ``start`` travels: from every node it reaches."""
-    return db.rows(_REACH_DOWN + "SELECT e.upstream_id, e.downstream_id FROM edge e"
-                   " JOIN reach ON e.upstream_id = reach.id"
-                   " WHERE e.feedback = FALSE AND e.pinned_version_id IS NULL", [start])
+def _reach_down(step: str) -> str:
+    return ("WITH RECURSIVE reach(id) AS ("
+            " SELECT id FROM node WHERE id = ? UNION"
+            " SELECT e.downstream_id FROM edge e JOIN reach ON e.upstream_id = reach.id"
+            f"{step}) ")
+
+
+def edges_below(db: Db, start: int, pins_too: bool = False) -> list[tuple[int, int]]:
+    """The edges a change of ``start`` travels: from every node it reaches. With
+    ``pins_too``, every regular edge below it, pinned ones included (for the cycle rule)."""
+    step = _STEP_PINS_TOO if pins_too else _STEP
+    return db.rows(_reach_down(step) + "SELECT e.upstream_id, e.downstream_id FROM edge e"
+                   " JOIN reach ON e.upstream_id = reach.id" + step, [start])
+
+
+def reaches_any(db: Db, start: int, targets: Sequence[int]) -> bool:
+    """Whether a walk down regular edges (pinned ones too) from ``start`` meets ``targets``."""
+    return bool(db.rows_in(_reach_down(_STEP_PINS_TOO) + "SELECT id FROM reach "
+                           "WHERE id IN ({ids})", sorted(set(targets)), [start]))
 
 
 def node_info(db: Db, ids: Iterable[int]) -> dict[int, NodeInfo]:
@@ -101,6 +112,11 @@ def node_info(db: Db, ids: Iterable[int]) -> dict[int, NodeInfo]:
 def labels(db: Db, version_ids: Iterable[int | None]) -> dict[int, str]:
     wanted = sorted({i for i in version_ids if i is not None})
     return dict(db.rows_in("SELECT id, label FROM version WHERE id IN ({ids})", wanted))
+
+
+def label(db: Db, version_id: int | None) -> str | None:
+    """One version's label (None for None)."""
+    return labels(db, [version_id]).get(version_id) if version_id is not None else None
 
 
 def names(db: Db, ids: Iterable[int]) -> dict[int, str]:
@@ -257,32 +273,43 @@ def pinned_consumers(db: Db, node_id: int) -> list[tuple[int, int]]:
         "AND feedback = FALSE AND pinned_version_id IS NOT NULL", [node_id])]
 
 
-def current_version(db: Db, node_id: int) -> int | None:
-    rows = db.rows("SELECT current_version_id FROM node WHERE id = ?", [node_id])
-    return rows[0][0] if rows else None
-
-
 def required_suites(db: Db, ids: Sequence[int]) -> dict[int, list[str]]:
     rows = db.rows_in(f"SELECT id, {db.as_text('required_suites')} FROM node "
                       "WHERE id IN ({ids})", sorted(set(ids)))
     return {r[0]: _json(r[1]) for r in rows}
 
 
+def edges_above(db: Db, seeds: Sequence[int]) -> list[tuple[int, int, int | None]]:
+    """Regular edges (upstream, downstream, pin) feeding ``seeds`` and their unpinned
+    ancestors: a pinned edge is returned (its pin counts) but not crossed."""
+    if not seeds:
+        return []
+    return db.rows_in(
+        "WITH RECURSIVE up(id) AS ("
+        " SELECT id FROM node WHERE id IN ({ids}) UNION"
+        " SELECT e.upstream_id FROM edge e JOIN up ON e.downstream_id = up.id"
+        " WHERE e.feedback = FALSE AND e.pinned_version_id IS NULL) "
+        "SELECT e.upstream_id, e.downstream_id, e.pinned_version_id FROM edge e "
+        "JOIN up ON e.downstream_id = up.id WHERE e.feedback = FALSE", sorted(set(seeds)),
+        size=500)
+
+
+def regular_inputs(db: Db, version_id: int) -> list[tuple[int, int | None]]:
+    """(upstream, pinned version or None) of a version's regular (non-feedback) inputs."""
+    return [(u, p) for u, p in db.rows(
+        "SELECT upstream_id, pinned_version_id FROM version_input "
+        "WHERE version_id = ? AND feedback = FALSE", [version_id])]
+
+
+def current_versions(db: Db, ids: Iterable[int]) -> dict[int, int]:
+    rows = db.rows_in("SELECT id, current_version_id FROM node WHERE id IN ({ids})",
+                      sorted(set(ids)))
+    return {i: v for i, v in rows if v is not None}
+
+
 def lineage_nodes(db: Db, version_id: int) -> set[int]:
     """Every node in a version's lineage: its inputs, and their unpinned ancestors' inputs
     (a pinned input counts, but the walk does not cross it)."""
-    seeds = db.rows("SELECT upstream_id, pinned_version_id FROM version_input "
-                    "WHERE version_id = ? AND feedback = FALSE", [version_id])
-    found = {u for u, _ in seeds}
-    unpinned = sorted({u for u, p in seeds if p is None})
-    for i in range(0, len(unpinned), 500):
-        part = unpinned[i:i + 500]
-        marks = ",".join("?" * len(part))
-        found.update(r[0] for r in db.rows(
-            "WITH RECURSIVE up(id) AS ("
-            f" SELECT id FROM node WHERE id IN ({marks}) UNION"
-            " SELECT e.upstream_id FROM edge e JOIN up ON e.downstream_id = up.id"
-            " WHERE e.feedback = FALSE AND e.pinned_version_id IS NULL) "
-            "SELECT e.upstream_id FROM edge e JOIN up ON e.downstream_id = up.id "
-            "WHERE e.feedback = FALSE", part))
-    return found
+    seeds = regular_inputs(db, version_id)
+    edges = edges_above(db, [u for u, p in seeds if p is None])
+    return {u for u, _ in seeds} | {u for u, _, _ in edges}

@@ -23,13 +23,11 @@ from chainml.db.models import (
     Node,
     RetestMark,
     SnapshotPair,
-    TestRun,
     Version,
     VersionInput,
-    Waiver,
     WriteLock,
 )
-from chainml.errors import InvalidInput, NodeNotFound, VersionNotFound
+from chainml.errors import InvalidInput, VersionNotFound
 
 T = TypeVar("T")
 
@@ -107,9 +105,9 @@ def server_time(s: Session) -> datetime | None:
 
 
 def get_node(s: Session, name: str) -> Node | None:
-    node = s.scalars(select(Node).where(Node.name == name)).one_or_none()
-    # Exact, whatever the collation: MariaDB's default one ignores case ('Ranker' = 'ranker').
-    return node if node is not None and node.name == name else None
+    """The node named ``name``, as an ORM object to change (found by ``reads.find_node``)."""
+    found = reads.find_node(Db.over(s), name)
+    return None if found is None else s.get_one(Node, found.id)
 
 
 def get_node_by_key(s: Session, name: str) -> Node | None:
@@ -129,21 +127,9 @@ def names_by_key(s: Session, names: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def suggest(s: Session, name: str) -> str | None:
-    """The closest existing name, for 'Did you mean ...?' (the same answer the direct
-    read path gives)."""
-    return reads.suggest(Db.over(s), name)
-
-
 def require_node(s: Session, name: str) -> Node:
-    if not isinstance(name, str):
-        raise InvalidInput(f"A node name must be text, not {type(name).__name__}.")
-    if "\x00" in name:  # no node has one, and PostgreSQL refuses it in a query
-        raise NodeNotFound(name)
-    node = get_node(s, name)
-    if node is None:
-        raise NodeNotFound(name, suggest(s, name))
-    return node
+    """``reads.require_node`` (the same checks and 'Did you mean'), as an ORM object."""
+    return s.get_one(Node, reads.require_node(Db.over(s), name).id)
 
 
 def nodes_by_name(s: Session, names: Iterable[str]) -> dict[str, Node]:
@@ -155,13 +141,6 @@ def nodes_by_name(s: Session, names: Iterable[str]) -> dict[str, Node]:
     return out
 
 
-def names_by_id(s: Session, ids: Iterable[int]) -> dict[int, str]:
-    wanted = sorted(set(ids))
-    out: dict[int, str] = {}
-    for part in chunks(wanted):
-        stmt = select(Node.id, Node.name).where(Node.id.in_(part))
-        out.update((i, n) for i, n in s.execute(stmt))
-    return out
 
 
 def list_nodes(s: Session, kind: str | None = None, retired: bool = False) -> Sequence[Node]:
@@ -195,15 +174,6 @@ def require_version(s: Session, node: Node, label: str) -> Version:
 
 def versions_of(s: Session, node_id: int) -> Sequence[Version]:
     return s.scalars(select(Version).where(Version.node_id == node_id).order_by(Version.id)).all()
-
-
-def labels_by_id(s: Session, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = sorted({i for i in ids if i is not None})
-    out: dict[int, str] = {}
-    for part in chunks(wanted):
-        stmt = select(Version.id, Version.label).where(Version.id.in_(part))
-        out.update((i, v) for i, v in s.execute(stmt))
-    return out
 
 
 def inputs_of(s: Session, version_ids: Sequence[int]) -> Sequence[VersionInput]:
@@ -278,13 +248,6 @@ def current_state(s: Session) -> tuple[list[Any], list[tuple[int, int, bool, int
 # ---- edges ---------------------------------------------------------------------------------
 
 
-def regular_inputs(s: Session, version_id: int) -> list[tuple[int, int | None]]:
-    """(upstream, pinned version or None) of a version's regular (non-feedback) inputs."""
-    return [(u, p) for u, p in s.execute(
-        select(VersionInput.upstream_id, VersionInput.pinned_version_id)
-        .where(VersionInput.version_id == version_id, VersionInput.feedback.is_(False)))]
-
-
 def retired_among(s: Session, ids: Iterable[int]) -> list[str]:
     """Names of the retired nodes among ``ids``, sorted."""
     out: list[str] = []
@@ -313,48 +276,11 @@ def replace_edges(s: Session, node_id: int, version_id: int) -> None:
         ])
 
 
-def _reach_down(start: int, propagating_only: bool) -> Any:
-    """CTE of node ids reachable downstream from ``start`` (start included)."""
-    e = Edge.__table__
-    reach = select(literal(start).label("id")).cte("reach", recursive=True)
-    step = select(e.c.downstream_id).join(reach, e.c.upstream_id == reach.c.id)
-    step = step.where(e.c.feedback == false())
-    if propagating_only:
-        step = step.where(e.c.pinned_version_id.is_(None))
-    return reach.union(step)
-
-
-def edges_below(s: Session, start: int, propagating_only: bool = True) -> list[tuple[int, int]]:
-    """The regular edges among the nodes reachable from ``start``.
-
-    With ``propagating_only`` (impact), pinned edges are neither followed nor returned.
-    """
-    e = Edge.__table__
-    reach = _reach_down(start, propagating_only)
-    stmt = (
-        select(e.c.upstream_id, e.c.downstream_id)
-        .join(reach, e.c.upstream_id == reach.c.id)
-        .where(e.c.feedback == false())
-    )
-    if propagating_only:
-        stmt = stmt.where(e.c.pinned_version_id.is_(None))
-    return raw_rows(s, stmt)
-
-
 def regular_upstreams(s: Session, node_id: int) -> set[int]:
     """The nodes ``node_id``'s current version reads (feedback inputs excluded)."""
     e = Edge.__table__
     stmt = select(e.c.upstream_id).where(e.c.downstream_id == node_id, e.c.feedback == false())
     return set(s.connection().execute(stmt).scalars())
-
-
-def reaches_any(s: Session, start: int, targets: Sequence[int]) -> bool:
-    """Whether a walk down regular edges (pinned ones too) from ``start`` meets ``targets``."""
-    reach = _reach_down(start, propagating_only=False)
-    for part in chunks(sorted(set(targets))):
-        if s.execute(select(reach.c.id).where(reach.c.id.in_(part)).limit(1)).first():
-            return True
-    return False
 
 
 def raw_rows(s: Session, stmt: Any) -> list[Any]:
@@ -373,55 +299,12 @@ def raw_rows(s: Session, stmt: Any) -> list[Any]:
         cursor.close()
 
 
-def edges_above(s: Session, seeds: Sequence[int]) -> list[tuple[int, int, int | None]]:
-    """Regular edges feeding the unpinned ancestors of ``seeds`` (seeds included).
-
-    Pinned edges are returned (their pin counts) but not crossed.
-    """
-    if not seeds:
-        return []
-    e = Edge.__table__
-    first = select(Node.id.label("id")).where(Node.id.in_(list(seeds)))
-    reach = first.cte("reach_up", recursive=True)
-    step = (
-        select(e.c.upstream_id)
-        .join(reach, e.c.downstream_id == reach.c.id)
-        .where(e.c.feedback == false(), e.c.pinned_version_id.is_(None))
-    )
-    reach = reach.union(step)
-    stmt = (
-        select(e.c.upstream_id, e.c.downstream_id, e.c.pinned_version_id)
-        .join(reach, e.c.downstream_id == reach.c.id)
-        .where(e.c.feedback == false())
-    )
-    return [(u, d, p) for u, d, p in s.execute(stmt)]
-
-
-def current_versions(s: Session, ids: Iterable[int]) -> dict[int, int]:
-    wanted = sorted(set(ids))
-    out: dict[int, int] = {}
-    for part in chunks(wanted):
-        for i, v in s.execute(select(Node.id, Node.current_version_id).where(Node.id.in_(part))):
-            if v is not None:
-                out[i] = v
-    return out
-
-
-def consumers_of(s: Session, node_id: int) -> list[tuple[str, bool, int | None]]:
-    """(consumer name, feedback, pin) of every current edge leaving ``node_id``."""
-    stmt = (
-        select(Node.name, Edge.feedback, Edge.pinned_version_id)
-        .join(Node, Node.id == Edge.downstream_id)
-        .where(Edge.upstream_id == node_id)
-    )
-    return sorted((n, fb, p) for n, fb, p in s.execute(stmt))  # backend-independent order
-
-
-def reader_ids(s: Session, node_id: int) -> list[tuple[str, int]]:
-    """(name, id) of every node whose current version reads ``node_id`` (feedback too)."""
+def consumers_of(s: Session, node_id: int) -> list[tuple[str, int]]:
+    """(name, id) of every node whose current version reads ``node_id`` (feedback too),
+    sorted by name whatever the backend's collation."""
     stmt = (select(Node.name, Node.id).join(Edge, Node.id == Edge.downstream_id)
             .where(Edge.upstream_id == node_id))
-    return [(n, i) for n, i in s.execute(stmt)]
+    return sorted({(n, i) for n, i in s.execute(stmt)})
 
 
 def all_edges(s: Session) -> list[tuple[int, int, bool, int | None]]:
@@ -433,32 +316,9 @@ def all_edges(s: Session) -> list[tuple[int, int, bool, int | None]]:
 # ---- test runs, marks, waivers ---------------------------------------------------------------
 
 
-def runs_for(s: Session, node_id: int, version_id: int) -> Sequence[TestRun]:
-    """Runs of one version, oldest first."""
-    return s.scalars(
-        select(TestRun)
-        .where(TestRun.node_id == node_id, TestRun.version_id == version_id)
-        .order_by(TestRun.id)  # commit order, never a writer's clock
-    ).all()
-
-
 def add_snapshot(s: Session, run_id: int, pairs: Iterable[tuple[int, int]]) -> None:
     bulk_insert(s, SnapshotPair, [{"run_id": run_id, "node_id": n, "version_id": v}
                                   for n, v in sorted(set(pairs))])
-
-
-def open_marks(s: Session, node_ids: Sequence[int] | None = None) -> dict[int, list[RetestMark]]:
-    """Open marks per node (all nodes when ``node_ids`` is None)."""
-    out: dict[int, list[RetestMark]] = {}
-    base = select(RetestMark).where(RetestMark.closed_at.is_(None)).order_by(RetestMark.id)
-    if node_ids is None:
-        for m in s.scalars(base):
-            out.setdefault(m.node_id, []).append(m)
-        return out
-    for part in chunks(sorted(set(node_ids))):
-        for m in s.scalars(base.where(RetestMark.node_id.in_(part))):
-            out.setdefault(m.node_id, []).append(m)
-    return out
 
 
 def close_marks(s: Session, mark_ids: Sequence[int], at: datetime, why: str) -> None:
@@ -474,23 +334,6 @@ def close_marks(s: Session, mark_ids: Sequence[int], at: datetime, why: str) -> 
 
 def add_marks(s: Session, rows: list[dict[str, Any]]) -> None:
     bulk_insert(s, RetestMark, rows)
-
-
-def live_waivers(s: Session, node_ids: Sequence[int] | None, now: datetime
-                 ) -> dict[int, list[Waiver]]:
-    out: dict[int, list[Waiver]] = {}
-    base = select(Waiver).where(Waiver.expires_at > now).order_by(Waiver.id)
-    if node_ids is None:
-        for w in s.scalars(base):
-            out.setdefault(w.node_id, []).append(w)
-        return out
-    for part in chunks(sorted(set(node_ids))):
-        for w in s.scalars(base.where(Waiver.node_id.in_(part))):
-            out.setdefault(w.node_id, []).append(w)
-    return out
-
-
-# ---- events --------------------------------------------------------------------------------
 
 
 def add_event(
