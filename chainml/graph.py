@@ -62,22 +62,6 @@ def bfs_tree(adj: Mapping[int, Sequence[int]], start: int, max_depth: int | None
     return parent, depth
 
 
-def name_paths(parent: Mapping[int, int], depth: Mapping[int, int],
-               names: Mapping[int, str]) -> dict[int, list[str]]:
-    """The named path from the BFS root to every node reached (root excluded).
-
-    Built parent-first so each path extends its parent's: linear in the output,
-    where rebuilding every path from its end is quadratic in depth.
-    """
-    root = next(n for n, p in parent.items() if n == p)
-    out: dict[int, list[str]] = {root: [names[root]]}
-    for n in sorted(parent, key=depth.__getitem__):
-        if n != root:
-            out[n] = out[parent[n]] + [names[n]]
-    del out[root]
-    return out
-
-
 def path_to(parent: Mapping[int, int], node: int) -> list[int]:
     """The path from the BFS root to ``node`` (both ends included)."""
     path = [node]
