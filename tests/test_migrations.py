@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Engine, MetaData, create_engine, insert, inspect, select
 
 from chainml import migrate
 from chainml.db.engine import create
@@ -83,22 +83,46 @@ def test_empty_or_old_schema_is_refused(database_url: str) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])
-def test_released_registries_upgrade_with_their_data(fixture: Path, tmp_path: Path) -> None:
-    db = tmp_path / fixture.name
-    shutil.copy(fixture, db)
-    url = f"sqlite:///{db}"
-    with sqlite3.connect(db) as conn:
-        snapshots = {run: {tuple(p) for p in json.loads(snap)} for run, snap in conn.execute(
-            "SELECT id, snapshot FROM test_run")} if fixture.stem < "0003" else None
+def _snapshots(fixture: Path) -> dict[int, set[tuple[int, int]]] | None:
+    """The fixture's test-run snapshots, as written before 0003 made them rows."""
+    if fixture.stem >= "0003":
+        return None
+    with sqlite3.connect(fixture) as conn:
+        return {run: {(int(n), int(v)) for n, v in json.loads(snap)}
+                for run, snap in conn.execute("SELECT id, snapshot FROM test_run")}
+
+
+def _copy_fixture(fixture: Path, engine: Engine) -> None:
+    """Fill a server registry at the fixture's revision with the fixture's rows, ids kept."""
+    source = create_engine(f"sqlite:///{fixture}")
+    src, dst = MetaData(), MetaData()
+    src.reflect(source)
+    dst.reflect(engine)
+    with source.connect() as read, engine.begin() as write:
+        for table in dst.sorted_tables:
+            if table.name in ("alembic_version", "write_lock") or table.name not in src.tables:
+                continue
+            rows = [dict(r._mapping) for r in read.execute(select(src.tables[table.name]))]
+            if engine.dialect.name == "mysql":  # MariaDB's JSON reflects as LONGTEXT
+                rows = [{k: json.dumps(v) if isinstance(v, dict | list) else v
+                         for k, v in row.items()} for row in rows]
+            if rows:
+                write.execute(insert(table), rows)
+            if engine.dialect.name == "postgresql" and "id" in table.c:
+                write.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{table.name}', "
+                                      f"'id'), (SELECT max(id) FROM {table.name}))")
+    source.dispose()
+
+
+def _check_upgraded(url: str, snapshots: dict[int, set[tuple[int, int]]] | None) -> None:
     reg = Registry.init(url=url)  # init == upgrade for an existing registry
     try:
         assert migrate.current(reg.engine) == migrate.HEAD
         if snapshots is not None:  # 0003 moved them into rows, every pair of every run
-            with sqlite3.connect(db) as conn:
-                rows: dict[int, set[tuple[int, int]]] = {run: set() for run in snapshots}
-                for run, n, v in conn.execute("SELECT run_id, node_id, version_id "
-                                              "FROM snapshot_pair"):
+            rows: dict[int, set[tuple[int, int]]] = {run: set() for run in snapshots}
+            with reg.engine.connect() as conn:
+                for run, n, v in conn.exec_driver_sql(
+                        "SELECT run_id, node_id, version_id FROM snapshot_pair"):
                     rows[run].add((n, v))
             assert rows == snapshots
         assert [(e.name, e.status, e.reasons) for e in reg.status()] == [
@@ -111,6 +135,48 @@ def test_released_registries_upgrade_with_their_data(fixture: Path, tmp_path: Pa
         assert [e.action for e in reg.log("clicks_raw")][-1] == "version.registered"
     finally:
         reg.close()
+
+
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])
+def test_released_registries_upgrade_with_their_data(fixture: Path, tmp_path: Path) -> None:
+    db = tmp_path / fixture.name
+    shutil.copy(fixture, db)
+    _check_upgraded(f"sqlite:///{db}", _snapshots(fixture))
+
+
+def test_downgrading_0003_restores_the_json_snapshots(tmp_path: Path) -> None:
+    fixture = next(f for f in FIXTURES if f.stem == "0002")
+    db = tmp_path / fixture.name
+    shutil.copy(fixture, db)
+    Registry.init(url=f"sqlite:///{db}").close()
+    engine = create(f"sqlite:///{db}")
+    try:
+        migrate.downgrade(engine, "0002")
+    finally:
+        engine.dispose()
+    assert _snapshots(db) == _snapshots(fixture)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql", "mysql"], indirect=True)
+@pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])
+def test_released_registries_upgrade_with_their_data_on_servers(fixture: Path,
+                                                                database_url: str) -> None:
+    """The same data, loaded into PostgreSQL or MariaDB at the fixture's revision."""
+    engine = create(database_url)
+    try:
+        migrate.upgrade(engine, fixture.stem)
+        _copy_fixture(fixture, engine)
+        _check_upgraded(database_url, _snapshots(fixture))
+        if fixture.stem < "0003":  # and back: the JSON snapshots come back as they were
+            migrate.downgrade(engine, fixture.stem)
+            with engine.connect() as conn:
+                back = {run: {(int(n), int(v)) for n, v in
+                              (json.loads(snap) if isinstance(snap, str) else snap)}
+                        for run, snap in conn.exec_driver_sql(
+                            "SELECT id, snapshot FROM test_run")}
+            assert back == _snapshots(fixture)
+    finally:
+        engine.dispose()
 
 
 def test_wheel_carries_cli_and_migrations(tmp_path: Path) -> None:

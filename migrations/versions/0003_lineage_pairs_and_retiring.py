@@ -124,8 +124,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
-    with op.batch_alter_table('node') as batch:
-        batch.drop_column('retired_at')
+    if bind.dialect.name == 'sqlite':
+        # Natively, as in upgrade: recreating node would cascade into every table.
+        op.execute('ALTER TABLE node DROP COLUMN retired_at')
+    else:
+        op.drop_column('node', 'retired_at')
 
     with op.batch_alter_table('waiver') as batch:
         batch.drop_column('runs')
