@@ -395,8 +395,9 @@ def record_tests(backend: Backend, chain: Chain) -> dict[str, Any]:
     Through ``Registry.record_test`` (one transaction per node) until ``API_RECORD_BUDGET``
     seconds have passed; the rest is inserted in bulk with the same lineage
     snapshot rows ``record_test`` stores (every unpinned ancestor with its current
-    version; the benchmark chain has no pins). ``status`` afterwards must report every one of them verified - the scenario
-    checks that, which is what guards the bulk path against drifting from chainml's.
+    version; the benchmark chain has no pins). ``status`` afterwards must report every
+    one of them verified - the scenario checks that, which is what guards the bulk path
+    against drifting from chainml's.
     """
     from chainml import Registry
 

@@ -11,10 +11,10 @@ import pytest
 
 from chainml.chainfile import dump_chain
 from chainml.errors import CycleError, InvalidInput, KindRuleError, VersionConflict
-from tests.realgraph import load_real_graph_mapped
 from chainml.registry import Registry
 from tests.chains import statuses
 from tests.conftest import REAL_GRAPHS
+from tests.realgraph import load_real_graph_mapped
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "chain.yaml"

@@ -16,8 +16,8 @@ import networkx as nx
 import pytest
 
 from chainml.chainfile import ChainFile, dump_chain, loads_chain, topological_order
-from tests.realgraph import load_real_graph, load_real_graph_mapped
 from chainml.kinds import Kind, may_consume
+from tests.realgraph import load_real_graph, load_real_graph_mapped
 
 GRAPHS = Path(__file__).resolve().parents[2] / "shared" / "real-graphs"
 pytestmark = pytest.mark.skipif(not GRAPHS.is_dir(), reason=f"{GRAPHS} is absent")
