@@ -25,7 +25,7 @@ How it is built, and why:
 
 Names look like ``t03/feat_000123``, not ``team03/feat_000123``: with the longer
 form the 100,000-node chain file is 16.9 MB even as compact JSON, over chainml's
-16 MiB chain-file limit (``chainml.safeload.MAX_BYTES``), and ``apply`` refuses it.
+16 MiB chain-file limit (``chainml.files.safeload.MAX_BYTES``), and ``apply`` refuses it.
 
 Everything is drawn from one ``random.Random(seed)`` in a fixed order, so the
 same (size, seed) always gives byte-identical chain files.

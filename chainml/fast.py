@@ -4,7 +4,7 @@
 through ``db.direct.reading``: a plain DB-API connection for SQLite and
 PostgreSQL URLs, so SQLAlchemy (~0.3 s of start-up) is never imported on these
 paths. They run the same functions as ``Registry.impact``/``status``/``check``
-(``chainml.impact``, ``chainml.gate``), which the ``Registry`` calls inside its
+(``chainml.rules.impact``, ``chainml.rules.gate``), which the ``Registry`` calls inside its
 own session: one implementation, two ways in. The command line uses these.
 """
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # impact's path imports no pydantic model at all
 def impact(url: str | None, name: str, max_depth: int | None = None) -> dict[str, Any]:
     """What a new version of ``name`` would mark, as plain data (``ImpactResult``'s shape)."""
     from chainml.db.direct import reading
-    from chainml.impact import impact as walk
+    from chainml.rules.impact import impact as walk
 
     with reading(url) as db:
         return walk(db, name, max_depth)
@@ -28,9 +28,9 @@ def impact(url: str | None, name: str, max_depth: int | None = None) -> dict[str
 
 def status(url: str | None, name: str | None = None) -> list[StatusEntry]:
     """Status of every node that needs tests (or of ``name``), sorted by name."""
-    from chainml import gate
     from chainml.db.direct import reading
-    from chainml.status import utcnow
+    from chainml.rules import gate
+    from chainml.rules.status import utcnow
 
     with reading(url) as db:
         return gate.status(db, name, utcnow())
@@ -38,9 +38,9 @@ def status(url: str | None, name: str | None = None) -> list[StatusEntry]:
 
 def check(url: str | None, names: Sequence[str] = (), strict: bool = False) -> CheckResult:
     """The CI gate over every node, or over ``names`` and their ancestors."""
-    from chainml import gate
     from chainml.db.direct import reading
-    from chainml.status import utcnow
+    from chainml.rules import gate
+    from chainml.rules.status import utcnow
 
     with reading(url) as db:
         return gate.check(db, names, strict, utcnow())

@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from chainml import gate, graph, marks, migrate, registration
 from chainml.db import engine as dbe
-from chainml.db import location, reads
+from chainml.db import location, migrate, reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Node, TestRun, Version, Waiver
 from chainml.errors import InvalidInput
 from chainml.kinds import ALL_KINDS, Kind
 from chainml.names import check_label, check_text, format_duration, parse_duration
+from chainml.rules import gate, graph, marks, registration
+from chainml.rules.status import Facts, recompute, to_entries, utcnow
 from chainml.schemas import (
     CheckResult,
     EventOut,
@@ -48,11 +49,10 @@ from chainml.schemas import (
     VersionOut,
     WaiverOut,
 )
-from chainml.status import Facts, recompute, to_entries, utcnow
 
 if TYPE_CHECKING:
-    from chainml.apply import ApplyResult
-    from chainml.chainfile import ChainFile
+    from chainml.files.apply import ApplyResult
+    from chainml.files.chainfile import ChainFile
     from chainml.render.view import GraphView
 
 # After an apply that wrote this many nodes, PostgreSQL gets VACUUM (ANALYZE): see
@@ -285,14 +285,14 @@ class Registry:
             InvalidInput: the file is malformed, or applying it would break a rule;
                 the message names the file, the node and (where it can) the line.
         """
-        from chainml.safeload import MAX_BYTES, read_text
+        from chainml.files.safeload import MAX_BYTES, read_text
 
         text = read_text(_check_path(path), MAX_BYTES)
         return self.apply_text(text, str(path), dry_run=dry_run, prune=prune, progress=progress)
 
     def apply_text(self, text: str, filename: str, **kwargs: Any) -> ApplyResult:
         """``apply`` for a chain file held in memory (``filename`` names it in errors)."""
-        from chainml.chainfile import loads_chain
+        from chainml.files.chainfile import loads_chain
 
         if not isinstance(text, str):
             raise InvalidInput(f"A chain file must be text, not {type(text).__name__}.")
@@ -307,8 +307,8 @@ class Registry:
                    prune: bool = False, progress: Callable[[int], None] | None = None,
                    revalidate: Callable[[dict[str, str]], Any] | None = None) -> ApplyResult:
         """``apply`` for an already parsed chain file (importers build one)."""
-        from chainml import apply as applying
-        from chainml.chainfile import unknown_inputs, validate_graph
+        from chainml.files import apply as applying
+        from chainml.files.chainfile import unknown_inputs, validate_graph
 
         with dbe.write_session(self.engine, commit=not dry_run) as s:
             repo.lock_writes(s)
@@ -341,14 +341,14 @@ class Registry:
                     dry_run: bool = False, prune: bool = False) -> ApplyResult:
         """Import another tool's chain (dbt manifest, dvc.yaml, OpenLineage events) and
         apply it like a chain file. See docs/chain-files.md, "Importers"."""
-        from chainml import importers
+        from chainml.files import importers
 
         file = importers.load(tool, _check_path(path), list(kind_map) or None)
         return self.apply_file(file, str(path), dry_run=dry_run, prune=prune)
 
     def export(self) -> ChainFile:
         """The registry's current state as a chain file (``dump_chain`` writes it)."""
-        from chainml import apply as applying
+        from chainml.files import apply as applying
 
         with dbe.read_session(self.engine) as s:
             return applying.export(s)
@@ -401,7 +401,7 @@ class Registry:
 
     def impact(self, name: str, max_depth: int | None = None) -> ImpactResult:
         """What a new version of ``name`` would mark: every node it reaches. Writes nothing."""
-        from chainml.impact import impact
+        from chainml.rules.impact import impact
 
         with dbe.read_session(self.engine) as s:
             data = impact(Db.over(s), name, max_depth)
@@ -456,8 +456,8 @@ class Registry:
             kinds: keep only nodes of these kinds.
             impact: highlight this node and everything a new version of it would mark.
         """
-        from chainml import views
         from chainml.render.view import filter_kinds, mark_impact
+        from chainml.rules import views
 
         if depth is not None and focus is None:
             raise InvalidInput("--depth needs --focus NODE.")
@@ -525,8 +525,8 @@ def _check_path(path: Any) -> str | Path:
 
 
 def _kind_problem(file: ChainFile, known: dict[str, str]) -> bool:
-    from chainml.chainfile import validate_graph
     from chainml.errors import ChainmlError
+    from chainml.files.chainfile import validate_graph
 
     try:
         validate_graph(file, {k: Kind(v) for k, v in known.items()})

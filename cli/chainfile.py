@@ -9,7 +9,7 @@ import click
 from chainml.cli.common import db_option, echo_json, err, json_option, open_registry
 
 if TYPE_CHECKING:
-    from chainml.apply import ApplyResult
+    from chainml.files.apply import ApplyResult
 
 SIGNS = {"add": "+", "version": "~", "promote": "~", "settings": "~", "retire": "-"}
 SHOWN = 200  # plan lines printed before "... and N more"
@@ -119,8 +119,8 @@ def export(ctx: click.Context, output: str | None, fmt: str | None) -> None:
     """
     from pathlib import Path
 
-    from chainml.chainfile import dump_chain
     from chainml.errors import InvalidInput
+    from chainml.files.chainfile import dump_chain
 
     if fmt is None:
         fmt = "json" if output and output.lower().endswith(".json") else "yaml"
@@ -170,8 +170,8 @@ def import_(ctx: click.Context, tool: str, path: str, kind_map: tuple[str, ...],
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if out:
-            from chainml import importers
-            from chainml.chainfile import dump_chain
+            from chainml.files import importers
+            from chainml.files.chainfile import dump_chain
 
             file = importers.load(tool, path, list(kind_map) or None)
             try:

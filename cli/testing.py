@@ -116,7 +116,7 @@ def status(ctx: click.Context, node: str | None, as_json: bool) -> None:
       chainml status --json
     """
     from chainml import fast
-    from chainml.report import missing_suites
+    from chainml.render.report import missing_suites
 
     read_only_run()
     entries = fast.status(db_url(ctx), node)
@@ -166,7 +166,7 @@ def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, s
       chainml check fraud_scorer --strict
     """
     from chainml import fast
-    from chainml.report import render_check
+    from chainml.render.report import render_check
 
     read_only_run()
     fmt = "json" if as_json else fmt

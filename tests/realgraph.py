@@ -27,9 +27,9 @@ from typing import Any
 
 import networkx as nx  # type: ignore[import-untyped, unused-ignore]
 
-from chainml.chainfile import ChainFile, ChainNode
 from chainml.errors import InvalidInput
-from chainml.importers.common import MAX_IMPORT_BYTES, build_chain, map_names, read_json
+from chainml.files.chainfile import ChainFile, ChainNode
+from chainml.files.importers.common import MAX_IMPORT_BYTES, build_chain, map_names, read_json
 from chainml.kinds import ALL_KINDS, Kind, may_consume
 
 GENERIC_KINDS: dict[str, Kind] = {

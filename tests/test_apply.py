@@ -9,8 +9,8 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from chainml.chainfile import dump_chain
 from chainml.errors import CycleError, InvalidInput, KindRuleError, VersionConflict
+from chainml.files.chainfile import dump_chain
 from chainml.registry import Registry
 from tests.chains import statuses
 from tests.conftest import REAL_GRAPHS

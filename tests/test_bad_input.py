@@ -24,7 +24,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 
 from chainml.db.engine import parse_url, redact
-from chainml.migrate import HEAD
+from chainml.db.migrate import HEAD
 from chainml.registry import Registry
 from tests.clirun import (
     Databases,

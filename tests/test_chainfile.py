@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chainml.chainfile import (
+from chainml.errors import CycleError, InvalidInput, KindRuleError
+from chainml.files.chainfile import (
     MAX_NODES,
     ChainFile,
     ChainNode,
@@ -25,7 +26,6 @@ from chainml.chainfile import (
     unknown_inputs,
     validate_graph,
 )
-from chainml.errors import CycleError, InvalidInput, KindRuleError
 from chainml.kinds import Kind, may_consume
 
 REPO = Path(__file__).resolve().parents[1]
@@ -343,15 +343,15 @@ def test_equal_ignores_node_order_only() -> None:
 # --- schema --------------------------------------------------------------------------
 
 def test_committed_schema_is_current() -> None:
-    committed = json.loads((REPO / "chainml" / "chainfile.schema.json").read_text())
+    committed = json.loads((REPO / "chainml" / "files" / "chainfile.schema.json").read_text())
     assert committed == chain_json_schema(), (
-        "chainml/chainfile.schema.json is stale. HOW TO FIX: run "
-        "python -m chainml.chainfile > chainml/chainfile.schema.json"
+        "chainml/files/chainfile.schema.json is stale. HOW TO FIX: run "
+        "python -m chainml.files.chainfile > chainml/files/chainfile.schema.json"
     )
 
 
 def test_module_prints_schema() -> None:
-    out = subprocess.run([sys.executable, "-m", "chainml.chainfile"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "chainml.files.chainfile"], capture_output=True,
                          text=True, check=True, cwd=REPO)
     assert json.loads(out.stdout) == chain_json_schema()
 

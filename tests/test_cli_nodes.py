@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 import pytest
 
-from chainml import migrate
 from chainml.cli import cli
+from chainml.db import migrate
 from chainml.db.engine import find_registry, parse_url, redact
 from tests.chains import EXAMPLE, TESTABLE
 from tests.clirun import ACTOR, error_line, example_registry, ok, ok_json, run

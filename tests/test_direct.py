@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from chainml import gate
 from chainml.db import direct
 from chainml.errors import NodeNotFound, RegistryUnavailable, SchemaOutdated
-from chainml.impact import impact
 from chainml.registry import Registry
+from chainml.rules import gate
+from chainml.rules.impact import impact
 from chainml.schemas import CheckResult
 from tests.chains import build_example
 from tests.conftest import Clock

@@ -18,8 +18,8 @@ import pytest
 from pydantic import BaseModel
 
 from chainml import schemas
-from chainml.apply import ApplyResult, PlanItem
 from chainml.cli import cli
+from chainml.files.apply import ApplyResult, PlanItem
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"

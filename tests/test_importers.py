@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from chainml.chainfile import ChainFile, dump_chain, loads_chain, topological_order
 from chainml.errors import CycleError, InvalidInput, KindRuleError
-from chainml.importers.common import ImporterWarning, map_names, parse_kind_map
-from chainml.importers.dbt import import_dbt
-from chainml.importers.dvc import import_dvc
-from chainml.importers.openlineage import import_openlineage
+from chainml.files.chainfile import ChainFile, dump_chain, loads_chain, topological_order
+from chainml.files.importers.common import ImporterWarning, map_names, parse_kind_map
+from chainml.files.importers.dbt import import_dbt
+from chainml.files.importers.dvc import import_dvc
+from chainml.files.importers.openlineage import import_openlineage
 from chainml.kinds import Kind
 from chainml.names import check_name
 

@@ -54,9 +54,39 @@ def test_the_command_line_calls_the_library_only() -> None:
                 names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
-            bad = [n for n in names if n.startswith(("chainml.db", "chainml.migrate",
+            bad = [n for n in names if n.startswith(("chainml.db", "chainml.db.migrate",
                                                      "sqlalchemy"))]
             if bad:
                 found.append(f"{_where(path, node)} imports {bad[0]}")
     assert not found, ("cli/ parses, calls the library (Registry, chainml.fast) and prints; "
                        "it must not reach storage:\n" + "\n".join(found))
+
+
+WORDS = ("chainml.errors", "chainml.kinds", "chainml.names", "chainml.schemas")
+# What each layer may import from chainml besides itself and the words. The rules
+# build the renderers' input (render.view.GraphView), so they may reach render.view.
+MAY_IMPORT = {
+    "render": (),
+    "db": ("chainml.migrations",),
+    "rules": ("chainml.db", "chainml.render.view"),
+    "files": ("chainml.db", "chainml.rules"),
+}
+
+
+def test_each_layer_imports_only_the_layers_below() -> None:
+    found = []
+    for layer, allowed in MAY_IMPORT.items():
+        own = f"chainml.{layer}"
+        for path in _modules(f"chainml/{layer}"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                modules: list[str] = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    modules = [node.module] if node.module != "chainml" else [
+                        f"chainml.{a.name}" for a in node.names]
+                elif isinstance(node, ast.Import):
+                    modules = [a.name for a in node.names]
+                for m in modules:
+                    if m.startswith("chainml") and not m.startswith(
+                            (own, *WORDS, *allowed)) and m != "chainml":
+                        found.append(f"{_where(path, node)}: {layer} imports {m}")
+    assert not found, "A layer reaches a layer above it:\n" + "\n".join(found)

@@ -17,7 +17,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, create_engine, insert, inspect, select
 
-from chainml import migrate
+from chainml.db import migrate
 from chainml.db.engine import create
 from chainml.db.models import Base
 from chainml.errors import SchemaOutdated
@@ -34,7 +34,7 @@ def test_scripts_ship_inside_the_package() -> None:
 
 def test_single_head_matches_the_code() -> None:
     assert migrate.script_head() == migrate.HEAD, (
-        "HOW TO FIX: set chainml.migrate.HEAD to the newest revision in migrations/versions"
+        "HOW TO FIX: set chainml.db.migrate.HEAD to the newest revision in migrations/versions"
     )
 
 
@@ -62,7 +62,7 @@ def test_orm_and_migrations_agree(database_url: str) -> None:
         assert diff == [], (
             f"The ORM models and the migrations differ: {diff}. HOW TO FIX: write a new "
             "revision (alembic revision --autogenerate -m '...'), review it, and bump "
-            "chainml.migrate.HEAD."
+            "chainml.db.migrate.HEAD."
         )
     finally:
         engine.dispose()

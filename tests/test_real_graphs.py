@@ -15,7 +15,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from chainml.chainfile import ChainFile, dump_chain, loads_chain, topological_order
+from chainml.files.chainfile import ChainFile, dump_chain, loads_chain, topological_order
 from chainml.kinds import Kind, may_consume
 from tests.realgraph import load_real_graph, load_real_graph_mapped
 

@@ -1,4 +1,4 @@
-"""Output formats of `chainml check` (chainml.report): pure functions, no database."""
+"""Output formats of `chainml check` (chainml.render.report): pure functions, no database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from chainml.errors import InvalidInput
-from chainml.report import FORMATS, MAX_GROUPS, render_check
+from chainml.render.report import FORMATS, MAX_GROUPS, render_check
 from chainml.schemas import CheckResult, Reason, Status, StatusEntry
 
 HOSTILE = ("<script>alert(1)</script> ]]> \x00 \x1b[31mred\n::error::injected"
@@ -357,7 +357,7 @@ def test_suite_names_are_quoted_and_escaped_per_format() -> None:
 
 
 def test_missing_suites() -> None:
-    from chainml.report import missing_suites
+    from chainml.render.report import missing_suites
 
     assert missing_suites(_never_tested().failing[0], ["eval", "shadow"]) == ["eval", "shadow"]
     assert missing_suites(_never_tested().failing[0]) == []
@@ -415,7 +415,7 @@ def test_junit_counts_and_failures(small: CheckResult) -> None:
 
 def test_xml_strips_what_xml_1_0_cannot_carry() -> None:
     # A safety net under the visible escaping: ElementTree would write these verbatim.
-    from chainml.report import _xml
+    from chainml.render.report import _xml
 
     assert _xml("a\x00b\x1bc\ud800d\ufffee\uffff") == "abcde"
     assert _xml("tab\tnl\ncr\r é 🙂 \ufffd") == "tab\tnl\ncr\r é 🙂 \ufffd"

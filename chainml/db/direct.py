@@ -173,7 +173,7 @@ def _open_postgresql(url: str, rest: str) -> Db | None:
 
 
 def _check_schema(db: Db, missing: Any) -> None:
-    from chainml.migrate import VERSION_TABLE, schema_error
+    from chainml.db.migrate import VERSION_TABLE, schema_error
 
     cur = db.conn.cursor()
     try:
@@ -204,7 +204,7 @@ def reading(url: str | None) -> Iterator[Db]:
             db.close()
         return
     from chainml.db import engine as dbe
-    from chainml.migrate import check_schema
+    from chainml.db.migrate import check_schema
 
     engine = dbe.create(resolved)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from chainml import migrate  # noqa: E402
+from chainml.db import migrate  # noqa: E402
 from chainml.registry import Registry  # noqa: E402
 from tests.chains import build_example  # noqa: E402
 

@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from sqlalchemy.orm import Session
 
-from chainml import graph, marks
 from chainml.db import reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
@@ -32,6 +31,7 @@ from chainml.names import (
     parse_duration,
     parse_input_spec,
 )
+from chainml.rules import graph, marks
 from chainml.schemas import RegisterResult
 
 # A maximum age (retraining frequency) beyond this is a typo; it must also fit the column.

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from chainml.db import reads
 from chainml.db.direct import Db
+from chainml.rules.status import Facts, evaluate, to_entries
 from chainml.schemas import PASSING, CheckResult, Status, StatusEntry, trusted
-from chainml.status import Facts, evaluate, to_entries
 
 
 def statuses(db: Db, ids: Sequence[int] | None, now: datetime) -> dict[int, StatusEntry]:

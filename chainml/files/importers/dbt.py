@@ -32,9 +32,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from chainml.chainfile import ChainFile
 from chainml.errors import InvalidInput
-from chainml.importers.common import (
+from chainml.files.chainfile import ChainFile
+from chainml.files.importers.common import (
     MAX_IMPORT_BYTES,
     KindMap,
     build_chain,

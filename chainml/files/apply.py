@@ -15,14 +15,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from chainml import registration
-from chainml.chainfile import ChainFile, ChainNode, topological_order
 from chainml.db import reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.errors import ChainmlError, InvalidInput
+from chainml.files.chainfile import ChainFile, ChainNode, topological_order
 from chainml.kinds import NEEDS_TESTS_BY_DEFAULT, Kind
 from chainml.names import format_duration, parse_duration
+from chainml.rules import registration
 from chainml.schemas import Out
 
 Progress = Callable[[int], None]

@@ -27,12 +27,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from chainml import graph
 from chainml.db import reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Node
-from chainml.status import Triple, considered_runs, lineage_diff
+from chainml.rules import graph
+from chainml.rules.status import Triple, considered_runs, lineage_diff
 
 
 def version_lineage(s: Session, version_id: int) -> tuple[set[graph.Pair], dict[int, int]]:

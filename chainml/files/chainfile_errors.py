@@ -14,9 +14,9 @@ from typing import Any
 from pydantic_core import ErrorDetails
 
 from chainml.errors import InvalidInput
+from chainml.files.safeload import parse_yaml, show_path
 from chainml.kinds import ALL_KINDS
 from chainml.names import NAME_RE
-from chainml.safeload import parse_yaml, show_path
 
 TOP_FIELDS = ("chainml", "nodes")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from itertools import groupby
 from typing import Any
 
-from chainml import graph
 from chainml.db import reads
 from chainml.db.direct import Db
+from chainml.rules import graph
 
 
 def impact(db: Db, name: str, max_depth: int | None = None) -> dict[str, Any]:

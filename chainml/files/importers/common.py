@@ -27,10 +27,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from chainml import names
-from chainml.chainfile import MAX_DESCRIPTION, MAX_TAG, ChainFile, ChainNode, validate_graph
 from chainml.errors import ChainmlError, InvalidInput, KindRuleError
+from chainml.files.chainfile import MAX_DESCRIPTION, MAX_TAG, ChainFile, ChainNode, validate_graph
+from chainml.files.safeload import MAX_BYTES, parse_json, read_text
 from chainml.kinds import ALL_KINDS, Kind
-from chainml.safeload import MAX_BYTES, parse_json, read_text
 
 MAX_IMPORT_BYTES = MAX_BYTES
 # Tools nest their own metadata deeper than a chain file may; json's recursion guard

@@ -4,7 +4,7 @@ Mapping:
 
 * Every stage is a node ``stage:<name>``, kind ``feature`` unless a kind_map rule says
   otherwise. ``foreach``/``do`` and ``matrix`` stages are skipped with an
-  :class:`~chainml.importers.common.ImporterWarning`; a dependency on their outputs
+  :class:`~chainml.files.importers.common.ImporterWarning`; a dependency on their outputs
   then becomes a source node.
 * A dependency that no stage outputs is a ``source`` node named by its path (data,
   code such as ``src/train.py``, directories). Parameters are not nodes: their values
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chainml.chainfile import ChainFile, ChainNode
 from chainml.errors import InvalidInput
-from chainml.importers.common import (
+from chainml.files.chainfile import ChainFile, ChainNode
+from chainml.files.importers.common import (
     MAX_IMPORT_BYTES,
     KindMap,
     build_chain,
@@ -45,8 +45,8 @@ from chainml.importers.common import (
     short_hash,
     warn,
 )
+from chainml.files.safeload import Located, parse_yaml, read_text
 from chainml.kinds import Kind
-from chainml.safeload import Located, parse_yaml, read_text
 
 SELECTORS = ("stage", "path")
 _HASH_KEYS = ("md5", "etag", "checksum")

@@ -44,8 +44,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from chainml.chainfile_errors import Source, explain_errors, type_name
-from chainml.chainfile_fields import (
+from chainml.errors import ChainmlError, CycleError, InvalidInput, KindRuleError
+from chainml.files.chainfile_errors import Source, explain_errors, type_name
+from chainml.files.chainfile_fields import (
     MAX_AGE_SECONDS,
     MAX_DESCRIPTION,
     MAX_META_DEPTH,
@@ -67,9 +68,8 @@ from chainml.chainfile_fields import (
     fail,
     unique,
 )
-from chainml.errors import ChainmlError, CycleError, InvalidInput, KindRuleError
+from chainml.files.safeload import MAX_BYTES, MAX_DEPTH, parse_json, parse_yaml, read_text
 from chainml.kinds import NEEDS_TESTS_BY_DEFAULT, Kind, consumable_by, may_consume
-from chainml.safeload import MAX_BYTES, MAX_DEPTH, parse_json, parse_yaml, read_text
 
 __all__ = [
     "MAX_AGE_SECONDS", "MAX_BYTES", "MAX_DEPTH", "MAX_DESCRIPTION", "MAX_META_DEPTH",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar
 
-from chainml.graph import Pair
+from chainml.rules.graph import Pair
 from chainml.schemas import Reason, Status, StatusEntry, trusted
 
 

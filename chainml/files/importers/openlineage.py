@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chainml.chainfile import ChainFile, ChainNode
 from chainml.errors import InvalidInput
-from chainml.importers.common import (
+from chainml.files.chainfile import ChainFile, ChainNode
+from chainml.files.importers.common import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_DEPTH,
     KindMap,
@@ -47,8 +47,8 @@ from chainml.importers.common import (
     pick_kind,
     short_hash,
 )
+from chainml.files.safeload import json_depth_ok, parse_json, read_text
 from chainml.kinds import Kind
-from chainml.safeload import json_depth_ok, parse_json, read_text
 
 SELECTORS = ("job", "dataset")
 EVENT_TYPES = frozenset({"START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"})

@@ -15,9 +15,9 @@ from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from chainml import names
-from chainml.chainfile_errors import type_name
 from chainml.errors import InvalidInput
-from chainml.safeload import MAX_DEPTH
+from chainml.files.chainfile_errors import type_name
+from chainml.files.safeload import MAX_DEPTH
 
 MAX_NODES = 200_000
 MAX_DESCRIPTION = 10_000
