@@ -135,15 +135,19 @@ def _walk(adj: Mapping[int, Sequence[int]], starts: Iterable[int],
     return seen
 
 
-def versions_below(db: Db, ancestor: int, current: int | None
+def versions_below(db: Db, ancestor: int, current: int | None,
+                   adj: graph.Adjacency | None = None
                    ) -> tuple[dict[int, set[int]], dict[int, int]]:
     """For every node whose lineage holds ``ancestor``: its versions of it there.
 
     Through a live (unpinned) path it is ``current``; through a pinned input
     ``ancestor@v`` it is v, for that consumer and everything reading it live.
-    Also returns BFS parents (towards ``ancestor``) to name a path.
+    Also returns BFS parents (towards ``ancestor``) to name a path. ``adj``: the
+    live edges below ``ancestor`` when the caller has them already (a hub's walk
+    is 300,000 edges).
     """
-    adj = graph.adjacency(reads.edges_below(db, ancestor))
+    if adj is None:
+        adj = graph.adjacency(reads.edges_below(db, ancestor))
     parent: dict[int, int] = {}
     out: dict[int, set[int]] = {}
     if current is not None:
@@ -163,7 +167,8 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
     just moved from ``old_vid`` to ``new_vid``; returns how many were re-evaluated.
     The edge table must already hold the new inputs."""
     db = Db.over(s)
-    parent, _ = graph.bfs_tree(graph.adjacency(reads.edges_below(db, cause.id)), cause.id)
+    adj = graph.adjacency(reads.edges_below(db, cause.id))
+    parent, _ = graph.bfs_tree(adj, cause.id)
     below = [n for n in parent if n != cause.id]
     if not below:
         return 0
@@ -175,8 +180,10 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
     now_of: dict[int, dict[int, set[int]]] = {}
     parents: dict[int, dict[int, int]] = {}
     for a in changed:
-        current = new_vid if a == cause.id else reads.current_versions(db, [a]).get(a)
-        now_of[a], parents[a] = versions_below(db, a, current)
+        if a == cause.id:
+            now_of[a], parents[a] = versions_below(db, a, new_vid, adj)
+        else:
+            now_of[a], parents[a] = versions_below(db, a, reads.current_versions(db, [a]).get(a))
     runs = reads.status_runs(db, testable)
     suites = reads.required_suites(db, testable)
     deciding = {n: considered_runs(runs.get(n, []), suites[n])[0] for n in testable}
