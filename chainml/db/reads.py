@@ -97,16 +97,31 @@ def edges_below(db: Db, start: int, pins_too: bool = False) -> list[tuple[int, i
                    " JOIN reach ON e.upstream_id = reach.id" + step, [start])
 
 
+def walk_below(db: Db, start: int) -> tuple[list[tuple[int, int]], dict[int, NodeInfo]]:
+    """``edges_below`` and the facts (``NodeInfo``) of every node it reaches, from one walk.
+
+    One statement, two kinds of row (tagged 0: an edge, 1: a node): asking for the
+    nodes afterwards would walk again or ship 80,000 ids back to the server, which
+    cost a third of a hub's impact on PostgreSQL.
+    """
+    rows = db.rows(_reach_down(_STEP) + "SELECT 0, e.upstream_id, e.downstream_id, NULL, NULL, "
+                   "NULL FROM edge e JOIN reach ON e.upstream_id = reach.id" + _STEP +
+                   " UNION ALL SELECT 1, n.id, NULL, n.name, n.kind, n.needs_tests "
+                   "FROM node n JOIN reach ON n.id = reach.id", [start])
+    edges: list[tuple[int, int]] = []
+    info: dict[int, NodeInfo] = {}
+    for tag, a, b, name, kind, needs in rows:
+        if tag:
+            info[a] = NodeInfo(a, name, kind, bool(needs))
+        else:
+            edges.append((a, b))
+    return edges, info
+
+
 def reaches_any(db: Db, start: int, targets: Sequence[int]) -> bool:
     """Whether a walk down regular edges (pinned ones too) from ``start`` meets ``targets``."""
     return bool(db.rows_in(_reach_down(_STEP_PINS_TOO) + "SELECT id FROM reach "
                            "WHERE id IN ({ids})", sorted(set(targets)), [start]))
-
-
-def node_info(db: Db, ids: Iterable[int]) -> dict[int, NodeInfo]:
-    rows = db.rows_in("SELECT id, name, kind, needs_tests FROM node WHERE id IN ({ids})",
-                      sorted(set(ids)))
-    return {r[0]: NodeInfo(r[0], r[1], r[2], bool(r[3])) for r in rows}
 
 
 def labels(db: Db, version_ids: Iterable[int | None]) -> dict[int, str]:

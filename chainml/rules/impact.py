@@ -17,9 +17,8 @@ from chainml.rules import graph
 
 def impact(db: Db, name: str, max_depth: int | None = None) -> dict[str, Any]:
     node = reads.require_live(db, name)
-    parent, depth = graph.bfs_tree(graph.adjacency(reads.edges_below(db, node.id)), node.id,
-                                   max_depth)
-    info = reads.node_info(db, parent)
+    edges, info = reads.walk_below(db, node.id)
+    parent, depth = graph.bfs_tree(graph.adjacency(edges), node.id, max_depth)
     label = reads.labels(db, [node.current_version_id]).get(node.current_version_id or -1)
     # bfs_tree lists nodes level by level; sorting each level by name gives the result's
     # (distance, name) order with C-level keys, and parents still come before children,

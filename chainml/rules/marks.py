@@ -167,12 +167,11 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
     just moved from ``old_vid`` to ``new_vid``; returns how many were re-evaluated.
     The edge table must already hold the new inputs."""
     db = Db.over(s)
-    adj = graph.adjacency(reads.edges_below(db, cause.id))
-    parent, _ = graph.bfs_tree(adj, cause.id)
-    below = [n for n in parent if n != cause.id]
+    edges, info = reads.walk_below(db, cause.id)
+    adj = graph.adjacency(edges)
+    below = [n for n in info if n != cause.id]
     if not below:
         return 0
-    info = reads.node_info(db, below)
     testable = sorted(n for n in below if info[n].needs_tests)
     if not testable:
         return 0
@@ -188,8 +187,9 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
     suites = reads.required_suites(db, testable)
     deciding = {n: considered_runs(runs.get(n, []), suites[n])[0] for n in testable}
     snaps = reads.snapshot_pairs(db, [r.id for rs in deciding.values() for r in rs], changed)
-    names = reads.names(db, {*changed, *below, *(p for ps in parents.values()
-                                                 for p in ps.values())})
+    names = {i: r.name for i, r in info.items()}
+    names.update(reads.names(db, {*changed, *(p for ps in parents.values()
+                                              for p in ps.values())} - names.keys()))
     existing = reads.status_marks(db, testable)
     scope = set(changed)
     close: list[int] = []
