@@ -137,7 +137,8 @@ def export(ctx: click.Context, output: str | None, fmt: str | None) -> None:
 
 @click.command(name="import")
 @click.argument("tool", type=click.Choice(("dbt", "dvc", "openlineage")))
-@click.argument("path", type=click.Path(dir_okay=False))
+# A folder is valid for openlineage only; the dbt and dvc readers refuse one themselves.
+@click.argument("path", type=click.Path())
 @click.option("--kind-map", "kind_map", multiple=True, metavar="SELECTOR=KIND",
               help="Map foreign nodes to kinds, first match wins, e.g. tag:ml=model, "
               "path:models/ml/*=model, stage:train=model, job:*train*=model. Repeatable.")
@@ -153,6 +154,9 @@ def import_(ctx: click.Context, tool: str, path: str, kind_map: tuple[str, ...],
             prune: bool, out: str | None, as_json: bool) -> None:
     """Import a chain from dbt (manifest.json), DVC (dvc.yaml) or OpenLineage (events).
 
+    OpenLineage PATH is a file (one JSON event, a JSON array or JSON lines) or a
+    folder of them, read recursively.
+
     The import is applied exactly like a chain file: one transaction, impact marks
     for changed upstream nodes, nothing changed when nothing changed upstream.
 
@@ -161,6 +165,7 @@ def import_(ctx: click.Context, tool: str, path: str, kind_map: tuple[str, ...],
       chainml import dbt target/manifest.json --kind-map tag:ml=model --dry-run
       chainml import dvc dvc.yaml --kind-map stage:train=model
       chainml import openlineage events.jsonl
+      chainml import openlineage lineage-events/
     """
     import warnings
     from pathlib import Path

@@ -349,20 +349,48 @@ def test_openlineage_in_place_update_is_feedback_and_real_cycle_refused(tmp_path
         import_openlineage(p)
 
 
+T = '"eventTime": "2026-01-01T00:00:00Z", '
+
+
 @pytest.mark.parametrize(("line", "needle"), [
-    ("{not json", "line 2: is not a JSON event"),
-    ('{"eventType": "START", "run": {"runId": "x"}, "job": {"namespace": "ns"}}',
-     "line 2: job needs a non-empty namespace and name"),
-    ('{"eventType": "DONE", "run": {"runId": "x"}, "job": {"namespace": "ns", "name": "j"}}',
-     "line 2: eventType 'DONE'"),
-    ('{"run": {"runId": "r"}, "job": {"namespace": "ns", "name": "other"}}',
-     "line 2: run 'r' was for job 'ns/a'"),
-    ('{"run": {"runId": "x"}, "job": {"namespace": "ns", "name": "j"}, "inputs": {}}',
-     "line 2: inputs must be a list"),
-    ("[1]", "line 2: an event must be a JSON object"),
+    ("{not json", r"e.jsonl line 2: is not JSON \(Expecting property name .* at column 2\)"),
+    ('{' + T + '"eventType": "START", "run": {"runId": "x"}, "job": {"namespace": "ns"}}',
+     "e.jsonl line 2: job.name is missing"),
+    ('{' + T + '"run": {"runId": "x"}, "job": {"namespace": "ns", "name": ""}}',
+     "e.jsonl line 2: job.name must be a non-empty string"),
+    ('{' + T + '"eventType": "DONE", "run": {"runId": "x"}, "job": {"namespace": "ns", '
+     '"name": "j"}}', "e.jsonl line 2: eventType 'DONE'"),
+    ('{' + T + '"eventType": ["START"], "run": {"runId": "x"}, "job": {"namespace": "ns", '
+     '"name": "j"}}', r"e.jsonl line 2: eventType \"\['START'\]\" is not one of"),
+    ('{"eventTime": "2026-01-02T00:00:00Z", "run": {"runId": "r"}, '
+     '"job": {"namespace": "ns", "name": "other"}}',
+     "e.jsonl line 2: run 'r' is for job 'ns/other' here but for job 'ns/a' in e.jsonl line 1"),
+    ('{' + T + '"run": {"runId": "x"}, "job": {"namespace": "ns", "name": "j"}, "inputs": {}}',
+     "e.jsonl line 2: inputs must be a list"),
+    ('{' + T + '"run": {"runId": "x"}, "job": {"namespace": "ns", "name": "j"}, '
+     '"inputs": [{"name": "t"}]}', r"e.jsonl line 2: inputs\[0\].namespace is missing"),
+    ('{"run": {"runId": "x"}, "job": {"namespace": "ns", "name": "j"}}',
+     "e.jsonl line 2: eventTime is missing"),
+    ('{"eventTime": "yesterday", "run": {"runId": "x"}, "job": {"namespace": "ns", "name": "j"}}',
+     "e.jsonl line 2: eventTime 'yesterday' is not an ISO 8601 date and time"),
+    ('{' + T + '"run": {}, "job": {"namespace": "ns", "name": "j"}}',
+     "e.jsonl line 2: run.runId is missing"),
+    ('{' + T + '"run": {"runId": "x"}}', "e.jsonl line 2: job is missing"),
+    ('{"chainml": 1, "nodes": []}',
+     "e.jsonl line 2: is not an OpenLineage event: it has no job, run or dataset field"),
+    ("[1]", r"e.jsonl line 2: is not an OpenLineage event \(a JSON object is expected, "
+     r"not an array\)"),
 ])
 def test_openlineage_malformed(tmp_path: Path, line: str, needle: str) -> None:
     p = tmp_path / "e.jsonl"
     p.write_text(event("a", [], ["y"]) + "\n" + line + "\n")
     with pytest.raises(InvalidInput, match=needle):
         import_openlineage(p)
+
+
+def test_foreign_text_loses_what_xml_forbids() -> None:
+    # A dbt description or an OpenLineage facet nobody can edit: cleaned, not refused.
+    from chainml.files.importers.common import clean_text
+
+    assert clean_text("a\x00b\x1bc\ufffed\uffffe\ud800f\r\ng\rh\ti") == "abcdef\ng\nh\ti"
+    assert clean_text("\x00\ufffe") is None

@@ -160,10 +160,15 @@ def pick_kind(rules: Sequence[KindRule], attrs: Mapping[str, Iterable[str]], def
 
 
 def clean_text(value: object, limit: int = MAX_DESCRIPTION) -> str | None:
-    """Foreign free text made storable: NUL and surrogates dropped, cut to ``limit``."""
+    """Foreign free text made storable: every character XML 1.0 forbids (NUL, other C0
+    controls, surrogates, U+FFFE/U+FFFF) dropped, line breaks made LF, cut to ``limit``.
+
+    Registration refuses such characters in text typed by a user; in a dbt manifest or
+    an OpenLineage facet nobody can fix them, so the import cleans them instead.
+    """
     if not isinstance(value, str):
         return None
-    text = "".join(c for c in value if c != "\x00" and not "\ud800" <= c <= "\udfff")
+    text = names.NOT_XML.sub("", names.unify_newlines(value) or "")
     return text[:limit] or None
 
 
