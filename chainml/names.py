@@ -61,9 +61,10 @@ def check_label(label: object, what: str = "version label") -> str:
     return label
 
 
-def check_text(text: object, what: str, limit: int) -> str | None:
+def check_text(text: object, what: str, limit: int, *, xml: bool = True) -> str | None:
     """Free text (owner, description, link, note, reason): at most ``limit`` characters, no
-    NUL character (PostgreSQL cannot store one) and no lone surrogate (not UTF-8). None
+    NUL character (PostgreSQL cannot store one), no lone surrogate (not UTF-8) and, unless
+    ``xml`` is False, nothing else XML 1.0 forbids (see :func:`check_xml_chars`). None
     passes through."""
     if text is None:
         return None
@@ -74,7 +75,24 @@ def check_text(text: object, what: str, limit: int) -> str | None:
     if "\x00" in text:
         raise InvalidInput(f"The {what} {_show(text)} contains a NUL character ('\\x00').")
     _check_encodable(text, what)
+    if xml:
+        check_xml_chars(text, what)
     return text
+
+
+# What XML 1.0's Char production leaves out: C0 controls but tab, LF and CR,
+# surrogates, U+FFFE and U+FFFF.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def check_xml_chars(text: str, what: str) -> None:
+    """Refuse a character XML 1.0 forbids: the SVG, HTML and JUnit outputs show every
+    text field, and one such character makes the whole document unreadable."""
+    bad = NOT_XML.search(text)
+    if bad is not None:
+        raise InvalidInput(
+            f"The {what} {_show(text)} contains U+{ord(bad.group()):04X}, a character XML "
+            "1.0 does not allow (SVG, HTML and JUnit reports could not show it); remove it.")
 
 
 def _check_encodable(text: str, what: str) -> None:
@@ -97,6 +115,7 @@ def check_tag(tag: object) -> str:
         raise InvalidInput(f"A tag must be text, not {type(tag).__name__}.")
     if not tag or len(tag) > MAX_TAG:
         raise InvalidInput(f"The tag {_show(tag)} is {len(tag)} characters long (1 to {MAX_TAG}).")
+    check_xml_chars(tag, "tag")
     bad = next((c for c in tag if not c.isprintable()), None)
     if bad is not None:
         raise InvalidInput(f"The tag {_show(tag)} contains {bad!r}; use printable characters.")
@@ -115,7 +134,9 @@ def check_json(value: object, what: str = "meta", _depth: int = 1) -> None:
                 raise InvalidInput(
                     f"The {what} has a key of type {type(key).__name__} ({_show(repr(key))}); "
                     "keys must be text.")
-            check_text(key, f"key in {what}", 10_000)
+            # Metadata reaches XML output only as escaped JSON (the page's data block),
+            # so it keeps any character JSON can hold.
+            check_text(key, f"key in {what}", 10_000, xml=False)
             check_json(item, f"{what}[{_show(key, 40)}]", _depth + 1)
     elif isinstance(value, list):
         if _depth > MAX_JSON_DEPTH:
@@ -123,7 +144,7 @@ def check_json(value: object, what: str = "meta", _depth: int = 1) -> None:
         for i, item in enumerate(value):
             check_json(item, f"{what}[{i}]", _depth + 1)
     elif isinstance(value, str):
-        check_text(value, f"value of {what}", 1_000_000)
+        check_text(value, f"value of {what}", 1_000_000, xml=False)
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise InvalidInput(f"The {what} is {value}, which JSON cannot hold.")
@@ -187,3 +208,12 @@ def parse_meta(pairs: list[str]) -> dict[str, str]:
             raise InvalidInput(f"Metadata key {_show(key)} is given twice.")
         out[key] = value
     return out
+
+
+def unify_newlines(text: str | None) -> str | None:
+    """``text`` with each CRLF and lone CR as LF. Text pasted from Windows or an old Mac
+    would otherwise show an empty line (CRLF read as two breaks) or overwrite the line
+    before it (a bare CR on a terminal)."""
+    if text is None or "\r" not in text:
+        return text
+    return text.replace("\r\n", "\n").replace("\r", "\n")

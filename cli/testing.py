@@ -17,6 +17,7 @@ from chainml.cli.common import (
 
 if TYPE_CHECKING:
     from chainml.registry import Registry
+    from chainml.render.mermaid import MermaidChart
     from chainml.schemas import CheckResult, StatusEntry
 
 CHECK_FORMATS = ("text", "json", "junit", "github", "markdown")
@@ -177,19 +178,23 @@ def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, s
 
 
 MAX_CHART = 60  # nodes: beyond this a Mermaid chart in a PR comment stops being readable
+# Characters of chart: a GitHub comment holds 65,536 in all, and the table needs its share.
+CHART_TEXT = 20_000
 
 
-def _affected_chart(reg: Registry, result: CheckResult) -> str | None:
+def _affected_chart(reg: Registry, result: CheckResult) -> MermaidChart | None:
     """Mermaid of the failing nodes and the paths from their causes, for PR comments."""
-    from chainml.render.mermaid import to_mermaid
+    from chainml.render.mermaid import mermaid_chart
 
     names = {e.name for e in result.failing}
     for e in result.failing:
         for r in e.reasons:
             names.update(r.path)
-    if not result.failing or len(names) > MAX_CHART:
+    if not result.failing:
         return None
-    return to_mermaid(reg.graph_view(only=sorted(names)))
+    return mermaid_chart(reg.graph_view(only=sorted(names)), max_nodes=MAX_CHART,
+                         max_text=CHART_TEXT,
+                         hint="chainml graph --format html draws the whole chain.")
 
 
 @click.command()

@@ -93,7 +93,7 @@ HOSTILE: list[str] = [
     "emoji \U0001f680\U0001f9ea \u2603",
     "&amp; &lt; &nbsp; &foo; &#60;b&#62; #quot; #lt;",
     "<b onmouseover=alert(1)>x</b> <svg onload=alert(1)>",
-    "NUL\x00 ESC\x1b[31m BEL\x07 \u2028 \u2029 \ud800",
+    "NUL\x00 ESC\x1b[31m BEL\x07 \u2028 \u2029 \ud800 \ufffe \uffff",  # XML forbids most
     "x" * 10_000,
 ]
 

@@ -212,6 +212,14 @@ def test_sanitize_svg_refuses(bad: str) -> None:
         to_html(fraud_view(), bad)
 
 
+def test_sanitize_svg_replaces_characters_xml_forbids() -> None:
+    # An SVG drawn from a registry written before registration refused them.
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg"><title>a\ufffeb\uffffc\x07d</title>'
+           "<text>x\x1by</text></svg>")
+    assert sanitize_svg(svg).endswith('><title>a\ufffdb\ufffdc\ufffdd</title>'
+                                      "<text>x\ufffdy</text></svg>")
+
+
 def test_empty_and_big_views() -> None:
     page = Page(to_html(GraphView(nodes=[], edges=[]), None))
     assert page.data() == {"nodes": {}, "byName": {}}

@@ -74,5 +74,6 @@ def test_clean_removes_what_no_output_should_carry() -> None:
     assert clean("a\x00b\x1bc\nd\u2028e") == "a b c d e"
     assert clean("a\nb", keep_newlines=True) == "a\nb"
     assert clean("\ud800x") == "\ufffdx"
+    assert clean("a\ufffeb\uffffc") == "a\ufffdb\ufffdc"  # not XML 1.0 characters
     assert clean("x" * 10_000, 10) == "x" * 9 + "\u2026"
     assert clean(None) == "" and clean(3) == "3"

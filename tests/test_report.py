@@ -413,11 +413,11 @@ def test_junit_counts_and_failures(small: CheckResult) -> None:
     assert cases[-1].get("name") == "all 33 other checked nodes pass"
 
 
-def test_xml_strips_what_xml_1_0_cannot_carry() -> None:
+def test_xml_replaces_what_xml_1_0_cannot_carry() -> None:
     # A safety net under the visible escaping: ElementTree would write these verbatim.
     from chainml.render.report import _xml
 
-    assert _xml("a\x00b\x1bc\ud800d\ufffee\uffff") == "abcde"
+    assert _xml("a\x00b\x1bc\ud800d\ufffee\uffff") == "a\ufffdb\ufffdc\ufffdd\ufffde\ufffd"
     assert _xml("tab\tnl\ncr\r é 🙂 \ufffd") == "tab\tnl\ncr\r é 🙂 \ufffd"
 
 
@@ -462,9 +462,13 @@ def test_github_cannot_be_injected(hostile: CheckResult) -> None:
 
 
 def test_github_caps_annotations(big: CheckResult) -> None:
+    # GitHub shows 10 error annotations a step: 9 nodes and one that stands for the rest
+    # (tests/test_conformance_github.py holds the limits in full).
     lines = render_check(big, "github", limit=50).splitlines()
-    assert len(lines) == 51
-    assert lines[-1].startswith("::error::... and 1950 more not shown")
+    assert len(lines) == 10
+    assert lines[-1].startswith("::error title=chainml%3A 1991 more failing nodes::")
+    assert render_check(big, "github", limit=3).splitlines()[-1].startswith(
+        "::error title=chainml%3A 1997 more failing nodes::")
 
 
 def test_github_passing_is_a_notice() -> None:
@@ -521,3 +525,23 @@ def test_markdown_embeds_mermaid_in_details(small: CheckResult) -> None:
     # a fence longer than the ``` inside the chart, so the chart cannot close it
     assert "\n````mermaid\nflowchart LR\n" in out
     assert out.rstrip().endswith("````\n\n</details>")
+
+
+def test_markdown_says_what_a_cut_chart_leaves_out(small: CheckResult) -> None:
+    from chainml.render.mermaid import mermaid_chart
+    from chainml.render.view import GraphView, ViewEdge, ViewNode
+
+    nodes = [ViewNode(name=f"s{i}", kind="source") for i in range(12)]
+    nodes += [ViewNode(name=f"m{j}", kind="model", status="needs_retest") for j in range(48)]
+    edges = [ViewEdge(upstream=f"s{i}", downstream=f"m{j}") for i in range(12) for j in range(48)]
+    chart = mermaid_chart(GraphView(nodes=nodes, edges=edges), max_nodes=60)
+    out = render_check(small, "markdown", mermaid=chart)
+    assert ("<details><summary>Affected part of the chain (7 of 60 nodes and 84 of 576 edges "
+            "left out)</summary>") in out
+    assert ("\nThe chart leaves out 7 of 60 nodes and 84 of 576 edges, as Mermaid draws at most "
+            "500 edges; `chainml graph --format html` draws the whole chain.\n\n```mermaid\n"
+            ) in out
+    assert chart.text.strip("\n") in out
+    whole = mermaid_chart(GraphView(nodes=nodes[:13], edges=edges[:1]))
+    out = render_check(small, "markdown", mermaid=whole)
+    assert "<summary>Affected part of the chain</summary>" in out and "left out" not in out

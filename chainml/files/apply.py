@@ -21,7 +21,7 @@ from chainml.db.direct import Db
 from chainml.errors import ChainmlError, InvalidInput
 from chainml.files.chainfile import ChainFile, ChainNode, topological_order
 from chainml.kinds import NEEDS_TESTS_BY_DEFAULT, Kind
-from chainml.names import format_duration, parse_duration
+from chainml.names import check_xml_chars, format_duration, parse_duration
 from chainml.rules import registration
 from chainml.schemas import Out
 
@@ -75,6 +75,7 @@ def apply(s: Session, file: ChainFile, filename: str, *, prune: bool, at: dateti
           actor: str, progress: Progress | None = None) -> ApplyResult:
     """Make the registry's current state match ``file`` (the caller owns the transaction
     and holds the write lock)."""
+    _check_xml_chars(file, filename)
     order = topological_order(file)
     existing = repo.nodes_by_name(s, [n.name for n in order])
     result = ApplyResult(file=filename, dry_run=False)
@@ -119,6 +120,19 @@ def apply(s: Session, file: ChainFile, filename: str, *, prune: bool, at: dateti
         _prune(s, {n.name for n in order}, at, actor, result)
     result.unchanged = len(order) - len({i.node for i in result.items if i.action != "retire"})
     return result
+
+
+def _check_xml_chars(file: ChainFile, filename: str) -> None:
+    """Refuse what registration refuses in free text: new nodes are inserted in bulk,
+    past ``NodeSpec``, and a file or an importer can spell any character as an escape."""
+    for n in file.nodes:
+        for field, text in (("description", n.description), ("owner", n.owner),
+                            *(("tag", tag) for tag in n.tags)):
+            if text:
+                try:
+                    check_xml_chars(text, field)
+                except InvalidInput as e:
+                    raise InvalidInput(f"{filename} (node '{n.name}'): {e}") from None
 
 
 def _create_nodes(s: Session, nodes: Sequence[ChainNode], at: datetime, actor: str,

@@ -18,11 +18,15 @@ import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from pydantic_core import PydanticSerializationError
 
 from chainml.errors import InvalidInput
 from chainml.schemas import CheckResult, Reason, Status, StatusEntry
+
+if TYPE_CHECKING:
+    from chainml.render.mermaid import MermaidChart
 
 __all__ = ["FORMATS", "missing_suites", "render_check"]
 
@@ -36,6 +40,7 @@ _CLIP = 400
 _WRAP = 100
 # Reasons listed per node in the per-node formats (junit, github, markdown).
 _MAX_REASONS = 10
+_WAIVE = "chainml waive "
 
 # Node name -> the suites it requires (``--require-suite``), for the nodes that have any.
 RequiredSuites = Mapping[str, Sequence[str]]
@@ -80,8 +85,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _xml(text: str) -> str:
-    """Drop characters XML 1.0 cannot carry (ElementTree would write them verbatim)."""
-    return _XML_ILLEGAL.sub("", text)
+    """Write U+FFFD for characters XML 1.0 cannot carry (ElementTree would write them
+    verbatim), so text registered before registration refused them still parses."""
+    return _XML_ILLEGAL.sub("\ufffd", text)
 
 
 def _gh_data(text: str) -> str:
@@ -279,7 +285,7 @@ def _fixes(key: _Key, entries: list[StatusEntry]) -> list[tuple[str, list[str]]]
     node = shlex.quote(entries[0].name) if len(entries) == 1 else "NODE"
     if key.category == "change":
         cause = f" --cause {shlex.quote(key.cause)}" if key.cause else ""
-        waive = ("accept the change: ", [f'chainml waive {node} --reason "WHY"{cause}'])
+        waive = ("accept the change: ", [f'{_WAIVE}{node} --reason "WHY"{cause}'])
         if len(key.suites) > 1:
             return [("retest every required suite, then ",
                      [_record(node, s) for s in key.suites]), waive]
@@ -359,8 +365,8 @@ def _counts(result: CheckResult) -> dict[str, int]:
 def _totals(result: CheckResult) -> str:
     counts = ", ".join(f"{n} {_printable(status)}" for status, n in _counts(result).items())
     warn = len(result.warnings)
-    return (f"totals: {result.checked} checked ({counts}); {len(result.failing)} failing, "
-            f"{warn} {'warning' if warn == 1 else 'warnings'}")
+    return (f"totals: {result.checked} checked{f' ({counts})' if counts else ''}; "
+            f"{len(result.failing)} failing, {warn} {'warning' if warn == 1 else 'warnings'}")
 
 
 def _scope(result: CheckResult, limit: int) -> str | None:
@@ -412,6 +418,11 @@ def _text(result: CheckResult, limit: int, required: RequiredSuites) -> str:
     if scope:
         lines += textwrap.wrap(scope, width=_WRAP, subsequent_indent="    ",
                                break_long_words=False, break_on_hyphens=False)
+    if result.checked == 0:
+        # A first check right after `init` lands here: say why, not just "0 checked".
+        which = "nothing in this scope needs" if result.scope else "no node needs"
+        lines.append(f"{which} tests yet (models and policies do, and any node given "
+                     "--needs-tests)")
     lines.append("")
     groups = _groups(result, required)
     for group in groups[:MAX_GROUPS]:
@@ -460,13 +471,18 @@ def _junit(result: CheckResult, required: RequiredSuites) -> str:
     one testcase, "all N other checked nodes pass". ``tests`` counts the testcase
     elements, as CI readers (Jenkins, GitLab) do, so the file never contradicts
     itself; the number of checked nodes is the ``checked`` property.
+
+    The document validates against the JUnit schema Jenkins' xUnit plugin checks every
+    report with before reading it (junit-10.xsd), which skips an invalid report
+    whole: that schema allows ``skipped`` on ``<testsuite>`` but not on
+    ``<testsuites>``, so the root carries only tests, failures and errors.
     """
     others = result.checked - len(result.failing) - len(result.warnings)
     tests = len(result.failing) + len(result.warnings) + (1 if others > 0 else 0)
-    stats = {"tests": str(tests), "failures": str(len(result.failing)), "errors": "0",
-             "skipped": str(len(result.warnings))}
+    stats = {"tests": str(tests), "failures": str(len(result.failing)), "errors": "0"}
     root = ET.Element("testsuites", {"name": "chainml check", **stats})
-    suite = ET.SubElement(root, "testsuite", {"name": "chainml check", **stats})
+    suite = ET.SubElement(root, "testsuite", {"name": "chainml check", **stats,
+                                              "skipped": str(len(result.warnings))})
     props = ET.SubElement(suite, "properties")
     for name, value in (("checked", result.checked), ("ok", result.ok),
                         ("strict", result.strict), *(
@@ -486,27 +502,126 @@ def _junit(result: CheckResult, required: RequiredSuites) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
 
 
+# GitHub shows at most 10 error and 10 warning annotations per step and drops the rest
+# without a word (actions/toolkit, docs/problem-matchers.md, "Limitations").
+_GH_PER_LEVEL = 10
+# The runner cuts an annotation's message at 4,096 characters (since runner 2.305.0),
+# counted as .NET counts them, in UTF-16 code units. We measure the escaped message,
+# which is never shorter than what the runner unescapes, so nothing we write is cut.
+_GH_MESSAGE = 4096
+_GH_HEAD = 1000  # at most this much of a message for the line naming the node
+_GH_BREAK = len("%0A")
+
+
+def _gh_len(line: str) -> int:
+    """The length of ``line`` in a message: escaped, in UTF-16 code units."""
+    return len(_gh_data(line).encode("utf-16-le")) // 2
+
+
+def _gh_head(line: str) -> str:
+    """``line`` cut to _GH_HEAD (only text no registry holds is ever that long)."""
+    while _gh_len(line) > _GH_HEAD:
+        line = line[: len(line) // 2] + "..."
+    return line
+
+
+def _take(lines: Sequence[str], room: int, more: Callable[[int], str],
+          cap: int | None = None) -> list[str]:
+    """The first (at most ``cap``) lines that fit in ``room``, each after a line break,
+    then ``more(n)`` for the n left out; room for that line is kept as we go."""
+    cap = len(lines) if cap is None else min(cap, len(lines))
+    kept: list[str] = []
+    used = 0
+    for i, line in enumerate(lines[:cap]):
+        left = len(lines) - i - 1
+        cost = _GH_BREAK + _gh_len(line)
+        if used + cost + (_GH_BREAK + _gh_len(more(left)) if left else 0) > room:
+            break
+        kept.append(line)
+        used += cost
+    if len(kept) < len(lines):
+        kept.append(more(len(lines) - len(kept)))
+    return kept
+
+
+def _gh_message(head: str, reasons: Sequence[str], commands: Sequence[str]) -> str:
+    """The escaped message: the head, as many reasons as fit, then every command.
+
+    The commands that clear the node come first when space runs out: a reader can do
+    without the eleventh changed ancestor, not without the command to run.
+    """
+    head = _gh_head(head)
+    room = _GH_MESSAGE - 1 - _gh_len(head)
+
+    def more_reasons(n: int) -> str:
+        return f"- ... and {n} more reasons"
+
+    def more_commands(n: int) -> str:
+        return f"to clear: ... and {n} more commands; chainml check lists them all"
+
+    reserve = _GH_BREAK + _gh_len(more_reasons(len(reasons))) if reasons else 0
+    kept_commands = _take(commands, room - reserve, more_commands)
+    room -= sum(_GH_BREAK + _gh_len(line) for line in kept_commands)
+    kept_reasons = _take(reasons, room, more_reasons, cap=_MAX_REASONS)
+    return _gh_data("\n".join([head, *kept_reasons, *kept_commands]))
+
+
+def _gh_fixes(entry: StatusEntry, required: RequiredSuites) -> list[str]:
+    """The node's commands, with one waiver for all its causes when it has several
+    (``waive`` without ``--cause`` accepts them all): a waiver per changed ancestor
+    would crowd the retest command out of the message."""
+    commands = _node_fixes(entry, required)
+    if sum(cmd.startswith(_WAIVE) for cmd in commands) < 2:
+        return commands
+    return [cmd for cmd in commands if not cmd.startswith(_WAIVE)] + [
+        f'{_WAIVE}{shlex.quote(entry.name)} --reason "WHY"']
+
+
 def _gh_annotation(entry: StatusEntry, level: str, required: RequiredSuites) -> str:
     """One workflow command; the title and message are escaped after cleaning."""
     name = _printable(entry.name)
     phrase = _STATUS_PHRASE[entry.status]
     title = f"chainml: {name} {phrase}"
-    lines = [f"{name}@{_printable(entry.version or 'none')} ({_printable(entry.kind)}) {phrase}:"]
-    lines += [f"- {_printable(line, clip=500)}" for line in _why(entry)]
-    lines += [f"to clear: {_printable(cmd)}" for cmd in _node_fixes(entry, required)]
+    head = f"{name}@{_printable(entry.version or 'none')} ({_printable(entry.kind)}) {phrase}:"
+    why = [_reason_text(r) for r in entry.reasons] or [entry.status.value.replace("_", " ")]
+    reasons = [f"- {_printable(line, clip=500)}" for line in why]
+    commands = [f"to clear: {_printable(cmd)}" for cmd in _gh_fixes(entry, required)]
+    return f"::{level} title={_gh_prop(title)}::{_gh_message(head, reasons, commands)}"
+
+
+def _gh_overflow(result: CheckResult, level: str, entries: list[StatusEntry],
+                 shown: int, limit: int) -> str:
+    """The one annotation that stands for the nodes beyond GitHub's limit."""
+    rest = entries[shown:]
+    what = "failing nodes" if level == "error" else "warnings"
+    title = f"chainml: {len(rest)} more {what}"
+    head = (f"check {_verdict(result)}. GitHub shows at most {_GH_PER_LEVEL} {level} "
+            f"annotations per step, so these {len(rest)} {what} have none of their own:")
+    tail = ("The full report, with the commands that clear each node: the text of "
+            "'chainml check' (or the job summary, if the workflow writes "
+            "'chainml check --format markdown' to it).")
+    room = _GH_MESSAGE - 1 - _gh_len(head) - _GH_BREAK - _gh_len(tail)
+    names = [f"- {_printable(e.name)}@{_printable(e.version or 'none')} "
+             f"{_STATUS_PHRASE[e.status]}" for e in rest]
+    lines = [head, *_take(names, room, lambda n: f"- ... and {n} more", cap=limit), tail]
     return f"::{level} title={_gh_prop(title)}::{_gh_data(chr(10).join(lines))}"
 
 
 def _github(result: CheckResult, limit: int, required: RequiredSuites) -> str:
-    """GitHub Actions annotations: ::error per failing node, ::warning per stale one."""
-    todo = [(e, "error") for e in _sorted(result.failing)]
-    todo += [(e, "warning") for e in _sorted(result.warnings)]
-    lines = [_gh_annotation(entry, level, required) for entry, level in todo[:limit]]
-    rest = todo[limit:]
-    if rest:
-        level = "error" if any(lvl == "error" for _, lvl in rest) else "warning"
-        lines.append(f"::{level}::... and {len(rest)} more not shown; "
-                     f"run chainml check for the full report ({_gh_data(_verdict(result))})")
+    """GitHub Actions annotations: ::error per failing node, ::warning per stale one.
+
+    Per level, the first nodes (failed, then untested, then needs_retest, then stale;
+    by name within each) up to GitHub's 10 a step, or ``limit`` if lower; when more
+    remain, one fewer and a last annotation that counts and lists the rest.
+    """
+    lines = []
+    for level, entries in (("error", _sorted(result.failing)),
+                           ("warning", _sorted(result.warnings))):
+        cap = min(limit, _GH_PER_LEVEL)
+        shown = len(entries) if len(entries) <= cap else min(limit, _GH_PER_LEVEL - 1)
+        lines += [_gh_annotation(entry, level, required) for entry in entries[:shown]]
+        if shown < len(entries):
+            lines.append(_gh_overflow(result, level, entries, shown, limit))
     if not lines:
         lines.append(f"::notice title=chainml check::check {_gh_data(_verdict(result))}")
     return "\n".join(lines) + "\n"
@@ -533,16 +648,27 @@ def _md_row(entry: StatusEntry) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _md_mermaid(mermaid: str) -> list[str]:
-    """The chart in a fence longer than any backtick run inside it, so it cannot close early."""
-    body = _XML_ILLEGAL.sub("", mermaid).replace("\r\n", "\n").strip("\n")
+def _md_mermaid(mermaid: str | MermaidChart) -> list[str]:
+    """The chart in a fence longer than any backtick run inside it, so it cannot close early.
+
+    A chart that had to leave nodes out to stay within Mermaid's limits says so in its
+    summary line, which shows while the chart is folded, and in a sentence above it.
+    """
+    text = mermaid if isinstance(mermaid, str) else mermaid.text
+    body = _XML_ILLEGAL.sub("", text).replace("\r\n", "\n").strip("\n")
     longest = max((len(run) for run in re.findall("`+", body)), default=0)
     fence = "`" * max(3, longest + 1)
-    return ["<details><summary>Affected part of the chain</summary>", "",
+    summary, note = "Affected part of the chain", []
+    if not isinstance(mermaid, str) and not mermaid.complete:
+        # Numbers and our own words only: nothing to escape.
+        summary += f" ({mermaid.left_out} left out)"
+        note = [f"The chart leaves out {mermaid.left_out}, as {mermaid.reason}; "
+                "`chainml graph --format html` draws the whole chain.", ""]
+    return [f"<details><summary>{summary}</summary>", "", *note,
             f"{fence}mermaid", body, fence, "", "</details>"]
 
 
-def _markdown(result: CheckResult, limit: int, mermaid: str | None,
+def _markdown(result: CheckResult, limit: int, mermaid: str | MermaidChart | None,
               required: RequiredSuites) -> str:
     """A PR comment: verdict heading, summary by cause, a table of nodes, optional chart."""
     state = "passed" if result.ok else "failed"
@@ -567,7 +693,7 @@ def _markdown(result: CheckResult, limit: int, mermaid: str | None,
 
 
 def render_check(result: CheckResult, fmt: str, *, limit: int = 50,
-                 mermaid: str | None = None,
+                 mermaid: str | MermaidChart | None = None,
                  required_suites: RequiredSuites | None = None) -> str:
     """Render the result of ``chainml check`` in one of the output formats.
 
@@ -578,13 +704,18 @@ def render_check(result: CheckResult, fmt: str, *, limit: int = 50,
             reports: a failure per failing node, a skipped testcase per stale
             warning and one "all N other checked nodes pass" testcase, since the
             result does not name them; ``tests`` counts testcases and the
-            ``checked`` property holds ``result.checked``), ``github`` (GitHub
-            Actions annotations) or ``markdown`` (a PR comment).
-        limit: at most this many names per group (text), node annotations (github,
-            plus one closing "... and N more") or table rows (markdown); the rest is
-            counted as "... and N more". ``json`` and ``junit`` are never truncated.
+            ``checked`` property holds ``result.checked``; it validates against
+            Jenkins' junit-10.xsd), ``github`` (GitHub Actions annotations, within
+            GitHub's 10 per level a step and 4,096 characters a message) or
+            ``markdown`` (a PR comment).
+        limit: at most this many names per group (text), node annotations per level
+            (github, never more than 10, the last standing for the rest when some are
+            left out) or table rows (markdown); the rest is counted as "... and N
+            more". ``json`` and ``junit`` are never truncated.
         mermaid: a Mermaid flowchart of the affected part of the chain, embedded
-            in a collapsed block by ``markdown`` and ignored by the other formats.
+            in a collapsed block by ``markdown`` and ignored by the other formats; a
+            :class:`~chainml.render.mermaid.MermaidChart` that leaves nodes out gets a
+            sentence saying what.
         required_suites: the suites each node requires (``--require-suite``), by node
             name; default: what the status entries carry. The commands that clear a
             node name each suite: a run without ``--suite`` decides nothing for such

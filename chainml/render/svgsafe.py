@@ -14,6 +14,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from chainml.errors import InvalidInput
+from chainml.names import NOT_XML
 
 __all__ = ["UnsafeSvg", "sanitize_svg"]
 
@@ -83,6 +84,9 @@ def sanitize_svg(svg: str | bytes) -> str:
         # An entity declaration is how "billion laughs" XML bombs start; dot writes none.
         raise UnsafeSvg("The SVG declares XML entities, which a graph never needs.")
     text = _DOCTYPE.sub("", _PROLOG.sub("", text, count=1), count=1)
+    # dot copies label text through; a character XML 1.0 forbids (from a registry
+    # written before registration refused them) would make the whole page fail.
+    text = NOT_XML.sub("\ufffd", text)
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:

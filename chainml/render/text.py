@@ -4,7 +4,8 @@ Every renderer escapes for its own output language; what they share is the first
 step, :func:`clean`, which removes what no output should carry whatever its
 escaping: control characters (a NUL or ESC breaks ``dot`` and terminals), bidi
 overrides (U+202E makes ``gpj.exe`` read as ``exe.jpg``), lone surrogates (they
-cannot be encoded as UTF-8, so ``dot`` and the file writer would crash) and
+cannot be encoded as UTF-8, so ``dot`` and the file writer would crash), U+FFFE
+and U+FFFF (XML 1.0 forbids them: no parser opens an SVG holding one) and
 unbounded length (a 10k-character description would make a node 10k wide).
 """
 
@@ -65,8 +66,8 @@ def clean(text: object, limit: int | None = None, *, keep_newlines: bool = False
     """Return ``text`` as a string that is safe to start escaping from.
 
     Control characters and odd line breaks become spaces (newlines survive when
-    ``keep_newlines``), bidi controls are dropped, lone surrogates become U+FFFD,
-    and the result is cut to ``limit`` characters with an ellipsis.
+    ``keep_newlines``), bidi controls are dropped, lone surrogates, U+FFFE and U+FFFF
+    become U+FFFD, and the result is cut to ``limit`` characters with an ellipsis.
 
     Args:
         text: Anything; ``None`` gives ``""`` and other objects are ``str()``-ed.
@@ -82,13 +83,16 @@ def clean(text: object, limit: int | None = None, *, keep_newlines: bool = False
     if limit is not None and len(raw) > limit * 2 + 16:
         # Don't walk a megabyte to keep its first 60 characters.
         raw = raw[: limit * 2 + 16]
+    # One break, not two: a CRLF would otherwise show as an empty line.
+    raw = raw.replace("\r\n", "\n")
     out: list[str] = []
     for ch in raw:
         if ch in _LINE_BREAKS:
             out.append("\n" if keep_newlines and ch != "\t" else " ")
         elif ch in _BIDI:
             continue
-        elif "\ud800" <= ch <= "\udfff":
+        elif "\ud800" <= ch <= "\udfff" or ch in "\ufffe\uffff":
+            # Not XML 1.0 characters: one would make the SVG and the page unreadable.
             out.append("\ufffd")
         elif unicodedata.category(ch) == "Cc":
             out.append(" ")
