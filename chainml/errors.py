@@ -23,7 +23,24 @@ def _quote(text: str, limit: int = 60) -> str:
 
 
 class InvalidInput(ChainmlError):
-    """A name, version label, option value or file that breaks the rules."""
+    """A name, version label, option value or file that breaks the rules.
+
+    A file with several problems raises one error listing them all; ``problems``
+    holds each one's sentence (the first ones, when there are many).
+    """
+
+    problems: tuple[str, ...] = ()
+
+
+def unknown_field(what: str, field: object, fields: Sequence[str]) -> InvalidInput:
+    """``what`` was given a field it does not have: name it, and the ones it has."""
+    import difflib
+
+    shown = _quote(field) if isinstance(field, str) else repr(field)
+    close = difflib.get_close_matches(field, fields, n=1) if isinstance(field, str) else []
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return InvalidInput(f"{what} got an unknown field {shown}{hint} (the fields are "
+                        f"{', '.join(fields)}).")
 
 
 class NodeNotFound(InvalidInput):

@@ -27,9 +27,15 @@ from chainml.db import location, migrate, reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Node, TestRun, Version, Waiver
-from chainml.errors import InvalidInput
-from chainml.kinds import ALL_KINDS, Kind
-from chainml.names import check_label, check_text, format_duration, parse_duration
+from chainml.errors import InvalidInput, unknown_field
+from chainml.kinds import Kind
+from chainml.names import (
+    check_label,
+    check_text,
+    format_duration,
+    parse_duration,
+    unify_newlines,
+)
 from chainml.rules import gate, graph, marks, registration
 from chainml.rules.status import Facts, recompute, to_entries, utcnow
 from chainml.schemas import (
@@ -97,22 +103,36 @@ class Registry:
         self.actor = actor or default_actor()
         self.clock = clock or utcnow
         self._clock_given = clock is not None
+        # Set by init: the registry in a parent folder that the new one hides from the
+        # commands run below it (they take the nearest, as git does with .git).
+        self.shadows: Path | None = None
         if check_schema:
             migrate.check_schema(self.engine)
 
     @classmethod
     def init(cls, where: str | Path | None = None, *, url: str | None = None,
              **kwargs: Any) -> Registry:
-        """Create (or upgrade) a registry: a SQLite file under ``where/.chainml/``, or ``url``."""
+        """Create (or upgrade) a registry: a SQLite file under ``where/.chainml/``, or ``url``.
+
+        A SQLite file is created only in a folder that exists (``.chainml/`` itself is
+        made). A new ``.chainml/`` below another registry's folder hides that registry from
+        the commands run below ``where``: the result's ``shadows`` then names it.
+        """
+        shadows = None
         if url is None:
-            folder = Path(where or Path.cwd()).resolve() / location.REGISTRY_DIR
+            here = Path(where or Path.cwd()).resolve()
+            folder = here / location.REGISTRY_DIR
+            if not (folder / location.REGISTRY_FILE).is_file():
+                shadows = location.find_registry(here.parent)
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise InvalidInput(f"Cannot create {folder}: {e.strerror}.") from None
             url = location.sqlite_url(folder / location.REGISTRY_FILE)
-        reg = cls(url, check_schema=False, **kwargs)
+        engine = dbe.create(location.resolve_url(url), create_file=True)
+        reg = cls(check_schema=False, engine=engine, **kwargs)
         reg.upgrade_schema()
+        reg.shadows = shadows
         return reg
 
     def schema_revision(self) -> SchemaRevision:
@@ -178,8 +198,10 @@ class Registry:
             raise InvalidInput(f"passed must be True or False, not {type(passed).__name__}.")
         if suite is not None:
             check_label(suite, "suite name")
-        check_text(link, "link", 2000)
-        check_text(note, "note", 10000)
+        # An empty link or note is no link or note: `--link "$CI_JOB_URL"` outside CI
+        # passes "" and must not store an empty link that renders as a dead anchor.
+        link = _present(check_text(link, "link", 2000))
+        note = _present(check_text(note, "note", 10000))
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
             # "Latest run" follows the commit order (run ids: writers queue on the lock
@@ -298,9 +320,14 @@ class Registry:
             raise InvalidInput(f"A chain file must be text, not {type(text).__name__}.")
         if not isinstance(filename, str):
             raise InvalidInput(f"The file name must be text, not {type(filename).__name__}.")
-        file = loads_chain(text, filename)
+        file = loads_chain(text, filename, known=self._kinds_of)
         return self.apply_file(file, filename, revalidate=lambda known: loads_chain(
             text, filename, known=known), **kwargs)
+
+    def _kinds_of(self, names: set[str]) -> dict[str, str]:
+        """The kinds of those of ``names`` that are registered (for a file's inputs)."""
+        with dbe.read_session(self.engine) as s:
+            return {name: node.kind for name, node in repo.nodes_by_name(s, names).items()}
 
     @dbe.retrying
     def apply_file(self, file: ChainFile, filename: str = "<chain>", *, dry_run: bool = False,
@@ -357,8 +384,8 @@ class Registry:
 
     def nodes(self, kind: str | None = None) -> list[NodeOut]:
         """Every node (of one kind), sorted by name."""
-        if kind is not None and kind not in ALL_KINDS:
-            raise InvalidInput(f"Unknown kind {kind!r}; use one of: {', '.join(ALL_KINDS)}.")
+        if kind is not None:
+            registration.NodeSpec._kind(kind)  # the one wording, with a "did you mean"
         with dbe.read_session(self.engine) as s:
             rows = repo.list_nodes(s, kind)
             labels = reads.labels(Db.over(s), [n.current_version_id for n in rows])
@@ -507,12 +534,19 @@ def _facts(row: Any, runs: Sequence[Any], names: dict[int, str], labels: dict[in
 
 
 def _node_out(n: Node, labels: dict[int, str]) -> NodeOut:
-    return NodeOut(name=n.name, kind=n.kind, owner=n.owner, description=n.description,
+    # unify_newlines: rows written before registration unified them may hold CRLF.
+    return NodeOut(name=n.name, kind=n.kind, owner=n.owner,
+                   description=unify_newlines(n.description),
                    tags=list(n.tags), meta=dict(n.meta), needs_tests=n.needs_tests,
                    max_age=format_duration(n.max_age_s) if n.max_age_s else None,
                    required_suites=list(n.required_suites),
                    current_version=labels.get(n.current_version_id or -1),
                    created_at=n.created_at, retired_at=n.retired_at)
+
+
+def _present(text: str | None) -> str | None:
+    """Blank text as None, other text exactly as given."""
+    return text if text is not None and text.strip() else None
 
 
 def _check_path(path: Any) -> str | Path:
@@ -535,7 +569,12 @@ def _kind_problem(file: ChainFile, known: dict[str, str]) -> bool:
     return False
 
 
-def _validate(model: Any, data: dict[str, Any]) -> Any:
+# What pydantic's error types mean for a keyword argument, in our words.
+_TYPE_WORDS = {"string_type": "text", "list_type": "a list", "dict_type": "a dict",
+               "bool_type": "True or False", "bool_parsing": "True or False"}
+
+
+def _validate(model: Any, data: dict[str, Any], call: str = "register()") -> Any:
     """model_validate with our one-sentence errors instead of pydantic's dump."""
     from pydantic import ValidationError
 
@@ -547,7 +586,19 @@ def _validate(model: Any, data: dict[str, Any]) -> Any:
         inner = ctx.get("error")
         if isinstance(inner, InvalidInput):
             raise inner from None
-        where = ".".join(str(p) for p in err["loc"]) or "input"
+        fields = [f for f in model.model_fields if f != "declarative"]  # internal
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]
+                        ).lstrip(".") or "input"
+        if err["type"] == "extra_forbidden" and err["loc"]:
+            raise unknown_field(call, err["loc"][0], fields) from None
+        if err["type"] == "missing":
+            raise InvalidInput(f"{call} needs {where} (the fields are {', '.join(fields)})."
+                               ) from None
+        wanted = _TYPE_WORDS.get(err["type"])
+        if wanted:
+            value = err.get("input")
+            got = "None" if value is None else type(value).__name__
+            raise InvalidInput(f"{where} must be {wanted}, not {got}.") from None
         raise InvalidInput(f"Invalid {where}: {err['msg']}.") from None
 
 

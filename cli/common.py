@@ -20,6 +20,26 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+KINDS = ("source", "feature", "model", "policy", "consumer")  # as chainml.kinds.ALL_KINDS
+
+
+class KindChoice(click.Choice):  # type: ignore[type-arg, unused-ignore]
+    """A node kind; a misspelt one gets a "did you mean" (`register modle x`)."""
+
+    def __init__(self) -> None:
+        super().__init__(KINDS)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        if isinstance(value, str) and value not in KINDS:
+            import difflib
+
+            close = difflib.get_close_matches(value.lower(), KINDS, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else "."
+            self.fail(f"{value!r} is not a kind: use one of {', '.join(KINDS)}{hint}", param,
+                      ctx)
+        return super().convert(value, param, ctx)
+
 
 def _remember_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value:
@@ -62,7 +82,7 @@ def echo_json(data: BaseModel | list[Any] | dict[str, Any]) -> None:
 
     # pydantic-core's serialiser writes 40 MB of indented JSON in a quarter of a second,
     # five times faster than the json module with indent (pure Python then).
-    click.echo(to_json(data, indent=2, by_alias=True).decode())
+    click.echo(to_json(data, indent=2, by_alias=True))  # bytes: written as they are
 
 
 def read_only_run() -> None:

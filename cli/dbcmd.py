@@ -29,6 +29,11 @@ def init(ctx: click.Context) -> None:
     where = reg.url  # credentials hidden
     reg.close()
     click.echo(f"Registry ready at {where}")
+    if reg.shadows is not None:
+        # A warning, not a refusal: a sub-project may want its own registry on purpose.
+        click.echo(f"Warning: this registry hides {reg.shadows} from the commands run in "
+                   f"{Path.cwd()} and below (chainml uses the nearest .chainml/, as git does "
+                   "with .git); remove ./.chainml to use that one again.", err=True)
 
 
 @click.group()

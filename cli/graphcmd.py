@@ -7,24 +7,23 @@ from pathlib import Path
 import click
 
 from chainml.cli.common import db_option, err, open_registry
+from chainml.render.formats import BINARY, FORMATS, SUFFIX
 
-FORMATS = ("svg", "png", "pdf", "dot", "html", "mermaid")
-BINARY = ("png", "pdf")
-SUFFIX = {"svg": "svg", "png": "png", "pdf": "pdf", "dot": "dot", "html": "html",
-          "mermaid": "mmd"}
 READABLE = 300  # nodes beyond which a whole-chain picture stops being readable
 
 
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Output format (default: from -o's suffix, else svg).")
+              help="Output format (default: from -o's suffix: .svg .png .pdf .dot/.gv "
+              ".html/.htm .mmd/.mermaid; else svg).")
 @click.option("-o", "--output", metavar="FILE",
               help="Where to write (default: chain.<format>; '-' for stdout).")
-@click.option("--focus", metavar="NODE", help="Only NODE with its ancestors and descendants.")
-@click.option("--upstream", "direction", flag_value="upstream",
-              help="With --focus: ancestors only.")
-@click.option("--downstream", "direction", flag_value="downstream",
-              help="With --focus: descendants only.")
+@click.option("--focus", metavar="NODE",
+              help="Only NODE with its ancestors and descendants (not through feedback).")
+@click.option("--upstream", is_flag=True,
+              help="With --focus: ancestors (with --downstream too: both).")
+@click.option("--downstream", is_flag=True,
+              help="With --focus: descendants (with --upstream too: both).")
 @click.option("--depth", type=click.IntRange(min=0), help="With --focus: at most N hops.")
 @click.option("--kind", "kinds", multiple=True,
               type=click.Choice(("source", "feature", "model", "policy", "consumer")),
@@ -32,11 +31,13 @@ READABLE = 300  # nodes beyond which a whole-chain picture stops being readable
 @click.option("--impact", metavar="NODE",
               help="Highlight NODE and everything a new version of it would mark.")
 @click.option("--cluster", is_flag=True, help="Group nodes by namespace prefix (team/...).")
+@click.option("--legend/--no-legend", default=True,
+              help="Draw the legend box, or not (svg, png, pdf, dot; default: draw it).")
 @db_option
 @click.pass_context
 def graph(ctx: click.Context, fmt: str | None, output: str | None, focus: str | None,
-          direction: str | None, depth: int | None, kinds: tuple[str, ...],
-          impact: str | None, cluster: bool) -> None:
+          upstream: bool, downstream: bool, depth: int | None, kinds: tuple[str, ...],
+          impact: str | None, cluster: bool, legend: bool) -> None:
     """Draw the chain: shape by kind, colour by status, feedback dashed, pins labelled.
 
     SVG, PNG and PDF need Graphviz's dot (apt-get install graphviz); DOT, Mermaid
@@ -51,15 +52,16 @@ def graph(ctx: click.Context, fmt: str | None, output: str | None, focus: str | 
     """
     from chainml.errors import InvalidInput
     from chainml.render import dot, html, mermaid, run
+    from chainml.render.formats import output_format
 
-    if fmt is None:
-        suffix = Path(output).suffix.lstrip(".").lower() if output and output != "-" else ""
-        fmt = next((f for f, s in SUFFIX.items() if s == suffix), "svg")
-    if (direction or depth is not None) and not focus:
+    fmt = output_format(output, fmt)
+    if (upstream or downstream or depth is not None) and not focus:
         raise click.UsageError("--upstream, --downstream and --depth go with --focus NODE.")
     if output == "-" and fmt in BINARY:
         raise click.UsageError(f"{fmt.upper()} is binary: give -o FILE.")
-    view = open_registry(ctx).graph_view(focus=focus, direction=direction or "both",
+    direction = "upstream" if upstream and not downstream else (
+        "downstream" if downstream and not upstream else "both")
+    view = open_registry(ctx).graph_view(focus=focus, direction=direction,
                                          depth=depth, kinds=kinds, impact=impact)
     if not view.nodes:
         raise InvalidInput("Nothing to draw: the registry (or the selection) has no nodes.")
@@ -68,9 +70,15 @@ def graph(ctx: click.Context, fmt: str | None, output: str | None, focus: str | 
             "try --focus NODE --depth 2, --kind or --cluster.")
     data: str | bytes
     if fmt == "mermaid":
-        data = mermaid.to_mermaid(view)
+        chart = mermaid.mermaid_chart(view, cluster=cluster, first=[focus] if focus else (),
+                                      hint="--format html or svg draws all of it.")
+        data = chart.text
+        if not chart.complete:
+            err(f"Note: the Mermaid chart leaves out {chart.left_out} ({chart.reason}) and "
+                "says so in a note box; --format html or svg draws all of it, or draw less "
+                "with --focus NODE --depth N or --kind.")
     elif fmt == "dot":
-        data = dot.to_dot(view, cluster=cluster)
+        data = dot.to_dot(view, cluster=cluster, legend=legend)
     elif fmt == "html":
         svg = (run.render_bytes(dot.to_dot(view, cluster=cluster, legend=False), "svg")
                if run.dot_available() else None)
@@ -79,7 +87,7 @@ def graph(ctx: click.Context, fmt: str | None, output: str | None, focus: str | 
                 "no picture (apt-get install graphviz / brew install graphviz).")
         data = html.to_html(view, svg)
     else:
-        data = run.render_bytes(dot.to_dot(view, cluster=cluster), fmt)
+        data = run.render_bytes(dot.to_dot(view, cluster=cluster, legend=legend), fmt)
     target = output or f"chain.{SUFFIX[fmt]}"
     if target == "-":
         click.echo(data.decode() if isinstance(data, bytes) else data, nl=False)

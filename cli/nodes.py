@@ -6,13 +6,11 @@ from typing import Any
 
 import click
 
-from chainml.cli.common import db_option, echo_json, json_option, open_registry
-
-KINDS = ("source", "feature", "model", "policy", "consumer")
+from chainml.cli.common import KindChoice, db_option, echo_json, json_option, open_registry
 
 
 @click.command()
-@click.argument("kind", type=click.Choice(KINDS))
+@click.argument("kind", type=KindChoice(), metavar="KIND")
 @click.argument("name")
 @click.option("--version", "-v", "version", required=True,
               help="Version label (1.4.0, a date, a git sha).")
@@ -48,9 +46,10 @@ def register(ctx: click.Context, kind: str, name: str, version: str, inputs: tup
              suites: tuple[str, ...], as_json: bool) -> None:
     """Register NAME (creating it if new) and a version of it.
 
-    A new version becomes current and every node it reaches that needs tests is
-    marked for retest. Registering an existing version again with the same content
-    does nothing; with other content it is refused (versions are immutable).
+    KIND is source, feature, model, policy or consumer. A new version becomes
+    current and every node it reaches that needs tests is marked for retest.
+    Registering an existing version again with the same content does nothing; with
+    other content it is refused (versions are immutable).
 
     \b
     Example:
@@ -192,7 +191,8 @@ def show(ctx: click.Context, node: str, as_json: bool) -> None:
 
 
 @click.command(name="list")
-@click.option("--kind", type=click.Choice(KINDS), help="Only nodes of this kind.")
+@click.option("--kind", type=KindChoice(), metavar="KIND",
+              help="Only nodes of this kind: source, feature, model, policy or consumer.")
 @json_option
 @db_option
 @click.pass_context
@@ -210,10 +210,11 @@ def list_(ctx: click.Context, kind: str | None, as_json: bool) -> None:
     if not nodes:
         click.echo("No nodes yet; add one with 'chainml register'.")
         return
-    width = max(len(n.name) for n in nodes)
+    width = max(len("NAME"), *(len(n.name) for n in nodes))
+    click.echo(f"{'NAME':<{width}}  {'KIND':<8}  {'VERSION':<12}  OWNER".rstrip())
     for n in nodes:
         version = n.current_version or "-"
-        click.echo(f"{n.name:<{width}}  {n.kind:<8}  {version:<12}  {n.owner or ''}")
+        click.echo(f"{n.name:<{width}}  {n.kind:<8}  {version:<12}  {n.owner or ''}".rstrip())
 
 
 @click.command()

@@ -26,7 +26,6 @@ MYSQL_URL = os.environ.get("CHAINML_TEST_MYSQL_URL", "mysql+pymysql://root@127.0
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = [b for b in os.environ.get("CHAINML_TEST_BACKENDS", "sqlite,postgresql,mysql").split(",")
             if b]
-REAL_GRAPHS = Path(__file__).resolve().parents[2] / "shared" / "real-graphs"
 
 
 class Clock:

@@ -13,8 +13,8 @@ from chainml.errors import CycleError, InvalidInput, KindRuleError, VersionConfl
 from chainml.files.chainfile import dump_chain
 from chainml.registry import Registry
 from tests.chains import statuses
-from tests.conftest import REAL_GRAPHS
 from tests.realgraph import load_real_graph_mapped
+from tests.shared import shared_path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "chain.yaml"
@@ -136,8 +136,13 @@ def test_immutable_version_changed_in_a_file_is_refused(registry: Registry,
     text = EXAMPLE.read_text().replace("inputs: [click_features, user_profiles]",
                                        "inputs: [click_features]")
     (tmp_path / "chain.yaml").write_text(text)
-    with pytest.raises(VersionConflict, match="user_embedding"):
+    with pytest.raises(VersionConflict) as info:
         registry.apply(tmp_path / "chain.yaml")
+    # What differs, and advice for someone editing a file (not "register a new label").
+    assert str(info.value) == (
+        f"{tmp_path / 'chain.yaml'} (node 'user_embedding'): version '3' is registered with "
+        "other content: the file removes input 'user_profiles'; versions are immutable, so "
+        "give 'user_embedding' a new version in the file, or revert the edit.")
     assert dump(registry) == before
 
 
@@ -185,15 +190,15 @@ def test_dbt_reimport_after_an_upstream_change_marks_downstream(
     assert failing and failing <= set(models)
 
 
-@pytest.mark.skipif(not REAL_GRAPHS.is_dir(), reason="shared/real-graphs is not beside the repo")
 @pytest.mark.parametrize("graph", ["kedro_viz_demo.json", "marquez_seed.json",
                                    "dbt_tuva.json"])
 def test_real_graphs_load_and_impact_matches_networkx(registry: Registry, tmp_path: Path,
                                                       graph: str) -> None:
-    file, names = load_real_graph_mapped(REAL_GRAPHS / graph)
+    path = shared_path("real-graphs", graph)
+    file, names = load_real_graph_mapped(path)
     (tmp_path / "chain.json").write_text(dump_chain(file, "json"))
     registry.apply(tmp_path / "chain.json")
-    raw = json.loads((REAL_GRAPHS / graph).read_text())
+    raw = json.loads(path.read_text())
     assert len(registry.nodes()) == len(raw["nodes"])
     g = nx.DiGraph((names[u], names[d]) for u, d in raw["edges"])
     g.add_nodes_from(names.values())

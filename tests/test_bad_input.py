@@ -41,10 +41,9 @@ from tests.conftest import BACKENDS
 SECRET = "s3cretpw"
 NAME_RULE = "use 1 to 200 ASCII letters, digits and _ - . / :"
 LABEL_RULE = "use 1 to 100 printable characters without whitespace or '@'."
-KINDS = "'source', 'feature', 'model', 'policy', 'consumer'"
+KINDS = "source, feature, model, policy, consumer"
 CYCLE_HINT = "; declare one of these inputs with --feedback if the loop is intended."
-IMMUTABLE = ("already exists with other inputs or metadata; versions are immutable, so "
-             "register a new version label.")
+IMMUTABLE = "; versions are immutable, so register a new version label."
 UNREACHABLE = re.compile(
     r"Error: Cannot use the registry at postgresql\+psycopg://u:\*\*\*@127\.0\.0\.1:1/x: "
     r"[^\n]+; check that the database is running and the URL is right\.")
@@ -112,6 +111,11 @@ def no_version(node: str, label: str) -> str:
             "its versions.")
 
 
+def not_xml(field: str, text: str, code: str) -> str:
+    return (f"Error: The {field} {shown(text)} contains U+{code}, a character XML 1.0 does "
+            "not allow (SVG, HTML and JUnit reports could not show it); remove it.")
+
+
 def usage(message: str) -> str:
     return f"Error: {message}"
 
@@ -160,13 +164,18 @@ CASES: dict[str, Bad] = {
                                   bad_label("2 0", "contains ' '")),
     # ---- kinds -------------------------------------------------------------------------
     "kind-unknown": Bad(("register", "blob", "x", "--version", "1"), usage(
-        f"Invalid value for '{{source|feature|model|policy|consumer}}': 'blob' is not one of "
-        f"{KINDS}.")),
+        f"Invalid value for 'KIND': 'blob' is not a kind: use one of {KINDS}.")),
     "kind-capitalised": Bad(("register", "Model", "x", "--version", "1"), usage(
-        f"Invalid value for '{{source|feature|model|policy|consumer}}': 'Model' is not one of "
-        f"{KINDS}.")),
+        f"Invalid value for 'KIND': 'Model' is not a kind: use one of {KINDS}; did you mean "
+        "'model'?")),
+    "kind-misspelt": Bad(("register", "modle", "x", "--version", "1"), usage(
+        f"Invalid value for 'KIND': 'modle' is not a kind: use one of {KINDS}; did you mean "
+        "'model'?")),
     "list-kind-unknown": Bad(("list", "--kind", "blob"), usage(
-        f"Invalid value for '--kind': 'blob' is not one of {KINDS}.")),
+        f"Invalid value for '--kind': 'blob' is not a kind: use one of {KINDS}.")),
+    "list-kind-misspelt": Bad(("list", "--kind", "feat"), usage(
+        f"Invalid value for '--kind': 'feat' is not a kind: use one of {KINDS}; did you mean "
+        "'feature'?")),
     "kind-change": Bad(("register", "feature", "ranker", "--version", "9"),
                        "Error: 'ranker' is a model, not a feature; a node's kind cannot change."),
     "kind-change-same-version": Bad(
@@ -260,18 +269,26 @@ CASES: dict[str, Bad] = {
     # ---- immutable versions, confusable names --------------------------------------------
     "version-other-inputs": Bad(
         ("register", "model", "ranker", "--version", "1.4.0", "--input", "click_features"),
-        f"Error: Version '1.4.0' of 'ranker' {IMMUTABLE}"),
+        "Error: Version '1.4.0' of 'ranker' already exists with other content: this "
+        f"registration removes input 'embedding_features'{IMMUTABLE}"),
     "version-other-meta": Bad(
         ("register", "model", "ranker", "--version", "1.4.0", "--meta", "artifact=s3://x"),
-        f"Error: Version '1.4.0' of 'ranker' {IMMUTABLE}"),
-    "version-no-inputs": Bad(("register", "model", "ranker", "--version", "1.4.0",
-                              "--no-inputs"), f"Error: Version '1.4.0' of 'ranker' {IMMUTABLE}"),
+        "Error: Version '1.4.0' of 'ranker' already exists with other content: this "
+        f"registration adds meta 'artifact'{IMMUTABLE}"),
+    "version-no-inputs": Bad(
+        ("register", "model", "ranker", "--version", "1.4.0", "--no-inputs"),
+        "Error: Version '1.4.0' of 'ranker' already exists with other content: this "
+        f"registration removes inputs 'click_features' and 'embedding_features'{IMMUTABLE}"),
     "version-pin-dropped": Bad(
         ("register", "policy", "ranking_safety", "--version", "7", "--input", "ranker",
-         "--input", "fraud_scorer"), f"Error: Version '7' of 'ranking_safety' {IMMUTABLE}"),
+         "--input", "fraud_scorer"),
+        "Error: Version '7' of 'ranking_safety' already exists with other content: this "
+        f"registration unpins 'fraud_scorer' from 5.2.0{IMMUTABLE}"),
     "version-feedback-added": Bad(
         ("register", "source", "clicks_raw", "--version", "2026-11-01", "--feedback",
-         "feed_app"), f"Error: Version '2026-11-01' of 'clicks_raw' {IMMUTABLE}"),
+         "feed_app"),
+        "Error: Version '2026-11-01' of 'clicks_raw' already exists with other content: this "
+        f"registration adds feedback input 'feed_app'{IMMUTABLE}"),
     "confusable-capital": Bad(
         ("register", "model", "Ranker", "--version", "1"),
         "Error: Node name 'Ranker' differs from the existing 'ranker' only in letter case; "
@@ -307,6 +324,13 @@ CASES: dict[str, Bad] = {
     "description-nul": Bad(m2("--description", "a\x00b"),
                            "Error: The description 'a\\x00b' contains a NUL character "
                            "('\\x00')."),
+    # XML 1.0 forbids these: the SVG, the HTML page and the JUnit report would not open.
+    "description-fffe": Bad(m2("--description", "a\ufffeb"), not_xml(
+        "description", "a\ufffeb", "FFFE")),
+    "description-bell": Bad(m2("--description", "ding\x07"), not_xml(
+        "description", "ding\x07", "0007")),
+    "owner-ffff": Bad(m2("--owner", "team\uffff"), not_xml("owner", "team\uffff", "FFFF")),
+    "tag-fffe": Bad(m2("--tag", "pii\ufffe"), not_xml("tag", "pii\ufffe", "FFFE")),
     "register-without-version": Bad(("register", "model", "m2"),
                                     usage("Missing option '--version' / '-v'.")),
     "log-limit-zero": Bad(("log", "--limit", "0"), usage(
@@ -349,6 +373,10 @@ CASES: dict[str, Bad] = {
                                 "Error: The link is 2001 characters long (at most 2000)."),
     "record-note-nul": Bad(("test", "record", "ranker", "--failed", "--note", "a\x00"),
                            "Error: The note 'a\\x00' contains a NUL character ('\\x00')."),
+    "record-note-esc": Bad(("test", "record", "ranker", "--failed", "--note", "\x1b[2J"),
+                           not_xml("note", "\x1b[2J", "001B")),
+    "record-link-ffff": Bad(("test", "record", "ranker", "--passed", "--link", "http://x/\uffff"),
+                            not_xml("link", "http://x/\uffff", "FFFF")),
     # ---- waive -------------------------------------------------------------------------
     "waive-empty-reason": Bad(("waive", "fraud_scorer", "--reason", ""), "Error: A waiver "
                               "needs a --reason that says why the change is accepted."),
@@ -357,6 +385,8 @@ CASES: dict[str, Bad] = {
     "waive-no-reason": Bad(("waive", "fraud_scorer"), usage("Missing option '--reason'.")),
     "waive-reason-nul": Bad(("waive", "fraud_scorer", "--reason", "ok\x00"),
                             "Error: The reason 'ok\\x00' contains a NUL character ('\\x00')."),
+    "waive-reason-fffe": Bad(("waive", "fraud_scorer", "--reason", "ok\ufffe"),
+                             not_xml("reason", "ok\ufffe", "FFFE")),
     "waive-verified-node": Bad(("waive", "ranker", "--reason", "ok"), "Error: 'ranker' is "
                                "verified; a waiver covers untested upstream changes only."),
     "waive-node-without-tests": Bad(
@@ -394,6 +424,36 @@ CASES: dict[str, Bad] = {
     "db-unreachable-register": Bad(
         ("--db", f"postgresql://u:{SECRET}@127.0.0.1:1/x", "register", "source", "a",
          "--version", "1"), UNREACHABLE, exit_code=3),
+    # A server URL without a database would put the registry in the server's default one.
+    "db-postgresql-no-database": Bad(
+        ("--db", f"postgresql://u:{SECRET}@127.0.0.1:1", "list"),
+        "Error: The database URL 'postgresql+psycopg://u:***@127.0.0.1:1' names no database; "
+        "add it after the host, as in postgresql://user@host/chainml.", backends=("sqlite",)),
+    "db-postgresql-no-database-init": Bad(
+        ("init", "--db", "postgresql://u@127.0.0.1:1/"),
+        "Error: The database URL 'postgresql+psycopg://u@127.0.0.1:1/' names no database; add "
+        "it after the host, as in postgresql://user@host/chainml.", backends=("sqlite",)),
+    "db-mysql-no-database": Bad(
+        ("--db", "mysql://u@127.0.0.1:1", "status"),
+        "Error: The database URL 'mysql+pymysql://u@127.0.0.1:1' names no database; add it "
+        "after the host, as in mysql://user@host/chainml.", backends=("sqlite",)),
+    "db-driver-not-shipped": Bad(
+        ("--db", "postgresql+pg8000://u@127.0.0.1:1/x", "list"),
+        "Error: The database URL 'postgresql+pg8000://u@127.0.0.1:1/x' asks for the driver "
+        "postgresql+pg8000, which is not installed (pg8000); chainml talks to postgresql "
+        "through postgresql+psycopg: write postgresql+psycopg://... (pip install "
+        "'chainml[postgres]').", backends=("sqlite",)),
+    "db-sqlite-missing-file": Bad(
+        ("--db", "sqlite:////nonexistent-chainml/registry.db", "list"),
+        "Error: There is no registry at sqlite:////nonexistent-chainml/registry.db: the file "
+        "/nonexistent-chainml/registry.db does not exist; check the path, or create one with "
+        "'chainml init --db sqlite:////nonexistent-chainml/registry.db'.", exit_code=3,
+        backends=("sqlite",)),
+    "db-init-missing-folder": Bad(
+        ("init", "--db", "sqlite:////nonexistent-chainml/registry.db"),
+        "Error: Cannot create the registry at sqlite:////nonexistent-chainml/registry.db: the "
+        "folder /nonexistent-chainml does not exist; create it first or choose another path.",
+        backends=("sqlite",)),
     "db-file-not-a-database": Bad(
         ("list",), "Error: Cannot use the registry at {where}: file is not a database; the "
         "file is not a chainml registry or is damaged; check the path or restore it.",

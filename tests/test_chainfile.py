@@ -139,11 +139,16 @@ ERRORS = [
      "under both inputs and feedback"),
     ("source-inputs", bad("kind: source\n", "kind: source\n    inputs: [x]\n"), 3,
      "a source may not have inputs"),
-    ("kind-rule", bad("kind: feature", "kind: policy"), L_INPUTS,
-     "a model may not consume 'eta_features', which is a policy"),
+    ("kind-rule", bad("kind: feature", "kind: consumer"), L_INPUTS,
+     "a model may not consume 'eta_features', which is a consumer"),
     ("dup-key", bad("owner: eta-team", "owner: eta-team\n    owner: other"), L_OWNER + 1,
      "repeats the key 'owner'"),
-    ("syntax", bad("[eta]", "[eta"), None, "is not valid YAML"),
+    ("syntax", bad("    owner: eta-team", "   owner: eta-team"), L_OWNER, "is not valid YAML"),
+    # Where the broken construct starts, not where the parser gave up (lines later).
+    ("unclosed-bracket", bad("[eta]", "[eta"), L_TAGS, "the [ opened on this line is not closed"),
+    ("unclosed-quote", bad('"3.1.0"', '"3.1.0'), L_VERSION,
+     "the quote opened on this line is not closed on it, so YAML reads on to line 12"),
+    ("quote-never-closed", GOOD + '  - name: "x\n', 23, "the quote opened on this line is never"),
     ("not-mapping", "- a\n- b\n", 1, "the file is a list"),
     ("empty", "", 1, "the file is empty"),
 ]
@@ -160,6 +165,70 @@ def test_errors_name_file_line_and_reason(text: str, line: int | None, needle: s
         assert msg.startswith(f"chain.yaml line {line}"), msg
     assert needle in msg, msg
     assert msg.endswith((".", "?")) and "\n" not in msg and "pydantic" not in msg, msg
+
+
+def test_every_problem_of_a_file_is_reported_at_once() -> None:
+    text = (bad('"3.1.0"', "3.10").replace("kind: feature", "kind: modle")
+            .replace("owner: eta-team", "ownr: eta-team")
+            + "  - {name: map_tiles, kind: source, version: '2'}\n"
+            + "  - {name: report, kind: consumer, version: '1', inputs: [eta_modle]}\n")
+    with pytest.raises(InvalidInput) as info:
+        loads_chain(text, "chain.yaml", known={"road_graph": "source"})
+    lines = str(info.value).splitlines()
+    assert lines == [
+        "chain.yaml has 5 problems:",
+        "  chain.yaml line 8 (node 'eta_model'): version: YAML reads 3.10 as a number (3.1), "
+        'not text; write it in quotes: "3.10".',
+        "  chain.yaml line 11 (node 'eta_model'): unknown field 'ownr'; did you mean 'owner'? "
+        "(the fields are name, kind, version, inputs, feedback, owner, description, tags, "
+        "max_age, needs_tests, require_suites, meta, node_meta).",
+        "  chain.yaml line 20 (node 'eta_features'): kind 'modle' is not one of source, "
+        "feature, model, policy, consumer; did you mean 'model'?",
+        "  chain.yaml line 23 (node 'map_tiles'): the node name 'map_tiles' is used twice.",
+        "  chain.yaml line 24 (node 'report'): inputs names 'eta_modle', which is neither in "
+        "this file nor in the registry; did you mean 'eta_model'?",
+    ]
+    assert info.value.problems == tuple(line.strip() for line in lines[1:])
+
+
+def test_many_problems_are_cut_after_twenty() -> None:
+    text = "chainml: 1\nnodes:\n" + "".join(
+        f"  - {{name: n{i}, kind: sauce, version: '1'}}\n" for i in range(25))
+    with pytest.raises(InvalidInput) as info:
+        load(text)
+    lines = str(info.value).splitlines()
+    assert lines[0] == "chain.yaml has 25 problems:" and len(lines) == 22
+    assert lines[1].startswith("  chain.yaml line 3 (node 'n0'): kind 'sauce' is not one of")
+    assert lines[-1] == "  ... and 5 more."
+
+
+def test_yaml_level_problems_are_reported_together() -> None:
+    text = ("chainml: 1\nnodes:\n  - &a {name: a, kind: source, version: '1'}\n"
+            "  - {name: b, kind: source, version: '1', version: '2'}\n  - *a\n")
+    with pytest.raises(InvalidInput) as info:
+        load(text)
+    assert str(info.value).splitlines() == [
+        "chain.yaml has 3 problems:",
+        "  chain.yaml line 3 (nodes[0]): defines the YAML anchor &a; anchors and aliases are "
+        "refused, write the value out.",
+        "  chain.yaml line 4 (nodes[1]): repeats the key 'version'.",
+        "  chain.yaml line 5 (nodes[2]): uses the YAML alias *a; aliases and anchors are "
+        "refused, write the value out.",
+    ]
+
+
+def test_dates_and_booleans_are_shown_as_yaml_writes_them() -> None:
+    with pytest.raises(InvalidInput) as info:
+        load(bad('"3.1.0"', "2026-11-01"))
+    assert 'version: YAML reads 2026-11-01 as a date, not text; write it in quotes' \
+        in str(info.value)
+    with pytest.raises(InvalidInput, match=r"YAML reads 2026-11-01t12:00:00 as a date "
+                       r"\(2026-11-01 12:00:00\), not text"):
+        load(bad('"3.1.0"', "2026-11-01t12:00:00"))
+    with pytest.raises(InvalidInput, match=r"YAML reads yes as true/false \(true\)"):
+        load(bad("eta-team", "yes"))
+    with pytest.raises(InvalidInput, match=r"chainml must be 1 .*, not 2026-11-01\.$"):
+        load(GOOD.replace("chainml: 1", "chainml: 2026-11-01"))
 
 
 def test_error_names_the_node() -> None:

@@ -67,6 +67,16 @@ def test_version_option() -> None:
     assert ok(None, "--version").stdout.startswith("chainml, version ")
 
 
+def test_bare_chainml_shows_the_help_and_succeeds() -> None:
+    assert ok(None).stdout == ok(None, "--help").stdout
+
+
+def test_register_help_names_the_kinds() -> None:
+    text = ok(None, "register", "--help").stdout
+    assert text.startswith("Usage: chainml register [OPTIONS] KIND NAME\n")
+    assert "KIND is source, feature, model, policy or consumer." in text
+
+
 # ---- init and finding the registry -----------------------------------------------------------
 
 
@@ -195,8 +205,10 @@ def test_register_the_example_chain_from_the_cli(database_url: str) -> None:
     assert "  status: untested\n" in text
 
     table = ok(url, "list").stdout.splitlines()
-    assert len(table) == len(EXAMPLE)
-    assert table[0].split() == ["checkout_service", "consumer", "2026-11-03"]
+    assert len(table) == len(EXAMPLE) + 1
+    assert table[0].split() == ["NAME", "KIND", "VERSION", "OWNER"]
+    assert table[1].split() == ["checkout_service", "consumer", "2026-11-03"]
+    assert table[0].index("KIND") == table[1].index("consumer")  # a header over its column
 
 
 def test_json_of_an_empty_registry(database_url: str) -> None:
@@ -205,6 +217,16 @@ def test_json_of_an_empty_registry(database_url: str) -> None:
     assert ok_json(database_url, "status") == []
     assert ok_json(database_url, "log") == []
     assert ok(database_url, "status").stdout == "No node needs tests yet.\n"
+    assert ok(database_url, "list").stdout == "No nodes yet; add one with 'chainml register'.\n"
+    assert ok(database_url, "check").stdout == (
+        "check passed: no nodes to check\n"
+        "no node needs tests yet (models and policies do, and any node given --needs-tests)\n"
+        "\n"
+        "totals: 0 checked; 0 failing, 0 warnings\n")
+    ok(database_url, "register", "source", "s", "--version", "1")
+    assert ok(database_url, "check", "s").stdout.splitlines()[1:3] == [
+        "scope: s", "nothing in this scope needs tests yet (models and policies do, and any "
+        "node given --needs-tests)"]
 
 
 # ---- versions and inputs -------------------------------------------------------------------
@@ -364,3 +386,33 @@ def test_log(url: str) -> None:
     assert ok_json(url, "log", "--limit", "2") == everything[-2:]
     text = ok(url, "log", "ranker").stdout.splitlines()
     assert len(text) == 3 and "version.registered" in text[1] and "ranker 1.4.0" in text[1]
+
+
+def test_a_crlf_in_a_description_is_one_line_break(database_url: str, tmp_path: Path) -> None:
+    """Text pasted from Windows: CRLF (and a lone CR) is stored as LF, and a row stored
+    before that shows one line break in show, the page and the picture, not an empty line."""
+    from sqlalchemy import create_engine, text
+
+    url = database_url
+    ok(url, "init")
+    ok(url, "register", "source", "a", "--version", "1", "--description", "one\r\ntwo\rthree")
+    assert ok_json(url, "show", "a")["description"] == "one\ntwo\nthree"
+    chain = tmp_path / "chain.yaml"
+    chain.write_text('chainml: 1\nnodes:\n  - {name: b, kind: source, version: "1", '
+                     'description: "x\\r\\ny"}\n', encoding="utf-8")
+    assert run(url, "apply", str(chain)).exit_code == 0
+    assert ok_json(url, "show", "b")["description"] == "x\ny"
+
+    engine = create_engine(parse_url(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE node SET description = :d WHERE name = 'a'"),
+                         {"d": "old\r\nrow"})
+    finally:
+        engine.dispose()
+    assert ok_json(url, "show", "a")["description"] == "old\nrow"
+    assert "  description: old\nrow\n" in ok(url, "show", "a").stdout
+    page = run(url, "graph", "--format", "html", "-o", "-").stdout
+    assert "old\\nrow" in page and "old\\n\\nrow" not in page
+    dot = run(url, "graph", "--format", "dot", "-o", "-").stdout
+    assert "old row" in dot and "old  row" not in dot

@@ -100,6 +100,14 @@ def test_impact_equals_networkx_descendants(url: str) -> None:
 # ---- test record ---------------------------------------------------------------------------
 
 
+def test_an_empty_link_or_note_is_no_link_or_note(url: str) -> None:
+    # `--link "$CI_JOB_URL"` outside CI (the README's tour) passes an empty string.
+    out = ok_json(url, "test", "record", "ranker", "--passed", "--link", "", "--note", "  ")
+    assert (out["link"], out["note"]) == (None, None)
+    details = ok_json(url, "log", "ranker")[-1]["details"]
+    assert details.get("link") is None and details["outcome"] == "passed"
+
+
 def test_test_record(url: str) -> None:
     ok(url, "register", "source", "clicks_raw", "--version", "2026-11-08")
     out = ok_json(url, "test", "record", "ranker", "--passed", "--suite", "offline-eval",

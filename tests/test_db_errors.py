@@ -510,3 +510,87 @@ def test_a_serializable_server_default_changes_nothing(pg_schema: tuple[str, Any
     url = make_url(pg_url(schema)).update_query_dict({
         "options": f"-csearch_path={schema} -cdefault_transaction_isolation=serializable"})
     stress(url.render_as_string(hide_password=False), tmp_path, 4, 15)
+
+
+# ---- a registry that is not there ----------------------------------------------------------
+
+
+READERS = [["list"], ["status"], ["check"], ["impact", "x"], ["show", "x"], ["log"],
+           ["graph", "--format", "dot", "-o", "-"], ["db", "current"], ["db", "upgrade"],
+           ["register", "source", "x", "--version", "1"]]
+
+
+def test_a_missing_sqlite_file_is_never_created(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only init creates a registry: any other command, and the Python API, on a SQLite path
+    that does not exist says so (exit 3, naming init) and leaves no file behind."""
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///relative.db"
+    for args in READERS:
+        result = cli_run(url, *args)
+        assert result.exit_code == 3, (args, result.output)
+        assert result.stderr == (
+            f"Error: There is no registry at {url}: the file {tmp_path / 'relative.db'} does "
+            f"not exist; check the path, or create one with 'chainml init --db {url}'.\n"), args
+        assert list(tmp_path.iterdir()) == [], args
+    with pytest.raises(RegistryUnavailable, match="does not exist"):
+        Registry(url)
+    assert list(tmp_path.iterdir()) == []
+    assert cli_run(url, "init").exit_code == 0
+    assert cli_run(url, "list").exit_code == 0
+
+
+def test_init_names_a_missing_folder_and_creates_only_chainml(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = tmp_path / "no" / "such"
+    result = cli_run(f"sqlite:///{missing}/r.db", "init")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: Cannot create the registry at sqlite:///{missing}/r.db: "
+                             f"the folder {missing} does not exist; create it first or choose "
+                             "another path.\n")
+    assert not (tmp_path / "no").exists()
+    with pytest.raises(InvalidInput, match="does not exist"):
+        Registry.init(url=f"sqlite:///{missing}/r.db")
+    # The default registry's own folder is made for you.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["init"], env={"CHAINML_DATABASE_URL": None})
+    assert result.exit_code == 0 and (tmp_path / ".chainml" / "registry.db").is_file()
+
+
+def test_init_below_another_registry_warns_that_it_hides_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outer = tmp_path / ".chainml" / "registry.db"
+    Registry.init(tmp_path).close()
+    inner = tmp_path / "team" / "project"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    env = {"CHAINML_DATABASE_URL": None}
+    result = CliRunner().invoke(cli, ["init"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"Registry ready at sqlite:///{inner}/.chainml/registry.db\n"
+    assert result.stderr == (
+        f"Warning: this registry hides {outer} from the commands run in {inner} and below "
+        "(chainml uses the nearest .chainml/, as git does with .git); remove ./.chainml to "
+        "use that one again.\n")
+    # Once made, running init again (an upgrade) has nothing new to say.
+    again = CliRunner().invoke(cli, ["init"], env=env)
+    assert again.exit_code == 0 and again.stderr == ""
+    assert Registry.init(tmp_path / "elsewhere").shadows == outer
+    assert Registry.init(inner).shadows is None
+
+
+def test_psycopg2_urls_use_psycopg(pg_schema: tuple[str, Any]) -> None:
+    """A postgresql+psycopg2 URL (what other tools hand out) reaches the same database
+    through psycopg 3, the driver chainml ships, on both read paths."""
+    schema, _ = pg_schema
+    url = pg_url(schema).replace("postgresql+psycopg://", "postgresql+psycopg2://", 1)
+    assert url.startswith("postgresql+psycopg2://")
+    assert dbe.parse_url(url).drivername == "postgresql+psycopg"
+    assert cli_run(url, "init").exit_code == 0
+    for args in (["register", "source", "events", "--version", "1"],
+                 ["register", "model", "scorer", "--version", "1", "--input", "events"]):
+        result = cli_run(url, *args)
+        assert result.exit_code == 0, result.output
+    for args in (["list", "--json"], ["status", "--json"]):  # SQLAlchemy's path; the direct one
+        result = cli_run(url, *args)
+        assert result.exit_code == 0 and "scorer" in result.stdout, result.output

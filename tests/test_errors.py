@@ -115,9 +115,10 @@ def test_version_conflict(chain: Registry) -> None:
     with pytest.raises(VersionConflict) as info:
         chain.register(kind="model", name="ranker", version="1.4.0", meta={"a": "b"})
     assert str(info.value) == (
-        "Version '1.4.0' of 'ranker' already exists with other inputs or metadata; versions "
-        "are immutable, so register a new version label.")
-    with pytest.raises(VersionConflict):
+        "Version '1.4.0' of 'ranker' already exists with other content: this registration "
+        "adds meta 'a'; versions are immutable, so register a new version label.")
+    with pytest.raises(VersionConflict, match="removes inputs 'click_features' and "
+                       "'embedding_features';"):
         chain.register(kind="model", name="ranker", version="1.4.0", inputs=[])
     # Identical content is a no-op, not a conflict.
     assert chain.register(kind="model", name="ranker", version="1.4.0").noop
@@ -130,10 +131,21 @@ def test_invalid_input_from_the_python_api(chain: Registry) -> None:
         chain.register(kind="blob", name="x", version="1")
     with pytest.raises(InvalidInput, match=r"^Unknown kind 'blob'"):
         chain.nodes(kind="blob")
-    with pytest.raises(InvalidInput, match=r"^Invalid inputs: Input should be a valid list\.$"):
+    with pytest.raises(InvalidInput, match=r"^inputs must be a list, not str\.$"):
         chain.register(kind="model", name="x", version="1", inputs="ranker")
-    with pytest.raises(InvalidInput, match=r"^Invalid colour: Extra inputs are not permitted"):
+    with pytest.raises(InvalidInput, match=r"^inputs\[1\] must be text, not int\.$"):
+        chain.register(kind="model", name="x", version="1", inputs=["ranker", 1])
+    with pytest.raises(InvalidInput) as info:
         chain.register(kind="model", name="x", version="1", colour="red")
+    assert str(info.value) == (
+        "register() got an unknown field 'colour' (the fields are kind, name, version, inputs, "
+        "feedback, meta, owner, description, tags, node_meta, max_age, needs_tests, "
+        "required_suites).")
+    with pytest.raises(InvalidInput, match=r"^register\(\) got an unknown field 'ownr'; did "
+                       r"you mean 'owner'\? \(the fields are "):
+        chain.register(kind="model", name="x", version="1", ownr="me")
+    with pytest.raises(InvalidInput, match=r"^register\(\) needs version \(the fields are "):
+        chain.register(kind="model", name="x")
     with pytest.raises(InvalidInput, match=r"^The owner is 201 characters long \(at most 200\)"):
         chain.register(kind="model", name="ranker", version="1.4.0", owner="o" * 201)
     with pytest.raises(InvalidInput, match="NUL"):
@@ -151,9 +163,14 @@ def test_schema_outdated(tmp_path: Path) -> None:
         Registry(url)
     assert info.value.exit_code == 3
     assert str(info.value).startswith(f"The registry at {url} is at revision 0000")
+    (tmp_path / "empty.db").touch()  # a SQLite file, but no chainml tables in it
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     with pytest.raises(SchemaOutdated, match=r"not a chainml registry yet; run 'chainml init'"):
         Registry(empty)
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    with pytest.raises(RegistryUnavailable, match="There is no registry at") as gone:
+        Registry(missing)
+    assert gone.value.exit_code == 3 and not (tmp_path / "missing.db").exists()
 
 
 def test_registry_unavailable_hides_the_password() -> None:

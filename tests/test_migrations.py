@@ -39,7 +39,7 @@ def test_single_head_matches_the_code() -> None:
 
 
 def test_upgrade_downgrade_upgrade(database_url: str) -> None:
-    engine = create(database_url)
+    engine = create(database_url, create_file=True)
     try:
         migrate.upgrade(engine)
         assert migrate.current(engine) == migrate.HEAD
@@ -54,7 +54,7 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
 
 
 def test_orm_and_migrations_agree(database_url: str) -> None:
-    engine = create(database_url)
+    engine = create(database_url, create_file=True)
     try:
         migrate.upgrade(engine)
         with engine.connect() as conn:
@@ -69,7 +69,7 @@ def test_orm_and_migrations_agree(database_url: str) -> None:
 
 
 def test_empty_or_old_schema_is_refused(database_url: str) -> None:
-    engine = create(database_url)
+    engine = create(database_url, create_file=True)
     try:
         with pytest.raises(SchemaOutdated, match="chainml init"):
             migrate.check_schema(engine)
@@ -162,7 +162,7 @@ def test_downgrading_0003_restores_the_json_snapshots(tmp_path: Path) -> None:
 def test_released_registries_upgrade_with_their_data_on_servers(fixture: Path,
                                                                 database_url: str) -> None:
     """The same data, loaded into PostgreSQL or MariaDB at the fixture's revision."""
-    engine = create(database_url)
+    engine = create(database_url, create_file=True)
     try:
         migrate.upgrade(engine, fixture.stem)
         _copy_fixture(fixture, engine)

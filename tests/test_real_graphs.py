@@ -1,13 +1,17 @@
 """The real-world graphs of shared/real-graphs survive conversion to chain files.
 
 Counts, validity, impact sets (descendants) and the facts listed in that folder's
-README are checked on the converted ChainFile, through the name map.
+README are checked on the converted ChainFile, through the name map. Without the
+folder these tests skip, except under CI=true, where they fail.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from collections import Counter
 from functools import cache
 from pathlib import Path
@@ -18,9 +22,14 @@ import pytest
 from chainml.files.chainfile import ChainFile, dump_chain, loads_chain, topological_order
 from chainml.kinds import Kind, may_consume
 from tests.realgraph import load_real_graph, load_real_graph_mapped
+from tests.shared import shared_path
 
-GRAPHS = Path(__file__).resolve().parents[2] / "shared" / "real-graphs"
-pytestmark = pytest.mark.skipif(not GRAPHS.is_dir(), reason=f"{GRAPHS} is absent")
+
+def graph(name: str) -> Path:
+    """A file of ../shared/real-graphs: the test skips without it, and fails under CI=true
+    (CI must run these)."""
+    return shared_path("real-graphs", name)
+
 
 FILES = {  # file: (nodes, edges), from the README's table
     "marquez_seed.json": (26, 27),
@@ -37,7 +46,7 @@ LARGE = {"dbt_tuva.json", "dbt_tuva_refscan.json"}
 
 @cache
 def original(name: str) -> nx.DiGraph:
-    data = json.loads((GRAPHS / name).read_text())
+    data = json.loads(graph(name).read_text())
     g = nx.DiGraph()
     g.add_nodes_from((n["name"], {"kind": n["kind"]}) for n in data["nodes"])
     g.add_edges_from(data["edges"])
@@ -46,7 +55,7 @@ def original(name: str) -> nx.DiGraph:
 
 @cache
 def converted(name: str) -> tuple[ChainFile, dict[str, str], nx.DiGraph]:
-    chain, names = load_real_graph_mapped(GRAPHS / name)
+    chain, names = load_real_graph_mapped(graph(name))
     g = nx.DiGraph()
     g.add_nodes_from((n.name, {"kind": n.kind}) for n in chain.nodes)
     g.add_edges_from((up, n.name) for n in chain.nodes for up, _ in n.input_refs())
@@ -116,8 +125,8 @@ def test_impact_sets_equal_networkx_descendants(name: str) -> None:
 
 
 def test_load_real_graph_and_kind_map() -> None:
-    assert load_real_graph(GRAPHS / "tfx_taxi.json") == converted("tfx_taxi.json")[0]
-    chain = load_real_graph(GRAPHS / "tfx_taxi.json",
+    assert load_real_graph(graph("tfx_taxi.json")) == converted("tfx_taxi.json")[0]
+    chain = load_real_graph(graph("tfx_taxi.json"),
                             {"resolver": "feature", "validation": "policy"})
     kinds = {n.name: n.kind for n in chain.nodes}
     assert kinds["Resolver.latest_model_resolver"] is Kind.FEATURE
@@ -209,6 +218,21 @@ def test_kedro_facts() -> None:
         "test_sensitivity_plot_df", "train_report_figures"}
     assert len(v.desc("params:train_model.regressor")) == 22 and len(v.anc("train_model")) == 77
     assert v.names["task:Apply Types"] == "task:Apply_Types"
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "failed"), ("", "skipped")])
+def test_missing_shared_folder_skips_but_fails_under_ci(tmp_path: Path, ci: str,
+                                                       outcome: str) -> None:
+    """Run this module in a child pytest against a shared folder that is not there."""
+    env = {**os.environ, "CI": ci, "CHAINML_SHARED_DIR": str(tmp_path / "absent")}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+         f"{__file__}::test_marquez_facts", f"{__file__}::test_load_real_graph_and_kind_map"],
+        cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+        timeout=300)
+    assert f"2 {outcome}" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == (1 if outcome == "failed" else 0), done.stdout
+    assert "absent" in done.stdout if outcome == "failed" else True
 
 
 def test_tfx_facts() -> None:

@@ -15,6 +15,7 @@ from graphviz.quoting import quote  # type: ignore[import-untyped, unused-ignore
 from chainml.errors import InvalidInput
 from chainml.render.dot import SHAPES, STATUS_COLORS, dot_text, to_dot
 from chainml.render.run import DotNotFound, RenderError, dot_available, render_bytes
+from chainml.render.text import clean
 from chainml.render.view import GraphView, mark_impact
 from tests.render_fixtures import HOSTILE, big_view, fraud_view, hostile_view, need_binary
 
@@ -110,12 +111,19 @@ def test_dot_text_never_becomes_an_html_label() -> None:
     assert dot_text("ends with \\") == "ends with \\\\"
     assert dot_text("a & b") == "a &amp; b"
     assert dot_text("two\nlines") == "two lines"
+    # One break, not two: a CRLF was an empty line in the page and two spaces here.
+    assert dot_text("two\r\nlines") == "two lines"
+    assert clean("a\r\nb\rc", keep_newlines=True) == "a\nb\nc"
 
 
 @pytest.mark.parametrize("cluster", [False, True])
 def test_hostile_source_has_no_html_label_link_or_raw_text(cluster: bool) -> None:
     source = to_dot(hostile_view(), cluster=cluster)
-    assert not re.search(r"=\s*<", source), "HTML-like label"
+    # The one HTML-like label is the legend's table, made of our own words only.
+    html_like = [line for line in source.splitlines() if re.search(r"=\s*<", line)]
+    assert [line.split()[0] for line in html_like] == ["legend_table"], "HTML-like label"
+    assert re.fullmatch(r'[\w\s<>="#/@.\]-]*', html_like[0].split("label=", 1)[1]), html_like
+    assert not re.search(r"=\s*<", to_dot(hostile_view(), cluster=cluster, legend=False))
     assert not re.search(r"\b(URL|href|image|shapefile|imagepath|fontpath)\s*=", source, re.I)
     assert "<script>" in source  # inside a quoted string, as text
     for line in source.splitlines():
@@ -205,6 +213,59 @@ def test_big_chain_with_clusters_renders_in_reasonable_time(dot: str) -> None:
     assert len(svg_groups(root, "node", NODE_ID)) == 5000
     assert len(svg_groups(root, "edge", EDGE_ID)) == len(view.edges)
     assert elapsed < 90, f"5,000 nodes took {elapsed:.1f} s"
+
+
+# --- the legend -----------------------------------------------------------------------------
+
+
+def three_nodes() -> GraphView:
+    """clicks_raw -> click_features -> ranker, as after the README's first three commands."""
+    return GraphView.model_validate({"title": "chainml", "nodes": [
+        {"name": "clicks_raw", "kind": "source", "version": "1"},
+        {"name": "click_features", "kind": "feature", "version": "1", "inputs": ["clicks_raw"]},
+        {"name": "ranker", "kind": "model", "version": "1", "status": "untested",
+         "inputs": ["click_features"]},
+    ], "edges": [{"upstream": "clicks_raw", "downstream": "click_features"},
+                 {"upstream": "click_features", "downstream": "ranker"}]})
+
+
+def test_the_legend_explains_only_what_is_drawn() -> None:
+    source = to_dot(three_nodes())
+    kinds = re.compile(r"^\s*legend_kind_(\w+) \[", re.M)
+    assert kinds.findall(source) == ["source", "feature", "model"]
+    assert re.findall(r'ID="legend_status_(\w+)"', source) == ["untested", "none"]
+    assert "legend_edge" not in source  # only plain inputs: nothing to tell apart
+    full = to_dot(fraud_view())
+    assert kinds.findall(full) == list(SHAPES)
+    assert len(re.findall(r'ID="legend_status_(\w+)"', full)) == len(STATUS_COLORS)
+    assert re.findall(r'ID="legend_edge_(\w+)"', full) == ["input", "feedback", "pinned"]
+
+
+def _extent(data: dict[str, Any], pattern: re.Pattern[str]) -> tuple[float, float]:
+    """(width, height) in points of the box around the objects whose id matches."""
+    boxes = []
+    for o in data["objects"]:
+        if pattern.fullmatch(o.get("id", "")):
+            x, y = map(float, o["pos"].split(","))
+            w, h = float(o["width"]) * 36, float(o["height"]) * 36
+            boxes.append((x - w, y - h, x + w, y + h))
+    return (max(b[2] for b in boxes) - min(b[0] for b in boxes),
+            max(b[3] for b in boxes) - min(b[1] for b in boxes))
+
+
+def test_the_legend_of_a_small_chain_is_small(dot: str) -> None:
+    data = layout(to_dot(three_nodes()))
+    legend = next(o for o in data["objects"] if o.get("name") == "cluster_legend")
+    x0, y0, x1, y1 = map(float, legend["bb"].split(","))
+    width, height = _extent(data, NODE_ID)
+    # It used to be 1.5 times the chain's width and 6 times its height.
+    assert x1 - x0 < width and y1 - y0 < 3 * height
+    # On a chain with every kind, status and edge style it stays under the chain's size.
+    data = layout(to_dot(fraud_view()))
+    legend = next(o for o in data["objects"] if o.get("name") == "cluster_legend")
+    x0, y0, x1, y1 = map(float, legend["bb"].split(","))
+    width, height = _extent(data, NODE_ID)
+    assert x1 - x0 < width / 2 and y1 - y0 < height
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -8,10 +8,12 @@ or ``--db`` name another database.
 from __future__ import annotations
 
 import functools
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, exc
@@ -43,9 +45,21 @@ from chainml.errors import InvalidInput, RegistryUnavailable
 _DEFAULT_DRIVERS = {
     "postgresql": "postgresql+psycopg",
     "postgres": "postgresql+psycopg",
+    # The URL most tools hand out (Airflow, Superset, older SQLAlchemy docs). The server
+    # and the libpq options are the same; only the client library differs, and chainml's
+    # retries know psycopg 3's errors, not psycopg2's.
+    "postgresql+psycopg2": "postgresql+psycopg",
     "mysql": "mysql+pymysql",
     "mariadb": "mariadb+pymysql",
 }
+# The driver chainml ships for each server backend: (URL scheme, extra that installs it).
+SHIPPED_DRIVERS = {
+    "postgresql": ("postgresql+psycopg", "chainml[postgres]"),
+    "mysql": ("mysql+pymysql", "chainml[mysql]"),
+    "mariadb": ("mariadb+pymysql", "chainml[mysql]"),
+}
+# Query parameters that name the database when the URL's path does not.
+_DATABASE_PARAMS = ("dbname", "database", "db")
 
 
 def parse_url(url: str) -> URL:
@@ -60,6 +74,15 @@ def parse_url(url: str) -> URL:
     driver = _DEFAULT_DRIVERS.get(parsed.drivername)
     if driver:
         parsed = parsed.set(drivername=driver)
+    if (parsed.get_backend_name() in SHIPPED_DRIVERS and not parsed.database
+            and not any(parsed.query.get(key) for key in _DATABASE_PARAMS)):
+        # Without one the server picks a default (PostgreSQL: the user's name, often
+        # "postgres"), and the registry would land among whatever else lives there.
+        scheme = SHIPPED_DRIVERS[parsed.get_backend_name()][0].partition("+")[0]
+        raise InvalidInput(
+            f"The database URL {redact(parsed)!r} names no database; add it after the host, "
+            f"as in {scheme}://user@host/chainml."
+        )
     return parsed
 
 
@@ -74,8 +97,13 @@ def redact(url: str | URL) -> str:
         return failures.redact_text(url)
 
 
-def create(url: str) -> Engine:
-    """Build an engine; SQLite gets WAL, a busy timeout, foreign keys and IMMEDIATE writes."""
+def create(url: str, *, create_file: bool = False) -> Engine:
+    """Build an engine; SQLite gets WAL, a busy timeout, foreign keys and IMMEDIATE writes.
+
+    A SQLite file is opened only if it exists: a misspelt path must not leave a new
+    empty file behind. ``create_file`` (``chainml init``) creates it, in an existing
+    folder.
+    """
     parsed = parse_url(url)
     kwargs: dict[str, Any] = {}
     backend = parsed.get_backend_name()
@@ -99,15 +127,54 @@ def create(url: str) -> Engine:
             "postgresql and mysql/mariadb."
         ) from None
     except ImportError as e:
-        raise InvalidInput(
-            f"The driver for {backend} is not installed ({e.name}); "
-            "install chainml[postgres] or chainml[mysql]."
-        ) from None
+        raise InvalidInput(_missing_driver(parsed, e.name)) from None
     if backend == "sqlite":
         _configure_sqlite(engine, busy)
+        _open_file(engine, parsed, create_file)
     else:
         _refuse_unknown_options(engine, parsed)
     return engine
+
+
+def _missing_driver(url: URL, module: str | None) -> str:
+    backend = url.get_backend_name()
+    shipped, extra = SHIPPED_DRIVERS.get(backend, ("", ""))
+    if not shipped:
+        return f"The driver for {backend} is not installed ({module})."
+    if url.drivername == shipped:
+        return f"The driver for {backend} is not installed ({module}); pip install '{extra}'."
+    return (f"The database URL {redact(url)!r} asks for the driver {url.drivername}, which is "
+            f"not installed ({module}); chainml talks to {backend} through {shipped}: write "
+            f"{shipped}://... (pip install '{extra}').")
+
+
+def _open_file(engine: Engine, url: URL, create_file: bool) -> None:
+    """Open a SQLite registry file only where it exists (or, with ``create_file``, in a
+    folder that exists), with both answers in our words instead of sqlite's "unable to
+    open database file"."""
+    where = redact(url)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> None:
+        path = str(cargs[0]) if cargs else ""
+        if cparams.get("uri") or path in ("", ":memory:"):
+            return  # in memory, or a file: URI whose mode the user chose
+        file = os.path.abspath(path)
+        if create_file:
+            folder = os.path.dirname(file)
+            if not os.path.isdir(folder):
+                raise InvalidInput(
+                    f"Cannot create the registry at {where}: the folder {folder} does not "
+                    "exist; create it first or choose another path.")
+            return
+        if not os.path.exists(file):
+            raise RegistryUnavailable(
+                f"There is no registry at {where}: the file {file} does not exist; check "
+                f"the path, or create one with 'chainml init --db {where}'.")
+        # mode=rw: should the file vanish in between, opening fails instead of
+        # creating an empty one.
+        cargs[0] = f"{Path(file).as_uri()}?mode=rw"
+        cparams["uri"] = True
 
 
 def _refuse_unknown_options(engine: Engine, url: URL) -> None:

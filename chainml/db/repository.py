@@ -360,23 +360,25 @@ def events(s: Session, node: str | None = None, limit: int | None = None) -> Seq
 
 
 def walk(s: Session, start: int, downward: bool, depth: int | None) -> set[int]:
-    """Ids within ``depth`` hops of ``start`` along every edge, feedback included."""
+    """Ids within ``depth`` hops of ``start`` along regular edges (pinned ones included).
+
+    Feedback edges are not followed: through a loop, "upstream of X" would reach X's own
+    consumers, and "downstream" everything the loop feeds, so one direction would draw
+    nearly the whole chain. Regular edges never close a cycle, so every walk ends.
+    """
     e = Edge.__table__
+    near, far = (e.c.upstream_id, e.c.downstream_id) if downward else (
+        e.c.downstream_id, e.c.upstream_id)
     if depth is None:
-        # No depth column: UNION then drops revisits, which ends the walk even
-        # around a feedback loop (with a depth every lap would be a new row).
-        near, far = (e.c.upstream_id, e.c.downstream_id) if downward else (
-            e.c.downstream_id, e.c.upstream_id)
+        # Without a depth column UNION drops the rows of nodes reached twice (diamonds).
         seen = select(literal(start).label("id")).cte("walk_all", recursive=True)
-        seen = seen.union(select(far).join(seen, near == seen.c.id))
+        seen = seen.union(select(far).join(seen, near == seen.c.id).where(
+            e.c.feedback == false()))
         return {i for (i,) in s.execute(select(seen.c.id))}
     first = select(literal(start).label("id"), literal(0).label("d"))
     reach = first.cte("walk", recursive=True)
-    near, far = (e.c.upstream_id, e.c.downstream_id) if downward else (
-        e.c.downstream_id, e.c.upstream_id)
-    step: Select[tuple[int, int]] = select(far, (reach.c.d + 1)).join(reach, near == reach.c.id)
-    if depth is not None:
-        step = step.where(reach.c.d < depth)
+    step: Select[tuple[int, int]] = select(far, (reach.c.d + 1)).join(
+        reach, near == reach.c.id).where(e.c.feedback == false(), reach.c.d < depth)
     reach = reach.union(step)
     return {i for (i,) in s.execute(select(reach.c.id).distinct())}
 

@@ -18,15 +18,16 @@ Limits, enforced before any validation so that a hostile file costs little:
 * at most ``MAX_NODES`` = 200,000 nodes;
 * ``description`` at most 10,000 characters, ``owner`` 200, a tag 100, ``max_age`` 3650d.
 
-Every problem is a :class:`chainml.errors.InvalidInput` whose message is one
-sentence naming the file, the line and the node.
+Every problem is a sentence naming the file, the line and the node; a file with
+several problems raises one :class:`chainml.errors.InvalidInput` listing them all (up
+to 20), so that one run shows everything to fix.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -44,8 +45,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from chainml.errors import ChainmlError, CycleError, InvalidInput, KindRuleError
-from chainml.files.chainfile_errors import Source, explain_errors, type_name
+from chainml.errors import ChainmlError, CycleError, InvalidInput, KindRuleError, unknown_field
+from chainml.files.chainfile_errors import (
+    Problem,
+    Source,
+    fixed,
+    type_name,
+    validation_problems,
+)
 from chainml.files.chainfile_fields import (
     MAX_AGE_SECONDS,
     MAX_DESCRIPTION,
@@ -68,7 +75,14 @@ from chainml.files.chainfile_fields import (
     fail,
     unique,
 )
-from chainml.files.safeload import MAX_BYTES, MAX_DEPTH, parse_json, parse_yaml, read_text
+from chainml.files.safeload import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    parse_json,
+    parse_yaml,
+    read_text,
+    show_value,
+)
 from chainml.kinds import NEEDS_TESTS_BY_DEFAULT, Kind, consumable_by, may_consume
 
 __all__ = [
@@ -79,7 +93,25 @@ __all__ = [
 ]
 
 
-class ChainNode(BaseModel):
+# Passed as the validation context when a file is read: its problems are worded with
+# file and line afterwards (chainfile_errors), so they must stay pydantic errors there.
+FROM_FILE = {"file": True}
+
+
+class _Model(BaseModel):
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any, info: ValidationInfo) -> Any:
+        # Built in Python: an unknown field gets a chainml sentence, not pydantic's
+        # "Extra inputs are not permitted".
+        if info.context is None and isinstance(data, dict):
+            unknown = sorted(data.keys() - cls.model_fields.keys(), key=str)
+            if unknown:
+                raise unknown_field(cls.__name__, unknown[0], list(cls.model_fields))
+        return data
+
+
+class ChainNode(_Model):
     """One node of the chain and the version of it that should be current."""
 
     model_config = ConfigDict(extra="forbid")
@@ -128,10 +160,10 @@ class ChainNode(BaseModel):
 def _format_version(value: object) -> object:
     if type(value) is int and value == 1:
         return value
-    raise fail(f"chainml must be 1 (the chain file format version), not {value!r}")
+    raise fail(f"chainml must be 1 (the chain file format version), not {show_value(value)}")
 
 
-class ChainFile(BaseModel):
+class ChainFile(_Model):
     """A chain file: the format version and the nodes, in any order.
 
     Two chain files are equal when they declare the same nodes, whatever their order.
@@ -145,14 +177,9 @@ class ChainFile(BaseModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> ChainFile:
-        seen: dict[str, str] = {}
-        for i, node in enumerate(self.nodes):
-            other = seen.get(node.name.lower())
-            if other is not None:
-                same = "" if other == node.name else f" (differs from '{other}' only in case)"
-                raise PydanticCustomError("duplicate_name", "{reason}", {
-                    "reason": f"the node name '{node.name}' is used twice{same}", "index": i})
-            seen[node.name.lower()] = node.name
+        for i, reason in _duplicates(enumerate(self.nodes))[:1]:
+            raise PydanticCustomError("duplicate_name", "{reason}", {"reason": reason,
+                                                                     "index": i})
         return self
 
     def __eq__(self, other: object) -> bool:
@@ -163,6 +190,24 @@ class ChainFile(BaseModel):
             mine.get(n.name) == n for n in other.nodes)
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _duplicates(nodes: Iterable[tuple[int, ChainNode]]) -> list[tuple[int, str]]:
+    """(index, reason) of every node whose name an earlier node has (in any case)."""
+    seen: dict[str, str] = {}
+    out = []
+    for i, node in nodes:
+        other = seen.get(node.name.lower())
+        if other is not None:
+            same = "" if other == node.name else f" (differs from '{other}' only in case)"
+            out.append((i, f"the node name '{node.name}' is used twice{same}"))
+        else:
+            seen[node.name.lower()] = node.name
+    return out
+
+
+# Nodes outside a file: names, names with kinds, or a lookup of the names a file reaches.
+Known = Mapping[str, Kind | str] | Collection[str] | Callable[[set[str]], Mapping[str, str]]
 
 
 class UnknownInput(NamedTuple):
@@ -217,11 +262,13 @@ def topological_order(file: ChainFile) -> list[ChainNode]:
         raise CycleError([u for u, _ in edges] + [edges[0][0]]) from None
 
 
-def _graph_problem(
+def _graph_problems(
     file: ChainFile, known_kinds: Mapping[str, Kind]
-) -> tuple[str, ChainmlError, str] | None:
-    """First kind-rule violation or cycle: (node name, error, clause without the node)."""
+) -> list[tuple[str, ChainmlError, str]]:
+    """Every kind-rule violation, then a cycle: (node name, error, clause without the
+    node). Inputs naming nodes of unknown kind are not judged."""
     kinds = {**known_kinds, **{n.name: n.kind for n in file.nodes}}
+    out: list[tuple[str, ChainmlError, str]] = []
     for node in file.nodes:
         for up, _ in node.input_refs():
             up_kind = kinds.get(up)
@@ -229,14 +276,14 @@ def _graph_problem(
                 k = node.kind.value
                 clause = (f"a {k} may not consume '{up}', which is a {up_kind.value}; a {k} "
                           f"may consume {consumable_by(node.kind)}")
-                return node.name, KindRuleError(f"Node '{node.name}': {clause}."), clause
+                out.append((node.name, KindRuleError(f"Node '{node.name}': {clause}."), clause))
     try:
         topological_order(file)
     except CycleError as exc:
         clause = (f"its inputs close a cycle: {' -> '.join(exc.cycle)}; declare one of these "
                   "inputs under feedback if the loop is intended")
-        return exc.cycle[0], exc, clause
-    return None
+        out.append((exc.cycle[0], exc, clause))
+    return out
 
 
 def validate_graph(file: ChainFile, known_kinds: Mapping[str, Kind] | None = None) -> None:
@@ -251,9 +298,9 @@ def validate_graph(file: ChainFile, known_kinds: Mapping[str, Kind] | None = Non
         KindRuleError: a node consumes a kind it may not.
         CycleError: the regular inputs form a cycle.
     """
-    problem = _graph_problem(file, known_kinds or {})
-    if problem:
-        raise problem[1]
+    problems = _graph_problems(file, known_kinds or {})
+    if problems:
+        raise problems[0][1]
 
 
 def _suggest(name: str, candidates: Collection[str]) -> str:
@@ -268,7 +315,7 @@ def loads_chain(
     text: str,
     filename: str = "<chain file>",
     *,
-    known: Mapping[str, Kind | str] | Collection[str] | None = None,
+    known: Known | None = None,
 ) -> ChainFile:
     """Parse and validate a chain file held in memory.
 
@@ -278,12 +325,15 @@ def loads_chain(
         known: nodes that exist outside the file (the registry). When given, an input
             naming a node that is neither in the file nor known is refused, and when it
             maps names to kinds, inputs reaching outside the file obey the kind rule too.
+            It may be a function that looks up the names the file reaches outside itself
+            and returns those that exist, with their kinds.
 
     Returns:
         The validated chain file (nodes in file order).
 
     Raises:
-        InvalidInput: (or KindRuleError / CycleError) one sentence naming file, line, node.
+        InvalidInput: (or KindRuleError / CycleError) one sentence naming file, line, node;
+            for several problems, one InvalidInput listing them all (``problems``).
     """
     src = Source(text, filename)
     if filename.lower().endswith(".json"):
@@ -298,33 +348,87 @@ def loads_chain(
         raise InvalidInput(f"{filename}: has {len(data['nodes'])} nodes, more than the "
                            f"{MAX_NODES:,} a chain file may hold; split it.")
     try:
-        file = ChainFile.model_validate(data)
+        return _checked(ChainFile.model_validate(data, context=FROM_FILE), src, data, known)
     except ValidationError as exc:
-        raise InvalidInput(explain_errors(exc.errors(), data, src,
-                                          list(ChainNode.model_fields))) from None
-    index = {n.name: i for i, n in enumerate(file.nodes)}
-    if known is not None:
-        for bad in unknown_inputs(file, known):
-            field = "feedback" if bad.feedback else "inputs"
-            node = file.nodes[index[bad.node]]
-            pos = (node.feedback if bad.feedback else [s.partition("@")[0] for s in node.inputs])
-            loc = ("nodes", index[bad.node], field, pos.index(bad.input))
-            hint = _suggest(bad.input, [*index, *known])
-            raise InvalidInput(f"{src.prefix(data, index[bad.node], loc)}: {field} names "
-                               f"'{bad.input}', which is neither in this file nor in the "
-                               f"registry{hint}" + ("" if hint.endswith("?") else "."))
-    known_kinds = {k: Kind(v) for k, v in known.items()} if isinstance(known, Mapping) else {}
-    problem = _graph_problem(file, known_kinds)
-    if problem:
-        name, err, clause = problem
-        err.args = (f"{src.prefix(data, index[name], ('nodes', index[name], 'inputs'))}: "
-                    f"{clause}.",)
-        raise err
+        errors = [e for e in exc.errors() if e["type"] != "duplicate_name"]
+        problems = validation_problems(errors, list(ChainNode.model_fields))
+    # Go on with the nodes that are valid on their own, so that one run reports the
+    # problems of the whole file (repeated names, unknown inputs, kinds, cycles) too.
+    nodes, indexes, others = _valid_nodes(data, errors)
+    problems += [Problem(i, ("nodes", i), fixed(reason))
+                 for i, reason in _duplicates(zip(indexes, nodes, strict=True))]
+    kept: dict[str, tuple[int, ChainNode]] = {}  # the first node of each name
+    for i, node in zip(indexes, nodes, strict=True):
+        kept.setdefault(node.name.lower(), (i, node))
+    partial = ChainFile.model_construct(chainml=1, nodes=[n for _, n in kept.values()])
+    problems += _whole_file_problems(partial, {n.name: i for i, n in kept.values()}, known,
+                                     others)
+    src.fail(data, problems)
+
+
+def _checked(file: ChainFile, src: Source, data: dict[str, Any], known: Known | None
+             ) -> ChainFile:
+    problems = _whole_file_problems(file, {n.name: i for i, n in enumerate(file.nodes)}, known,
+                                    set())
+    if problems:
+        src.fail(data, problems)
     return file
 
 
+def _valid_nodes(data: dict[str, Any], errors: list[Any]
+                 ) -> tuple[list[ChainNode], list[int], set[str]]:
+    """The nodes without an error (and their positions), and the names of the others."""
+    raw = data.get("nodes")
+    if not isinstance(raw, list) or any(tuple(e["loc"]) == ("nodes",) for e in errors):
+        return [], [], set()
+    bad = {e["loc"][1] for e in errors if len(e["loc"]) >= 2 and e["loc"][0] == "nodes"}
+    nodes, indexes, others = [], [], set()
+    for i, entry in enumerate(raw):
+        if i in bad:
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str):
+                others.add(name)
+            continue
+        nodes.append(ChainNode.model_validate(entry, context=FROM_FILE))
+        indexes.append(i)
+    return nodes, indexes, others
+
+
+def _whole_file_problems(
+    file: ChainFile, index: dict[str, int], known: Known | None, others: set[str],
+) -> list[Problem]:
+    """Unknown inputs, kind-rule violations and a cycle, among the nodes of ``file``.
+
+    ``others`` are names of nodes of the file that are invalid themselves: inputs may
+    name them, and their kinds are not known.
+    """
+    out: list[Problem] = []
+    if callable(known):
+        reached = {up for n in file.nodes for up, _ in n.input_refs()}
+        reached |= {up for n in file.nodes for up in n.feedback}
+        outside = reached - index.keys() - others
+        known = known(outside) if outside else {}
+    if known is not None:
+        by_name = {n.name: n for n in file.nodes}
+        for bad in unknown_inputs(file, [*known, *others]):
+            field = "feedback" if bad.feedback else "inputs"
+            node = by_name[bad.node]
+            pos = (node.feedback if bad.feedback else [s.partition("@")[0] for s in node.inputs])
+            i = index[bad.node]
+            hint = _suggest(bad.input, [*index, *others, *known])
+            clause = (f"{field} names '{bad.input}', which is neither in this file nor in the "
+                      f"registry{hint}")
+            out.append(Problem(i, ("nodes", i, field, pos.index(bad.input)), fixed(clause)))
+    known_kinds = {k: Kind(v) for k, v in known.items()} if isinstance(known, Mapping) else {}
+    for name, err, clause in _graph_problems(file, known_kinds):
+        i = index[name]
+        out.append(Problem(i, ("nodes", i, "inputs"), fixed(clause),
+                           err if isinstance(err, InvalidInput) else None))
+    return out
+
+
 def load_chain_file(
-    path: str | Path, *, known: Mapping[str, Kind | str] | Collection[str] | None = None
+    path: str | Path, *, known: Known | None = None
 ) -> ChainFile:
     """Read and validate a chain file (YAML, or JSON for ``*.json``) of at most 16 MiB.
 

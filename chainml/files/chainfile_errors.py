@@ -1,20 +1,31 @@
-"""Turn a pydantic validation error of a chain file into one sentence with file and line.
+"""Turn the problems of a chain file into sentences with file, line and node.
 
 Kept apart from chainfile.py so that the models stay readable; nothing here is public.
 Lines are found only once something is wrong, by reading the text again and recording
-positions around the offending node, so valid files pay nothing for them.
+positions around the offending nodes (one reading for all of them), so valid files pay
+nothing for them.
 """
 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple, NoReturn
 
 from pydantic_core import ErrorDetails
 
 from chainml.errors import InvalidInput
-from chainml.files.safeload import parse_yaml, show_path
+from chainml.files.safeload import (
+    MAX_PROBLEMS,
+    Located,
+    PathKey,
+    parse_yaml,
+    problems_error,
+    show_path,
+    show_value,
+)
 from chainml.kinds import ALL_KINDS
 from chainml.names import NAME_RE
 
@@ -62,7 +73,9 @@ def explain(
     if kind == "not_text" and value is None:
         return f"{text} is empty; give it a value"
     if kind == "not_text" and raw:
-        return (f"{lead}YAML reads {raw[:60]} as {type_name(value)} ({value!r}), not text; "
+        shown = show_value(value)
+        read = "" if shown == raw else f" ({shown[:60]})"
+        return (f"{lead}YAML reads {raw[:60]} as {type_name(value)}{read}, not text; "
                 f'write it in quotes: "{raw[:60]}"')
     if kind in ("chainml", "duplicate_name", "not_text"):
         reason = str(ctx.get("reason", err["msg"]))
@@ -78,7 +91,10 @@ def explain(
     if kind == "extra_forbidden" and len(field) == 1 and isinstance(field[0], str):
         return _unknown_field(field[0], node_fields or list(TOP_FIELDS))
     if kind == "enum":
-        return f"kind {value!r} is not one of {', '.join(ALL_KINDS)}"
+        close = difflib.get_close_matches(str(value).lower(), ALL_KINDS, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        shown = repr(value) if isinstance(value, str) else show_value(value)
+        return f"kind {shown[:60]} is not one of {', '.join(ALL_KINDS)}{hint}"
     if kind == "list_type":
         return f"{text} must be a list, such as [a, b], not {type_name(value)}"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
@@ -89,29 +105,61 @@ def explain(
     return lead + err["msg"]
 
 
+class Problem(NamedTuple):
+    """One problem of a chain file, worded once its line is known."""
+
+    node: int | None  # the node's position in the file; None above the nodes
+    loc: PathKey  # where it is, to find the line
+    reason: Callable[[str | None], str]  # the clause, given the raw text of the value there
+    error: InvalidInput | None = None  # raised as it is (KindRuleError...) when alone
+
+
+def fixed(clause: str) -> Callable[[str | None], str]:
+    """A problem's reason that does not depend on the text of the value."""
+    return lambda _raw: clause
+
+
 class Source:
     """The text a chain file was read from, to find lines once something is wrong."""
 
     def __init__(self, text: str, filename: str) -> None:
         self.text, self.filename = text, filename
 
-    def locate(self, loc: tuple[str | int, ...]) -> tuple[int | None, str | None]:
-        """Line and raw plain-scalar text of ``loc``; re-parsing only on the error path."""
-        focus = loc[:2] if len(loc) >= 2 and loc[0] == "nodes" else loc[:1]
+    def locate(self, locs: Sequence[PathKey]) -> Located | None:
+        """Lines and raw plain-scalar texts around ``locs``, from one more reading."""
+        if not locs:
+            return None
+        foci = {loc[:2] if len(loc) >= 2 and loc[0] == "nodes" else loc[:1] for loc in locs}
         try:
-            found = parse_yaml(self.text, self.filename, max_path=len(loc), focus=focus)
+            return parse_yaml(self.text, self.filename, max_path=max(map(len, locs)),
+                              foci=foci)
         except InvalidInput:
-            return None, None
-        return found.line_of(loc), found.raw.get(loc)
+            return None
 
-    def prefix(self, data: Any, index: int | None, loc: tuple[str | int, ...]) -> str:
+    def head(self, data: Any, index: int | None, line: int | None) -> str:
         """``FILE line N (node 'x')``: the start of every message."""
-        line, _ = self.locate(loc)
         out = self.filename + (f" line {line}" if line else "")
         if index is not None:
             name = node_name(data, index)
             out += f" (node '{name}')" if name else f" (nodes[{index}])"
         return out
+
+    def fail(self, data: Any, problems: Sequence[Problem]) -> NoReturn:
+        """Raise every problem at once, in file order: one sentence each."""
+        ordered = sorted(problems, key=lambda p: -1 if p.node is None else p.node)
+        shown = ordered[:MAX_PROBLEMS]
+        found = self.locate([p.loc for p in shown])
+        sentences = []
+        for p in shown:
+            line = found.line_of(p.loc) if found else None
+            reason = p.reason(found.raw.get(p.loc) if found else None)
+            end = "" if reason.endswith("?") else "."
+            sentences.append(f"{self.head(data, p.node, line)}: {reason.rstrip('.')}{end}")
+        if len(problems) == 1 and shown[0].error is not None:
+            exc = shown[0].error
+            exc.args, exc.problems = (sentences[0],), (sentences[0],)
+            raise exc
+        raise problems_error(self.filename, sentences, len(problems))
 
 
 def node_name(data: Any, index: int) -> str | None:
@@ -123,19 +171,22 @@ def node_name(data: Any, index: int) -> str | None:
     return name if isinstance(name, str) and NAME_RE.fullmatch(name) else None
 
 
-def explain_errors(
-    errors: list[ErrorDetails], data: Any, src: Source, node_fields: list[str]
-) -> str:
-    """One sentence for the first error, counting the others."""
-    first = errors[0]
-    loc = tuple(first["loc"])
-    ctx = first.get("ctx") or {}
-    if "index" in ctx:
-        loc = ("nodes", ctx["index"])
-    index = loc[1] if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int) else None
-    field_loc = loc[2:] if index is not None else loc
-    _, raw = src.locate(loc)
-    reason = explain(first, field_loc, raw, None if index is None else node_fields)
-    more = f" ({len(errors) - 1} more problem{'s' if len(errors) > 2 else ''} in the file)" \
-        if len(errors) > 1 else ""
-    return f"{src.prefix(data, index, loc)}: {reason.rstrip('.')}{more}."
+def validation_problems(errors: list[ErrorDetails], node_fields: list[str]) -> list[Problem]:
+    """One problem per pydantic error."""
+    out = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        ctx = err.get("ctx") or {}
+        if "index" in ctx:
+            loc = ("nodes", ctx["index"])
+        index = loc[1] if len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int) \
+            else None
+        fields = None if index is None else node_fields
+        at = loc[2:] if index is not None else loc
+        out.append(Problem(index, loc, partial(_explain_raw, err, at, fields)))
+    return out
+
+
+def _explain_raw(err: ErrorDetails, field: tuple[str | int, ...], node_fields: list[str] | None,
+                 raw: str | None) -> str:
+    return explain(err, field, raw, node_fields)

@@ -11,7 +11,7 @@ import math
 import sys
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from chainml import names
@@ -156,7 +156,7 @@ Suite = Annotated[str, BeforeValidator(
 Owner = Annotated[str, BeforeValidator(_free_text("owner", MAX_OWNER, True)),
                   _schema(minLength=1, maxLength=MAX_OWNER)]
 Description = Annotated[str, BeforeValidator(_free_text("description", MAX_DESCRIPTION, False)),
-                        _schema(maxLength=MAX_DESCRIPTION)]
+                        AfterValidator(names.unify_newlines), _schema(maxLength=MAX_DESCRIPTION)]
 Tag = Annotated[str, BeforeValidator(_free_text("a tag", MAX_TAG, True)),
                 _schema(minLength=1, maxLength=MAX_TAG)]
 Duration = Annotated[str, BeforeValidator(_duration),

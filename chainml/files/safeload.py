@@ -12,6 +12,10 @@ tools, so reading them must cost little whatever they hold:
 * mapping keys must be strings and may not repeat (PyYAML would silently keep
   the last of two ``version:`` lines).
 
+Problems that leave the document readable (a repeated key, an anchor, a foreign
+tag) are collected and reported together, up to :data:`MAX_PROBLEMS`; a syntax
+error ends the reading, at the line where the broken construct starts.
+
 YAML is read event by event (libyaml's parser when it is installed) and the
 Python values are built here rather than by PyYAML's constructor, which is what
 makes it possible to refuse aliases before anything is expanded and to record
@@ -22,8 +26,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +50,7 @@ from chainml.errors import InvalidInput
 
 MAX_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 50
+MAX_PROBLEMS = 20  # listed in one error, then "... and N more"
 
 PathKey = tuple[str | int, ...]
 
@@ -72,6 +78,40 @@ class Located:
             if line is not None:
                 return line
         return None
+
+
+def problems_error(filename: str, problems: Sequence[str], total: int | None = None
+                   ) -> InvalidInput:
+    """One error for every problem of a file: the sentence itself when there is one,
+    else a count and one line per problem (at most MAX_PROBLEMS, then how many more).
+
+    Args:
+        filename: named in the first line.
+        problems: one sentence each, already naming the file and line.
+        total: how many there are when only the first ones were kept.
+    """
+    total = max(total or 0, len(problems))
+    if total == 1:
+        exc = InvalidInput(problems[0])
+    else:
+        lines = [f"{filename} has {total} problems:"]
+        lines += [f"  {p}" for p in problems[:MAX_PROBLEMS]]
+        if total > MAX_PROBLEMS:
+            lines.append(f"  ... and {total - MAX_PROBLEMS} more.")
+        exc = InvalidInput("\n".join(lines))
+    exc.problems = tuple(problems[:MAX_PROBLEMS])
+    return exc
+
+
+def show_value(value: object) -> str:
+    """A parsed YAML value as YAML shows it: dates in ISO form, true/false, null."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, date):  # datetime too
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    return repr(value)
 
 
 def show_path(path: PathKey) -> str:
@@ -154,13 +194,30 @@ class _Frame:
 class _Builder:
     """Turn a YAML event stream into Python values, refusing what is unsafe."""
 
-    def __init__(self, filename: str, max_path: int, focus: PathKey | None) -> None:
+    def __init__(self, filename: str, max_path: int, foci: Collection[PathKey] | None) -> None:
         self.filename = filename
         self.max_path = max_path
-        self.focus = focus
+        # A path is wanted when it lies on or under a focus, or above one.
+        self.foci = None if foci is None else set(foci)
+        self.above = set() if foci is None else {f[:k] for f in foci for k in range(len(f))}
+        self.focus_lengths = sorted({len(f) for f in foci or ()})
         self.out = Located(None)
         self.stack: list[_Frame] = []
         self.documents = 0
+        self.problems: list[str] = []  # the first MAX_PROBLEMS of them
+        self.count = 0
+        self.last_scalar: ScalarEvent | None = None  # to place an unclosed quote
+
+    def note(self, event: Event, reason: str) -> None:
+        """A problem that leaves the document readable: reading goes on, to report all."""
+        self.count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(str(self.fail(event, reason)))
+
+    def fatal(self, error: str) -> InvalidInput:
+        """The error that ends the reading, after the problems noted so far."""
+        return problems_error(self.filename, [*self.problems, error][:MAX_PROBLEMS],
+                              self.count + 1)
 
     def fail(self, event: Event, reason: str) -> InvalidInput:
         parts = [f.slot for f in self.stack[1:]]
@@ -177,8 +234,9 @@ class _Builder:
     def wanted(self, path: PathKey) -> bool:
         if len(path) > self.max_path:
             return False
-        f = self.focus
-        return f is None or path[: len(f)] == f or f[: len(path)] == path
+        if self.foci is None or path in self.above:
+            return True
+        return any(path[:n] in self.foci for n in self.focus_lengths)
 
     def child_path(self) -> PathKey | None:
         if not self.stack:
@@ -196,10 +254,13 @@ class _Builder:
         if isinstance(event, DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
-                raise self.fail(event, "holds more than one YAML document; keep one per file")
+                raise self.fatal(str(self.fail(
+                    event, "holds more than one YAML document; keep one per file")))
         elif isinstance(event, AliasEvent):
-            raise self.fail(event, f"uses the YAML alias *{event.anchor}; aliases and anchors "
-                            "are refused, write the value out")
+            self.note(event, f"uses the YAML alias *{event.anchor}; aliases and anchors "
+                      "are refused, write the value out")
+            self.node_start(ScalarEvent(None, "!", (False, False), "", event.start_mark,
+                                        event.end_mark))
         elif isinstance(event, ScalarEvent | MappingStartEvent | SequenceStartEvent):
             self.node_start(event)
         elif isinstance(event, MappingEndEvent | SequenceEndEvent):
@@ -209,11 +270,12 @@ class _Builder:
     def node_start(self, event: ScalarEvent | MappingStartEvent | SequenceStartEvent) -> None:
         path = self.child_path()
         if event.anchor is not None:
-            raise self.fail(event, f"defines the YAML anchor &{event.anchor}; anchors and "
-                            "aliases are refused, write the value out")
+            self.note(event, f"defines the YAML anchor &{event.anchor}; anchors and "
+                      "aliases are refused, write the value out")
         top = self.stack[-1] if self.stack else None
         is_key = top is not None and isinstance(top.value, dict) and top.key is None
         if isinstance(event, ScalarEvent):
+            self.last_scalar = event
             value = self.scalar(event, path)
             if is_key and top is not None:
                 self.set_key(event, value, top)
@@ -221,14 +283,15 @@ class _Builder:
                 self.attach(value, event, event.value if event.implicit[0] else None)
             return
         if is_key:
-            raise self.fail(event, "uses a mapping or list as a key; keys must be text")
+            raise self.fatal(str(self.fail(
+                event, "uses a mapping or list as a key; keys must be text")))
         tag = event.tag
         want = _CORE + ("map" if isinstance(event, MappingStartEvent) else "seq")
         if tag not in (None, "!", want):
-            raise self.fail(event, f"uses the tag {tag!r}; tags beyond YAML's core schema are "
-                            "refused")
+            self.note(event, f"uses the tag {tag!r}; tags beyond YAML's core schema are "
+                      "refused")
         if len(self.stack) >= MAX_DEPTH:
-            raise self.fail(event, f"nests deeper than {MAX_DEPTH} levels")
+            raise self.fatal(str(self.fail(event, f"nests deeper than {MAX_DEPTH} levels")))
         if path is not None and self.wanted(path):
             self.out.lines[path] = _line(event)
         container: dict[str, Any] | list[Any] = (
@@ -241,11 +304,12 @@ class _Builder:
 
     def set_key(self, event: ScalarEvent, key: object, top: _Frame) -> None:
         if not isinstance(key, str):
-            raise self.fail(event, f"uses {event.value[:40]!r} as a key, which YAML reads as "
-                            f"{type(key).__name__}; quote it")
+            self.note(event, f"uses {event.value[:40]!r} as a key, which YAML reads as "
+                      f"{type(key).__name__}; quote it")
+            key = event.value
         assert isinstance(top.value, dict)
         if key in top.value:
-            raise self.fail(event, f"repeats the key {key!r}")
+            self.note(event, f"repeats the key {key!r}")
         top.key, top.key_line = key, _line(event)
 
     def attach(self, value: Any, event: Event, raw: str | None) -> None:
@@ -280,18 +344,20 @@ class _Builder:
             tag = _RESOLVER.resolve(  # type: ignore[no-untyped-call]
                 yaml.ScalarNode, event.value, event.implicit)
         elif tag not in _SCALAR_TAGS:
-            raise self.fail(event, f"uses the tag {tag!r}; tags beyond YAML's core schema are "
-                            "refused")
+            self.note(event, f"uses the tag {tag!r}; tags beyond YAML's core schema are "
+                      "refused")
+            return event.value
         if tag in (_STR, _VALUE):
             return event.value
         if tag == _MERGE:
-            raise self.fail(event, "uses a YAML merge key (<<); write the keys out")
+            self.note(event, "uses a YAML merge key (<<); write the keys out")
+            return event.value
         node = yaml.ScalarNode(tag, event.value, style=event.style)
         try:
             return SafeConstructor.yaml_constructors[tag](_CONSTRUCTOR, node)
         except (ValueError, TypeError, OverflowError, yaml.YAMLError):
-            raise self.fail(event, f"cannot read {event.value[:40]!r} as "
-                            f"{tag.rsplit(':', 1)[-1]}") from None
+            self.note(event, f"cannot read {event.value[:40]!r} as {tag.rsplit(':', 1)[-1]}")
+            return event.value
 
 
 def _events(text: str) -> Iterator[Event]:
@@ -306,7 +372,8 @@ def _events(text: str) -> Iterator[Event]:
 
 
 def parse_yaml(
-    text: str, filename: str, *, max_path: int = 0, focus: PathKey | None = None
+    text: str, filename: str, *, max_path: int = 0, focus: PathKey | None = None,
+    foci: Collection[PathKey] | None = None,
 ) -> Located:
     """Parse one YAML document safely, recording lines of paths up to ``max_path`` long.
 
@@ -315,29 +382,60 @@ def parse_yaml(
         filename: named in error messages.
         max_path: record the line of every value whose path has at most this many parts.
         focus: if given, record only paths that lie on or under this path.
+        foci: as ``focus``, for several paths at once.
 
     Returns:
         The data (None for an empty document) and the recorded lines.
 
     Raises:
         InvalidInput: a syntax error, alias, anchor, foreign tag, repeated key, or
-            nesting deeper than MAX_DEPTH; the message names the line.
+            nesting deeper than MAX_DEPTH; the message names the line. Every problem
+            found before reading had to stop is listed (see ``problems_error``).
     """
     check_size(text, filename)
-    builder = _Builder(filename, max_path, focus)
+    wanted = [*(foci or ()), *([focus] if focus is not None else [])]
+    builder = _Builder(filename, max_path, wanted if foci is not None or focus is not None
+                       else None)
     try:
         for event in _events(text):
             builder.feed(event)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f" line {mark.line + 1}" if mark else ""
-        problem = exc.problem or exc.context or "syntax error"
-        if "nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
-            raise InvalidInput(f"{filename}{line}: nests deeper than {MAX_DEPTH} levels.") from None
-        raise InvalidInput(f"{filename}{line}: is not valid YAML ({problem}).") from None
+        raise builder.fatal(_syntax_error(exc, builder.last_scalar, filename)) from None
     except (yaml.YAMLError, UnicodeError, ValueError) as exc:
-        raise InvalidInput(f"{filename}: is not valid YAML ({exc}).") from None
+        raise builder.fatal(f"{filename}: is not valid YAML ({exc}).") from None
+    if builder.problems:
+        raise problems_error(filename, builder.problems, builder.count)
     return builder.out
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, last: ScalarEvent | None, filename: str) -> str:
+    """The sentence for a YAML syntax error, at the line where the problem starts.
+
+    The parser notices a missing closing quote or bracket only lines later, where the
+    text stops making sense; the user has to look where the quote or bracket opened.
+    """
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    problem = exc.problem or exc.context or "syntax error"
+    context = exc.context or ""
+    opened = exc.context_mark.line + 1 if exc.context_mark else None
+    if "nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
+        return f"{filename}{f' line {line}' if line else ''}: nests deeper than {MAX_DEPTH} levels."
+    if "quoted scalar" in context and opened:
+        return (f"{filename} line {opened}: the quote opened on this line is never closed; "
+                "add the closing quote.")
+    if (last is not None and last.style in ('"', "'") and last.start_mark is not None
+            and last.end_mark is not None and line is not None
+            and last.start_mark.line < last.end_mark.line and last.end_mark.line + 1 >= line - 1):
+        start, end = last.start_mark.line + 1, last.end_mark.line + 1
+        return (f"{filename} line {start}: the quote opened on this line is not closed on it, "
+                f"so YAML reads on to line {end} and stops there ({problem}); add the closing "
+                "quote.")
+    if context.startswith("while parsing a flow") and opened and line and opened < line:
+        pair = "[]" if "sequence" in context else "{}"
+        return (f"{filename} line {opened}: the {pair[0]} opened on this line is not closed "
+                f"({problem} on line {line}); add the {pair[1]}.")
+    return f"{filename}{f' line {line}' if line else ''}: is not valid YAML ({problem})."
 
 
 class _Duplicate(Exception):

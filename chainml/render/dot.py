@@ -12,6 +12,8 @@ Safety (names and descriptions are untrusted, see DESIGN.md "Bad input"):
   becomes ``&amp;`` (``dot`` decodes entities in labels) and control characters,
   bidi overrides and surplus length are removed by :func:`~chainml.render.text.clean`.
 * No ``URL``/``href``/``image`` attribute is ever emitted.
+* The one HTML-like label is the legend's table (:func:`_legend_table`), built from
+  chainml's own words and colours only.
 """
 
 from __future__ import annotations
@@ -131,47 +133,83 @@ def _cluster_names(prefixes: list[str]) -> dict[str, str]:
     return names
 
 
-def _legend(graph: graphviz.Digraph) -> None:
-    """Add ``cluster_legend``: one sample per kind, per status and per edge style."""
+LEGEND_ROWS = 3  # kinds per legend column
+
+
+def _legend_table(view: GraphView) -> str | None:
+    """The statuses and edge styles of ``view`` as one HTML-like table, or None.
+
+    The only HTML-like label chainml emits: it holds our own words and colours, never
+    text from the registry. One node rather than a node per sample, because each rank a
+    legend spans is as wide as the chain's own nodes in it: with a node per sample the
+    legend of a three-node chain was twice the chain's width.
+    """
+    shown = {node.status for node in view.nodes}
+    statuses = [
+        f'<TD ID="legend_status_{status_key(status)}" BGCOLOR="{STATUS_COLORS[status]}" '
+        f'STYLE="rounded" BORDER="1" COLOR="{INK}">{STATUS_LABELS[status]}</TD>'
+        for status in STATUS_COLORS if status in shown
+    ]
+    edges = [edge for _, edge in drawable_edges(view)]
+    samples: list[tuple[str, str, str]] = []
+    if any(e.feedback for e in edges):
+        samples.append(("feedback", f'STYLE="dashed" COLOR="{FEEDBACK_INK}"', ""))
+    if any(e.pin is not None for e in edges):
+        samples.append(("pinned", 'COLOR="#555555"', '<FONT POINT-SIZE="8">@v3</FONT>'))
+    if samples:  # a plain arrow needs no explaining unless there is another style to tell
+        samples.insert(0, ("input", 'COLOR="#555555"', ""))
+    lines = [
+        f'<TD ALIGN="RIGHT">{name}</TD><TD ID="legend_edge_{name}" SIDES="B" BORDER="1" '
+        f'{style} WIDTH="36" VALIGN="BOTTOM">{label}</TD>'
+        for name, style, label in samples
+    ]
+    # Two statuses to a row only when one column would be taller than the kinds beside it.
+    wide = 2 if len(statuses) > LEGEND_ROWS else 1
+    pairs = [statuses[i:i + wide] for i in range(0, len(statuses), wide)]
+    rows = []
+    for i in range(max(len(pairs), len(lines))):
+        pair = pairs[i] if i < len(pairs) else []
+        cells = "".join(pair) + "<TD></TD>" * (wide - len(pair))
+        if lines:
+            cells += "<TD WIDTH=\"6\"></TD>" + (lines[i] if i < len(lines) else "<TD></TD>" * 2)
+        rows.append(f"<TR>{cells}</TR>")
+    if not rows:
+        return None
+    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="3" CELLPADDING="2">'
+            f'{"".join(rows)}</TABLE>>')
+
+
+def _legend(graph: graphviz.Digraph, view: GraphView) -> None:
+    """Add ``cluster_legend`` for what ``view`` shows: its kinds, statuses and edge
+    styles, so the legend of a small chain stays small."""
+    kinds = [k for k in KIND_ORDER if k in {node.kind for node in view.nodes}]
+    table = _legend_table(view)
+    if not kinds and table is None:
+        return
     with graph.subgraph(name="cluster_legend") as legend:
         legend.attr(
             label="Legend", style="rounded", color="#AAAAAA", fontcolor="#555555",
-            fontsize="12", margin="10", **{"class": "legend"},
+            fontsize="10", margin="6", **{"class": "legend"},
         )
-        legend.attr("node", fontsize="10", width="0", height="0", margin="0.08,0.04")
-        kinds = [f"legend_kind_{kind}" for kind in KIND_ORDER]
-        statuses = [f"legend_status_{status_key(s)}" for s in STATUS_COLORS]
-        with legend.subgraph(name="legend_kinds") as col:
-            col.attr(rank="same")
-            for kind, node_id in zip(KIND_ORDER, kinds, strict=True):
-                col.node(node_id, label=kind, shape=SHAPES[kind], style="filled",
-                         fillcolor="#FFFFFF", id=node_id)
-        with legend.subgraph(name="legend_statuses") as col:
-            col.attr(rank="same")
-            for status, node_id in zip(STATUS_COLORS, statuses, strict=True):
-                col.node(node_id, label=STATUS_LABELS[status], shape="box",
-                         style="filled,rounded", fillcolor=STATUS_COLORS[status], id=node_id)
-        samples: tuple[tuple[str, dict[str, str]], ...] = (
-            ("input", {}),
-            ("feedback", {"style": "dashed", "color": FEEDBACK_INK}),
-            ("pinned", {"label": "@v3", "fontsize": "9"}),
-        )
-        with legend.subgraph(name="legend_edges_from") as col:
-            col.attr(rank="same")
-            for name, _ in samples:
-                col.node(f"legend_edge_{name}", label=name, shape="plaintext",
-                         fillcolor="#FFFFFF", id=f"legend_edge_{name}")
-        with legend.subgraph(name="legend_edges_to") as col:
-            col.attr(rank="same")
-            for name, _ in samples:
-                col.node(f"legend_edge_{name}_to", label="", shape="point", width="0.06")
-        for name, attrs in samples:
-            legend.edge(f"legend_edge_{name}", f"legend_edge_{name}_to", **attrs)
-        # Invisible edges order the columns left to right: kinds, statuses, edges.
-        for left, right in zip(kinds, statuses[:5], strict=True):
-            legend.edge(left, right, style="invis")
-        for left, (name, _) in zip(statuses[:3], samples, strict=True):
-            legend.edge(left, f"legend_edge_{name}", style="invis")
+        legend.attr("node", fontsize="9", width="0", height="0", margin="0.06,0.02")
+        # Columns of a few kinds each: a column is one rank, stacked as high as it is long.
+        columns = [kinds[i:i + LEGEND_ROWS] for i in range(0, len(kinds), LEGEND_ROWS)]
+        ids = [[f"legend_kind_{kind}" for kind in column] for column in columns]
+        for n, column in enumerate(columns):
+            with legend.subgraph(name=f"legend_kinds_{n}") as col:
+                col.attr(rank="same")
+                for kind, node_id in zip(column, ids[n], strict=True):
+                    col.node(node_id, label=kind, shape=SHAPES[kind], style="filled",
+                             fillcolor="#FFFFFF", id=node_id)
+        # Invisible edges put each column, then the table, one rank to the right, row by row.
+        for left, right in zip(ids, ids[1:], strict=False):
+            for a, b in zip(left, right, strict=False):
+                legend.edge(a, b, style="invis")
+        if table is not None:
+            legend.node("legend_table", label=table, shape="plain", style="solid",
+                        id="legend_table")
+            if ids:
+                legend.edge(ids[-1][0], "legend_table", style="invis")
 
 
 def to_dot(view: GraphView, cluster: bool = False, *, legend: bool = True) -> str:
@@ -211,7 +249,7 @@ def to_dot(view: GraphView, cluster: bool = False, *, legend: bool = True) -> st
     if view.title:
         graph.attr(label=dot_text(view.title, 120), labelloc="t", fontsize="16")
     if legend:
-        _legend(graph)
+        _legend(graph, view)
 
     groups: dict[str | None, list[ViewNode]] = {}
     seen: set[str] = set()

@@ -8,6 +8,7 @@ a refusal leaves the registry as it was.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from chainml.names import (
     format_duration,
     parse_duration,
     parse_input_spec,
+    unify_newlines,
 )
 from chainml.rules import graph, marks
 from chainml.schemas import RegisterResult
@@ -78,7 +80,9 @@ class NodeSpec(BaseModel):
     @classmethod
     def _kind(cls, v: str) -> str:
         if v not in ALL_KINDS:
-            raise InvalidInput(f"Unknown kind {v!r}; use one of: {', '.join(ALL_KINDS)}.")
+            close = difflib.get_close_matches(str(v).lower(), ALL_KINDS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise InvalidInput(f"Unknown kind {v!r}; use one of: {', '.join(ALL_KINDS)}.{hint}")
         return v
 
     @field_validator("owner")
@@ -95,7 +99,7 @@ class NodeSpec(BaseModel):
     @field_validator("description")
     @classmethod
     def _description(cls, v: str | None) -> str | None:
-        return check_text(v, "description", 10000)
+        return unify_newlines(check_text(v, "description", 10000))
 
     @field_validator("tags")
     @classmethod
@@ -190,6 +194,68 @@ def _content(s: Session, v: Version) -> tuple[set[InputRow], dict[str, Any]]:
     return rows, v.meta
 
 
+MAX_DIFFERENCES = 6  # listed in a version conflict before "and N more"
+
+
+def _conflict(s: Session, spec: NodeSpec, stored: set[InputRow], given: set[InputRow],
+              stored_meta: dict[str, Any], given_meta: dict[str, Any]) -> str:
+    """The refusal of an existing label with other content, saying what differs.
+
+    The advice depends on where the registration came from: someone editing a chain
+    file changed a node without bumping its version; someone at the command line (or
+    in Python) reused a label.
+    """
+    diffs = _differences(s, stored, given, stored_meta, given_meta)
+    if len(diffs) > MAX_DIFFERENCES:
+        diffs = [*diffs[:MAX_DIFFERENCES], f"{len(diffs) - MAX_DIFFERENCES} more"]
+    if spec.declarative:
+        return (f"version '{spec.version}' is registered with other content: the file "
+                f"{_and(diffs)}; versions are immutable, so give '{spec.name}' a new version "
+                "in the file, or revert the edit.")
+    return (f"Version '{spec.version}' of '{spec.name}' already exists with other content: "
+            f"this registration {_and(diffs)}; versions are immutable, so register a new "
+            "version label.")
+
+
+def _and(items: Sequence[str]) -> str:
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
+
+
+def _differences(s: Session, stored: set[InputRow], given: set[InputRow],
+                 stored_meta: dict[str, Any], given_meta: dict[str, Any]) -> list[str]:
+    """What ``given`` changes against ``stored``, as clauses: "adds input 'x'", ..."""
+    db = Db.over(s)
+    names = reads.names(db, [u for u, _, _ in stored | given])
+    labels = reads.labels(db, [p for _, p, _ in stored | given])
+    out: list[str] = []
+    for feedback, noun in ((False, "input"), (True, "feedback input")):
+        old = {u: p for u, p, fb in stored if fb == feedback}
+        new = {u: p for u, p, fb in given if fb == feedback}
+        for verb, ids in (("adds", new.keys() - old.keys()), ("removes", old.keys() - new.keys())):
+            if ids:
+                listed = _and([f"'{names[u]}'" for u in sorted(ids, key=names.__getitem__)])
+                out.append(f"{verb} {noun}{'s' if len(ids) > 1 else ''} {listed}")
+        for u in sorted(old.keys() & new.keys(), key=names.__getitem__):
+            was, now = labels.get(old[u] or -1), labels.get(new[u] or -1)
+            if was == now:
+                continue
+            if now is None:
+                out.append(f"unpins '{names[u]}' from {was}")
+            elif was is None:
+                out.append(f"pins '{names[u]}' to {now}")
+            else:
+                out.append(f"pins '{names[u]}' to {now} instead of {was}")
+    for key in sorted(given_meta.keys() | stored_meta.keys()):
+        shown = repr(key if len(key) <= 40 else key[:40] + "...")
+        if key not in stored_meta:
+            out.append(f"adds meta {shown}")
+        elif key not in given_meta:
+            out.append(f"removes meta {shown}")
+        elif given_meta[key] != stored_meta[key]:
+            out.append(f"changes meta {shown}")
+    return out or ["differs in its content"]
+
+
 def check_cycle(s: Session, node: Node, rows: Sequence[InputRow]) -> None:
     """Refuse inputs that would close a cycle (feedback inputs may)."""
     regular = {u for u, _, fb in rows if not fb}
@@ -265,11 +331,9 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
                            f"registering a version of it.")
     meta = spec.meta if spec.meta is not None else (existing.meta if existing else {})
     if existing is not None:
-        if _content(s, existing) != (set(rows), meta):
-            raise VersionConflict(
-                f"Version '{spec.version}' of '{spec.name}' already exists with other inputs or "
-                "metadata; versions are immutable, so register a new version label."
-            )
+        stored_rows, stored_meta = _content(s, existing)
+        if (stored_rows, stored_meta) != (set(rows), meta):
+            raise VersionConflict(_conflict(s, spec, stored_rows, set(rows), stored_meta, meta))
     if node is None:
         node = _create_node(s, spec, settings, at, actor)
         result.created_node = True

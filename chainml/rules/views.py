@@ -14,11 +14,15 @@ from chainml.db import reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Node
+from chainml.names import unify_newlines
 from chainml.render.view import GraphView, ViewEdge, ViewNode
 from chainml.schemas import StatusEntry
 
 
 def neighbourhood(s: Session, node: Node, direction: str, depth: int | None) -> set[int]:
+    """``node`` with its ancestors ("upstream"), descendants ("downstream") or both, within
+    ``depth`` hops. Feedback edges are not followed (``repo.walk``); those among the nodes
+    kept are still drawn."""
     keep = {node.id}
     if direction in ("both", "downstream"):
         keep |= repo.walk(s, node.id, True, depth)
@@ -47,7 +51,8 @@ def build_view(s: Session, ids: Sequence[int] | None, statuses: dict[int, Status
         st = statuses.get(n.id)
         view_nodes.append(ViewNode(
             name=n.name, kind=n.kind, version=label, status=st.status.value if st else None,
-            owner=n.owner, description=n.description, tags=list(n.tags), meta=dict(n.meta),
+            owner=n.owner, description=unify_newlines(n.description), tags=list(n.tags),
+            meta=dict(n.meta),
             versions=labels.get(n.id, []), inputs=sorted(inputs.get(n.id, [])),
             consumers=sorted(consumers.get(n.id, [])),
             reasons=[r.message for r in st.reasons] if st else [],
