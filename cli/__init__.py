@@ -13,21 +13,13 @@ from typing import Any
 
 import click
 
-from chainml.cli.common import _remember_db
+from chainml.cli.common import HelpGroup, _remember_db
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class ChainmlGroup(click.Group):
+class ChainmlGroup(HelpGroup):
     """Turns library errors into one ``Error: ...`` line and the contract's exit code."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        # Bare `chainml` asks what there is: answer with the help, not a usage error
-        # (click's no_args_is_help exits 2).
-        if not args and ctx.parent is None:
-            click.echo(ctx.get_help())
-            ctx.exit(0)
-        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         from chainml.errors import ChainmlError

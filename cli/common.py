@@ -41,6 +41,17 @@ class KindChoice(click.Choice):  # type: ignore[type-arg, unused-ignore]
         return super().convert(value, param, ctx)
 
 
+class HelpGroup(click.Group):
+    """A command group that answers a bare call with its help and exit 0: `chainml db`
+    asks what there is, which is not a usage error (click's no_args_is_help exits 2)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args:
+            click.echo(ctx.get_help())
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+
 def _remember_db(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value:
         # On the root context, where db_url() looks: a command's own context has no object

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from chainml.cli.common import db_option, db_url, echo_json, json_option
+from chainml.cli.common import HelpGroup, db_option, db_url, echo_json, json_option
 
 
 @click.command()
@@ -36,7 +36,7 @@ def init(ctx: click.Context) -> None:
                    "with .git); remove ./.chainml to use that one again.", err=True)
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def db() -> None:
     """Schema migrations of the registry."""
 

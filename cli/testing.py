@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from chainml.cli.common import (
+    HelpGroup,
     db_option,
     db_url,
     echo_json,
@@ -61,7 +62,7 @@ def impact(ctx: click.Context, node: str, depth: int | None, as_json: bool) -> N
     click.echo("\n".join(lines))
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def test() -> None:
     """Record test runs."""
 

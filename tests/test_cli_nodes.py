@@ -69,6 +69,8 @@ def test_version_option() -> None:
 
 def test_bare_chainml_shows_the_help_and_succeeds() -> None:
     assert ok(None).stdout == ok(None, "--help").stdout
+    for group in ("db", "test"):  # a bare command group is a question too
+        assert ok(None, group).stdout == ok(None, group, "--help").stdout
 
 
 def test_register_help_names_the_kinds() -> None:
