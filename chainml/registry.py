@@ -446,6 +446,26 @@ class Registry:
         with dbe.read_session(self.engine) as s:
             return gate.check(Db.over(s), names, strict, self.clock())
 
+    def check_with_view(self, names: Sequence[str] = (), strict: bool = False
+                        ) -> tuple[CheckResult, GraphView | None]:
+        """``check``, and a view of its failing nodes with the paths from their causes
+        (None when nothing fails), read from one snapshot: the chart of a Markdown
+        report must show the same registry as its table."""
+        from chainml.rules import views
+
+        with dbe.read_session(self.engine) as s:
+            now = self.clock()
+            result = gate.check(Db.over(s), names, strict, now)
+            if not result.failing:
+                return result, None
+            wanted = {e.name for e in result.failing}
+            for e in result.failing:
+                for r in e.reasons:
+                    wanted.update(r.path)
+            ids = sorted(n.id for n in repo.nodes_by_name(s, sorted(wanted)).values())
+            view = views.build_view(s, ids, self._statuses(s, ids, now), title="chainml")
+        return result, view
+
     def recompute_status(self, name: str | None = None) -> list[StatusEntry]:
         """Status straight from the definition, ignoring marks (slow; for audits and tests)."""
         now = self.clock()

@@ -17,9 +17,9 @@ from chainml.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from chainml.registry import Registry
     from chainml.render.mermaid import MermaidChart
-    from chainml.schemas import CheckResult, StatusEntry
+    from chainml.render.view import GraphView
+    from chainml.schemas import StatusEntry
 
 CHECK_FORMATS = ("text", "json", "junit", "github", "markdown")
 
@@ -172,8 +172,12 @@ def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, s
 
     read_only_run()
     fmt = "json" if as_json else fmt
-    result = fast.check(db_url(ctx), list(nodes), strict)
-    chart = _affected_chart(open_registry(ctx), result) if fmt == "markdown" else None
+    chart = None
+    if fmt == "markdown":  # the table and its chart from one snapshot of the registry
+        result, view = open_registry(ctx).check_with_view(list(nodes), strict)
+        chart = _affected_chart(view) if view is not None else None
+    else:
+        result = fast.check(db_url(ctx), list(nodes), strict)
     click.echo(render_check(result, fmt, limit=limit, mermaid=chart), nl=False)
     ctx.exit(0 if result.ok else 1)
 
@@ -183,18 +187,11 @@ MAX_CHART = 60  # nodes: beyond this a Mermaid chart in a PR comment stops being
 CHART_TEXT = 20_000
 
 
-def _affected_chart(reg: Registry, result: CheckResult) -> MermaidChart | None:
+def _affected_chart(view: GraphView) -> MermaidChart:
     """Mermaid of the failing nodes and the paths from their causes, for PR comments."""
     from chainml.render.mermaid import mermaid_chart
 
-    names = {e.name for e in result.failing}
-    for e in result.failing:
-        for r in e.reasons:
-            names.update(r.path)
-    if not result.failing:
-        return None
-    return mermaid_chart(reg.graph_view(only=sorted(names)), max_nodes=MAX_CHART,
-                         max_text=CHART_TEXT,
+    return mermaid_chart(view, max_nodes=MAX_CHART, max_text=CHART_TEXT,
                          hint="chainml graph --format html draws the whole chain.")
 
 

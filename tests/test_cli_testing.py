@@ -435,3 +435,22 @@ def test_waiver_never_covers_an_untested_version(url: str) -> None:
     assert result.exit_code == 2
     assert error_line(result) == ("Error: 'ranker' is untested; a waiver covers untested "
                                   "upstream changes only.")
+
+
+def test_check_with_view_reads_the_table_and_its_chart_together(database_url: str) -> None:
+    # The Markdown report's chart: the failing nodes and the paths from their causes,
+    # from the same read as the result (one snapshot per command).
+    from tests.chains import build_example
+
+    with Registry.init(url=database_url, actor="t") as reg:
+        build_example(reg)
+        assert reg.check_with_view() == (reg.check(), None)
+        reg.register(kind="source", name="transactions_raw", version="2")
+        result, view = reg.check_with_view()
+        assert not result.ok and view is not None
+        failing = {e.name for e in result.failing}
+        assert failing == {"fraud_scorer", "fraud_rules"}  # ranking_safety pins fraud_scorer
+        on_paths = {n for e in result.failing for r in e.reasons for n in r.path}
+        assert {n.name for n in view.nodes} == failing | on_paths
+        assert {n.name: n.status for n in view.nodes if n.name in failing} == {
+            e.name: e.status.value for e in result.failing}
