@@ -462,7 +462,7 @@ class Registry:
             for e in result.failing:
                 for r in e.reasons:
                     wanted.update(r.path)
-            ids = sorted(n.id for n in repo.nodes_by_name(s, sorted(wanted)).values())
+            ids = sorted(repo.ids_by_name(s, wanted).values())
             view = views.build_view(s, ids, self._statuses(s, ids, now), title="chainml")
         return result, view
 

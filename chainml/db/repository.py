@@ -141,8 +141,6 @@ def nodes_by_name(s: Session, names: Iterable[str]) -> dict[str, Node]:
     return out
 
 
-
-
 def list_nodes(s: Session, kind: str | None = None, retired: bool = False) -> Sequence[Node]:
     """The nodes of the current chain (``retired``: the retired ones instead)."""
     stmt = select(Node).where(Node.retired_at.is_not(None) if retired
