@@ -33,7 +33,8 @@ def trusted(model: type[M], data: dict[str, Any]) -> M:
 class Out(BaseModel):
     """Base of output models: built from rows, dumped by alias ('from')."""
 
-    model_config = ConfigDict(from_attributes=True, populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True, serialize_by_alias=True,
+                              defer_build=True)
 
 
 class Status(str, Enum):
