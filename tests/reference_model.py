@@ -1,9 +1,11 @@
 """An independent reference model (test oracle) of chainml's status semantics.
 
 Written from /work/shared/DESIGN.md ("Concepts", "Semantics", "Fine points,
-settled") and the rules of the oracle brief only; it shares no code with the
-implementation. It is deliberately slow and obvious: plain dicts of nodes,
-versions, runs and waivers, and lineage recomputed from scratch on every query.
+settled", and "Environments, deployments and training–serving skew") and the rules
+of the oracle brief only; it shares no code with the implementation. Where the
+environment section is silent, the model's choice is marked CHOICE in a docstring.
+It is deliberately slow and obvious: plain dicts of nodes, versions, runs, waivers
+and deployments, and lineage recomputed from scratch on every query.
 
 Ordering is by call order only ("Latest follows the registry's commit order,
 never a client's clock"): `now` is used for a version's creation time (stale),
@@ -15,7 +17,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("source", "feature", "model", "policy", "consumer")
@@ -31,6 +33,7 @@ NEEDS_TESTS_BY_KIND = frozenset({"model", "policy"})  # kinds table, last column
 MAX_WAIVER_S = 90 * 86400  # "Default expiry 7 days; at most 90."
 OK_STATUSES = frozenset({"verified", "waived", "stale"})
 NAME_RE = re.compile(r"[A-Za-z0-9_\-./:]{1,200}")  # "Concepts": Node names
+ENV_NAME_RE = re.compile(r"[A-Za-z0-9_\-./:]{1,100}")  # CHOICE: environment names
 
 Pair = tuple[str, str]  # (ancestor name, version label)
 Reason = tuple[str, frozenset[str], frozenset[str]]  # (cause, tested-with labels, now labels)
@@ -102,6 +105,48 @@ class Waiver:
     covers: frozenset[Reason]
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """"Deployments are append-only history"; version None records an undeploy."""
+
+    seq: int
+    env: str
+    node: str
+    version: str | None
+
+
+@dataclass(frozen=True)
+class EnvVerdict:
+    """One deployed node's environment status ("Environments ... training–serving skew").
+
+    reasons: for skewed/waived, (cause, tested-with labels, served labels) per differing
+    ancestor; missing: for missing_input, the absent ancestors; missing_suites: for untested,
+    the required suites without any run of the deployed version; against: for skewed/waived,
+    the latest passing run of each skewed suite (what a waiver is granted on)."""
+
+    status: str
+    reasons: frozenset[Reason] = frozenset()
+    missing: frozenset[str] = frozenset()
+    missing_suites: frozenset[str] = frozenset()
+    against: frozenset[int] = field(default=frozenset(), compare=False)  # the runs judged
+
+
+class Blocked(Exception):
+    """`deploy` refuses the release (exit 1, nothing recorded): {node: its verdict after} of
+    the nodes that block it, and of every node it judges."""
+
+    def __init__(self, blocked: dict[str, EnvVerdict], checked: dict[str, EnvVerdict]) -> None:
+        super().__init__(", ".join(f"{n} would be {v.status}" for n, v in sorted(blocked.items())))
+        self.blocked, self.checked = blocked, checked
+
+
+# deploy refuses a release that leaves one of these (DESIGN "deploy ... refuses").
+BLOCKING = frozenset({"untested", "failed", "skewed", "missing_input"})
+# An environment's serving lineage marks an absent unpinned input with this label (never a
+# real version label: labels may not contain "@"); such a node is missing_input anyway.
+ABSENT = "@absent"
+
+
 def _check_max_age(max_age_s: int | None) -> None:
     """A maximum age is None (leave alone), 0 (no maximum) or a positive number of seconds."""
     if max_age_s is not None and max_age_s < 0:
@@ -113,12 +158,16 @@ def _labels(pairs: frozenset[Pair], name: str) -> frozenset[str]:
 
 
 class Model:
-    """The whole registry: nodes, runs (in commit order) and waivers per node."""
+    """The whole registry: nodes, runs (in commit order), waivers per node, and environments
+    with their deployments (in commit order) and waivers per environment and node."""
 
     def __init__(self) -> None:
         self.nodes: dict[str, Node] = {}
         self.runs: list[Run] = []
         self.waivers: dict[str, list[Waiver]] = {}
+        self.envs: dict[str, str | None] = {}  # environment → the one it comes after
+        self.deployments: list[Deployment] = []  # append-only, in commit order
+        self.env_waivers: dict[tuple[str, str], list[Waiver]] = {}  # (env, node) → waivers
 
     # ---------------------------------------------------------------- helpers
     def _live(self, name: str) -> Node:
@@ -319,7 +368,7 @@ class Model:
         """`chainml apply`: one transaction — all of it happens, or Refused with no change."""
         trial = copy.deepcopy(self)
         trial._apply(nodes, prune, now)
-        self.nodes, self.runs, self.waivers = trial.nodes, trial.runs, trial.waivers
+        self.__dict__.update(trial.__dict__)
 
     def _apply(self, decls: list[dict[str, Any]], prune: bool, now: float) -> None:
         names = [d["name"] for d in decls]
@@ -417,3 +466,247 @@ class Model:
         """Lineage of the node's current version; unknown or retired → Refused."""
         self._live(name)
         return self._lineage(self._cur(name))
+
+    # ---------------------------------------------------------------- environments
+    # DESIGN.md "Environments, deployments and training–serving skew". Where the page is
+    # silent, the choice is marked CHOICE.
+
+    def _env(self, env: str) -> None:
+        if env not in self.envs:
+            raise Refused(f"no environment {env!r}")
+
+    def env_create(self, name: str, *, after: str | None = None, now: float) -> None:
+        """`chainml env create NAME [--after ENV]`.
+
+        CHOICE (the implementation's): an environment name is 1 to 100 of the characters a
+        node name may hold; an existing name is refused (exit 2); --after must name an
+        existing environment."""
+        if not ENV_NAME_RE.fullmatch(name):
+            raise Refused("invalid environment name")
+        if name in self.envs:
+            raise Refused("environment exists")
+        if after is not None:
+            self._env(after)
+        self.envs[name] = after
+
+    def _serving(self, env: str, release: dict[str, str] | None = None
+                 ) -> tuple[dict[str, str], set[str]]:
+        """("serving versions", deployed names) of `env`, after `release` if given.
+
+        "the latest per node and environment is what that environment serves"; a source
+        never deployed is served at its registry current version; any other node never
+        deployed is absent. CHOICE: an undeployed source falls back to its registry current
+        version like a never-deployed one (live data flows in again); an undeployed other
+        node is absent. CHOICE (the implementation's): a retired source that the environment
+        does not serve by a deployment is absent (it left the chain: no live data flows from
+        it), while a deployment of a retired node stands until undeployed."""
+
+        def live_source(n: str) -> bool:
+            return self.nodes[n].kind == "source" and not self.nodes[n].retired
+
+        served = {n: node.current for n, node in self.nodes.items() if live_source(n)}
+        deployed: set[str] = set()
+        for d in self.deployments:
+            if d.env != env:
+                continue
+            if d.version is None:
+                deployed.discard(d.node)
+                served.pop(d.node, None)
+                if live_source(d.node):
+                    served[d.node] = self.nodes[d.node].current
+            else:
+                deployed.add(d.node)
+                served[d.node] = d.version
+        for n, label in (release or {}).items():
+            deployed.add(n)
+            served[n] = label
+        return served, deployed
+
+    def _serving_lineage(self, served: dict[str, str], name: str
+                         ) -> tuple[frozenset[Pair], frozenset[str]]:
+        """"Serving lineage": the lineage of `name`'s served version computed with the
+        environment's serving versions (pairs; a pinned input counts at its pin and is not
+        crossed); with the absent ancestors met on the way (those make it missing_input).
+
+        CHOICE (the implementation's): a pinned input is never missing — the consumer reads a
+        frozen artifact, whatever the environment serves of that node. CHOICE: feedback inputs
+        are never read here (they "never enter snapshots or impact"). An absent unpinned input
+        is marked (X, ABSENT) and not crossed. A cycle among served versions raises Refused
+        (deploy refuses it)."""
+        pairs: set[Pair] = set()
+        missing: set[str] = set()
+
+        def walk(node: str, path: tuple[str, ...]) -> None:
+            for u, pin in self.nodes[node].versions[served[node]].inputs:
+                if pin is not None:
+                    pairs.add((u, pin))
+                elif u not in served:
+                    missing.add(u)
+                    pairs.add((u, ABSENT))
+                elif u in path:
+                    raise Refused(f"the environment would serve a cycle through {u}")
+                else:
+                    pairs.add((u, served[u]))
+                    walk(u, path + (u,))
+
+        walk(name, (name,))
+        return frozenset(pairs), frozenset(missing)
+
+    def _env_verdict(self, env: str, name: str, served: dict[str, str], deployed: set[str],
+                     now: float) -> EnvVerdict | None:
+        """"Environment status of each node deployed to E that needs tests", checked in this
+        order: missing_input, untested (no run of the deployed version at all), then each
+        required suite (else all runs as one) judged on its own, the worst winning
+        (failed > untested > skewed), then waived, stale, verified.
+
+        "The runs that count are the runs of the deployed version whose snapshot equals its
+        serving lineage", whenever recorded; "latest" is commit order. Per suite: latest
+        counting run passed → fine, failed → failed; no counting run → skewed against its
+        latest passing run, or failed when it has only failed runs (CHOICE, the
+        implementation's); no run of that suite → untested (CHOICE). CHOICE: a retired
+        deployed node has no environment status (it left status)."""
+        node = self.nodes[name]
+        if name not in deployed or node.retired or not node.needs_tests:
+            return None
+        label = served[name]
+        lineage, missing = self._serving_lineage(served, name)
+        if missing:
+            return EnvVerdict("missing_input", missing=missing)
+        own = [r for r in self.runs if r.node == name and r.version == label]
+        if not own:
+            return EnvVerdict("untested", missing_suites=node.required_suites)
+        failed, untested, against = False, set[str](), list[Run]()
+        suites: list[str | None] = [*sorted(node.required_suites)] or [None]
+        for suite in suites:
+            runs = own if suite is None else [r for r in own if r.suite == suite]
+            counting = [r for r in runs if r.snapshot == lineage]
+            passing = [r for r in runs if r.passed]
+            if not runs:
+                untested.add(str(suite))
+            elif counting:
+                failed |= not counting[-1].passed
+            elif passing:
+                against.append(passing[-1])
+            else:
+                failed = True
+        if failed:
+            return EnvVerdict("failed")
+        if untested:
+            return EnvVerdict("untested", missing_suites=frozenset(untested))
+        if against:
+            reasons: set[Reason] = set()
+            for r in against:
+                for a in {n for n, _ in r.snapshot | lineage}:
+                    before, after = _labels(r.snapshot, a), _labels(lineage, a)
+                    if before != after:
+                        reasons.add((a, before, after))
+            run_ids = frozenset(r.seq for r in against)
+            live = [w for w in self.env_waivers.get((env, name), [])
+                    if now < w.expiry and w.runs == run_ids]
+            covered = all(any(x in w.covers for w in live) for x in reasons)
+            return EnvVerdict("waived" if covered else "skewed", frozenset(reasons),
+                              against=run_ids)
+        created = node.versions[label].created
+        if node.max_age_s and now - created > node.max_age_s:
+            return EnvVerdict("stale")
+        return EnvVerdict("verified")
+
+    def env_statuses(self, env: str, *, now: float) -> dict[str, EnvVerdict]:
+        """`chainml status --env ENV`: every node deployed to ENV that needs tests."""
+        self._env(env)
+        served, deployed = self._serving(env)
+        out = {n: self._env_verdict(env, n, served, deployed, now) for n in sorted(deployed)}
+        return {n: v for n, v in out.items() if v is not None}
+
+    def env_status(self, env: str, name: str, *, now: float) -> EnvVerdict | None:
+        self._env(env)
+        if name not in self.nodes:
+            raise Refused("unknown node")
+        served, deployed = self._serving(env)
+        return self._env_verdict(env, name, served, deployed, now)
+
+    def served(self, env: str) -> dict[str, str]:
+        """What ENV serves: node → version, sources taken live included."""
+        self._env(env)
+        return self._serving(env)[0]
+
+    def deployed(self, env: str) -> set[str]:
+        """The nodes ENV serves by a deployment (its latest record for them is no undeploy)."""
+        self._env(env)
+        return self._serving(env)[1]
+
+    def deploy(self, env: str, specs: Sequence[tuple[str, str | None]], *, force: bool = False,
+               reason: str | None = None, check: bool = False,
+               now: float) -> dict[str, EnvVerdict]:
+        """`chainml deploy NODE[@VERSION]... --env ENV`: one release, all or nothing.
+
+        Bad input → Refused (exit 2): unknown environment, an empty release, a node named
+        twice, an unknown or retired node, an unknown version, --force without --reason
+        (CHOICES, the implementation's), a release after which the environment would serve
+        a cycle (CHOICE). Then the gate. The nodes it judges ("checked") are those that need
+        tests and are deployed after the release, and either belong to it or hold one of its
+        nodes in their serving lineage — a pinned input counts, but is not crossed.
+        CHOICE (the implementation's reading of "a release after which E would hold a node
+        that is ..."): that is whether or not the release changes their versions or
+        pairs (a node redeployed at the version E serves, or a source deployed at the
+        version E takes live, is judged again). It is Blocked (exit 1, nothing recorded)
+        when one of them would be untested, failed, skewed or missing_input; --force records
+        it anyway; --check records nothing (and is Blocked the same way: exit 1).
+        Returns the verdicts after the release of every node it judges."""
+        self._env(env)
+        names = [n for n, _ in specs]
+        if not names or len(set(names)) != len(names):
+            raise Refused("empty release or a node named twice")
+        release: dict[str, str] = {}
+        for n, label in specs:
+            node = self._live(n)
+            label = node.current if label is None else label
+            if label not in node.versions:
+                raise Refused(f"{n} has no version {label}")
+            release[n] = label
+        if force and not (reason and reason.strip()):
+            raise Refused("--force needs --reason")
+        after, deployed = self._serving(env, release)
+        checked: dict[str, EnvVerdict] = {}
+        for n in sorted(deployed):
+            lineage = self._serving_lineage(after, n)[0]  # raises Refused on a cycle
+            if n in release or {a for a, _ in lineage} & set(release):
+                verdict = self._env_verdict(env, n, after, deployed, now)
+                if verdict is not None:
+                    checked[n] = verdict
+        blocked = {n: v for n, v in checked.items() if v.status in BLOCKING}
+        if blocked and not force:
+            raise Blocked(blocked, checked)
+        if not check:
+            for n in names:
+                self.deployments.append(Deployment(len(self.deployments), env, n, release[n]))
+        return checked
+
+    def undeploy(self, env: str, name: str, *, now: float) -> None:
+        """`chainml undeploy NODE --env ENV`: refused (exit 2) unless ENV serves a deployment
+        of NODE. CHOICE: allowed for a retired node (its deployment stands otherwise);
+        never gated."""
+        self._env(env)
+        if name not in self.nodes:
+            raise Refused("unknown node")
+        if name not in self._serving(env)[1]:
+            raise Refused(f"{name} is not deployed to {env}")
+        self.deployments.append(Deployment(len(self.deployments), env, name, None))
+
+    def waive_env(self, env: str, name: str, *, cause: str | None = None,
+                  expires_s: float = 7 * 86400, now: float) -> None:
+        """`chainml waive NODE --env ENV`: covers skew causes only (as `waive` covers
+        needs_retest causes only), the exact (ancestor, tested-with, served) facts, and only
+        against the latest passing run(s) it was granted on."""
+        self._env(env)
+        self._live(name)
+        verdict = self.env_status(env, name, now=now)
+        if verdict is None or verdict.status not in ("skewed", "waived"):
+            raise Refused("nothing to waive in this environment")
+        if not (0 < expires_s <= MAX_WAIVER_S):
+            raise Refused("expiry out of range")
+        covers = frozenset(r for r in verdict.reasons if cause is None or r[0] == cause)
+        if not covers:
+            raise Refused("not an open cause")
+        self.env_waivers.setdefault((env, name), []).append(
+            Waiver(now + expires_s, verdict.against, covers))

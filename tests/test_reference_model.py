@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.reference_model import Model, Refused, Verdict
+from tests.reference_model import Blocked, EnvVerdict, Model, Refused, Verdict
 
 DAY = 86400.0
 
@@ -527,3 +527,316 @@ def test_repro_5_ancestor_entering_the_lineage(c: Chain) -> None:
     c.reg("source", "s2", "2")
     assert c.verdict("p1") == Verdict("needs_retest", frozenset(
         {reason("f0", {"1"}, {"2"}), reason("s2", set(), {"2"})}))
+
+
+# ---------------------------------------------------------------- environments
+# DESIGN.md "Environments, deployments and training–serving skew", by hand.
+def env(c: Chain, name: str, after: str | None = None) -> None:
+    c.m.env_create(name, after=after, now=c.tick())
+
+
+def deploy(c: Chain, e: str, *specs: str, force: bool = False, check: bool = False
+           ) -> dict[str, EnvVerdict]:
+    pairs = [(x.split("@")[0], x.split("@")[1] if "@" in x else None) for x in specs]
+    return c.m.deploy(e, pairs, force=force, reason="test" if force else None, check=check,
+                      now=c.tick())
+
+
+def es(c: Chain, e: str, name: str, now: float | None = None) -> EnvVerdict | None:
+    return c.m.env_status(e, name, now=c.t if now is None else now)
+
+
+def ranker_chain(c: Chain) -> None:
+    """s → F → ranker, F at 4, ranker tested with F 4; prod created, nothing deployed."""
+    c.reg("source", "s", "1")
+    c.reg("feature", "F", "4", "s")
+    c.reg("model", "ranker", "1", "F")
+    c.record("ranker")
+    env(c, "prod")
+
+
+def test_env_design_example_feature_redeployed_alone_is_skew(c: Chain) -> None:
+    ranker_chain(c)
+    assert deploy(c, "prod", "F", "ranker") == {"ranker": EnvVerdict("verified")}
+    assert c.m.env_statuses("prod", now=c.t) == {"ranker": EnvVerdict("verified")}
+    assert c.m.served("prod") == {"s": "1", "F": "4", "ranker": "1"}
+    c.reg("feature", "F", "5", "s")  # the registry moves on; prod still serves F 4
+    assert es(c, "prod", "ranker") == EnvVerdict("verified")
+    assert c.status("ranker") == "needs_retest"
+    with pytest.raises(Blocked) as refused:  # redeploying F alone would skew ranker
+        deploy(c, "prod", "F")
+    assert set(refused.value.blocked) == {"ranker"}
+    assert c.m.served("prod")["F"] == "4"  # nothing recorded
+    assert deploy(c, "prod", "F", check=True, force=True) == {
+        "ranker": EnvVerdict("skewed", frozenset({reason("F", {"4"}, {"5"})}))}
+    assert c.m.served("prod")["F"] == "4"  # --check records nothing
+    deploy(c, "prod", "F", force=True)
+    # "serves F 5 in prod, tested with F 4, via F → ranker"
+    assert es(c, "prod", "ranker") == EnvVerdict(
+        "skewed", frozenset({reason("F", {"4"}, {"5"})}))
+    c.record("ranker")  # retested against F 5 in the registry
+    assert es(c, "prod", "ranker") == EnvVerdict("verified")
+    deploy(c, "prod", "F@4")  # back to F 4: last week's combination still counts
+    assert es(c, "prod", "ranker") == EnvVerdict("verified")
+
+
+def test_env_sources_are_taken_live_until_deployed(c: Chain) -> None:
+    ranker_chain(c)
+    deploy(c, "prod", "F", "ranker")
+    c.reg("source", "s", "2")  # live data: prod reads s 2 at once
+    assert es(c, "prod", "ranker") == EnvVerdict(
+        "skewed", frozenset({reason("s", {"1"}, {"2"})}))
+    deploy(c, "prod", "s@1")  # a source deployed is pinned to that snapshot in prod
+    assert es(c, "prod", "ranker") == EnvVerdict("verified")
+    c.reg("source", "s", "3")
+    assert es(c, "prod", "ranker") == EnvVerdict("verified")
+    c.m.undeploy("prod", "s", now=c.tick())  # back to live (CHOICE)
+    assert c.m.served("prod")["s"] == "3"
+    assert es(c, "prod", "ranker") == EnvVerdict(
+        "skewed", frozenset({reason("s", {"1"}, {"3"})}))
+    assert es(c, "prod", "s") is None  # sources need no tests and s is not deployed
+
+
+def test_env_missing_input_first_and_pins_not_crossed(c: Chain) -> None:
+    ranker_chain(c)
+    c.reg("model", "m2", "1", "ranker")
+    c.reg("model", "m3", "1", "ranker@1")
+    c.record("m2")
+    with pytest.raises(Blocked) as refused:
+        deploy(c, "prod", "ranker", "m2", "m3")
+    assert refused.value.blocked == {
+        "ranker": EnvVerdict("missing_input", missing=fs("F")),
+        "m2": EnvVerdict("missing_input", missing=fs("F")),  # an ancestor on a served path
+        "m3": EnvVerdict("untested")}  # the pin is not crossed: F is not m3's concern
+    c.record("m3")
+    deploy(c, "prod", "m3")
+    # CHOICE: a pinned input is a frozen artifact, never missing (ranker is absent).
+    assert es(c, "prod", "m3") == EnvVerdict("verified")
+    # m3 reads ranker through a pin: judged with the release of ranker (and verified).
+    assert set(deploy(c, "prod", "F", "ranker", "m2")) == {"ranker", "m2", "m3"}
+    assert c.m.env_statuses("prod", now=c.t) == {
+        "ranker": EnvVerdict("verified"), "m2": EnvVerdict("verified"),
+        "m3": EnvVerdict("verified")}
+    c.m.undeploy("prod", "F", now=c.tick())  # undeploy is not gated
+    assert es(c, "prod", "m2") == EnvVerdict("missing_input", missing=fs("F"))
+    assert es(c, "prod", "m3") == EnvVerdict("verified")
+    with pytest.raises(Refused):
+        c.m.undeploy("prod", "F", now=c.tick())  # no longer deployed
+    with pytest.raises(Refused):
+        c.m.undeploy("prod", "s", now=c.tick())  # never deployed (taken live)
+
+
+def test_env_untested_failed_and_counting_runs(c: Chain) -> None:
+    ranker_chain(c)
+    c.reg("model", "ranker", "2", "F")
+    deploy(c, "prod", "F", "ranker@2", force=True)
+    assert es(c, "prod", "ranker") == EnvVerdict("untested")
+    c.reg("feature", "F", "5", "s")
+    c.record("ranker", passed=False)  # against F 5: not counting in prod, and no pass at all
+    assert es(c, "prod", "ranker") == EnvVerdict("failed")  # CHOICE (the implementation's)
+    c.record("ranker")  # a pass against F 5: prod serves F 4 → skewed
+    assert es(c, "prod", "ranker") == EnvVerdict(
+        "skewed", frozenset({reason("F", {"5"}, {"4"})}))
+    c.promote("F", "4")
+    c.record("ranker", passed=False)  # counting, failed
+    c.promote("F", "5")
+    c.record("ranker")  # a later pass against F 5 does not count in prod
+    assert es(c, "prod", "ranker") == EnvVerdict("failed")
+    c.promote("F", "4")
+    c.record("ranker")
+    c.promote("F", "5")
+    c.record("ranker", passed=False)  # a later failure elsewhere does not count either
+    assert es(c, "prod", "ranker") == EnvVerdict("verified")
+    assert c.status("ranker") == "failed"  # the registry judges its latest run
+
+
+def test_env_required_suites_each_judged_worst_wins(c: Chain) -> None:
+    ranker_chain(c)
+    c.reg("model", "ranker", "1", "F", required_suites=["a", "b"])
+    deploy(c, "prod", "F", "ranker", force=True)
+    c.reg("feature", "F", "5", "s")
+    assert es(c, "prod", "ranker") == EnvVerdict("untested", missing_suites=fs("a", "b"))
+    c.promote("F", "4")
+    c.record("ranker", suite="a")  # counting, passed
+    assert es(c, "prod", "ranker") == EnvVerdict("untested", missing_suites=fs("b"))
+    c.promote("F", "5")
+    c.record("ranker", passed=False, suite="b")  # b: only a failed, non-counting run
+    assert es(c, "prod", "ranker") == EnvVerdict("failed")
+    c.record("ranker", suite="b")  # b: a pass against F 5 only → skewed for b
+    skew = EnvVerdict("skewed", frozenset({reason("F", {"5"}, {"4"})}))
+    assert es(c, "prod", "ranker") == skew
+    c.promote("F", "4")
+    c.record("ranker", passed=False, suite="a")  # a: latest counting failed → failed wins
+    assert es(c, "prod", "ranker") == EnvVerdict("failed")
+    c.record("ranker", suite="a")
+    c.record("ranker", suite="b")
+    assert es(c, "prod", "ranker") == EnvVerdict("verified")
+    c.record("ranker", suite="other", passed=False)  # not required: ignored
+    assert es(c, "prod", "ranker") == EnvVerdict("verified")
+
+
+def test_env_waiver_covers_exact_facts_in_its_environment_only(c: Chain) -> None:
+    ranker_chain(c)
+    env(c, "staging")
+    for e in ("staging", "prod"):
+        deploy(c, e, "F", "ranker")
+    c.reg("feature", "F", "5", "s")
+    c.reg("feature", "F", "6", "s")
+    for e in ("staging", "prod"):
+        deploy(c, e, "F@5", force=True)
+    c.waive("ranker")  # a registry waiver covers the registry's status only
+    assert c.status("ranker") == "waived"
+    assert es(c, "prod", "ranker") == EnvVerdict("skewed", frozenset({reason("F", {"4"}, {"5"})}))
+    c.m.waive_env("prod", "ranker", expires_s=100, now=5000.0)
+    c.t = 5001.0
+    skew = frozenset({reason("F", {"4"}, {"5"})})
+    assert es(c, "prod", "ranker") == EnvVerdict("waived", skew)
+    assert es(c, "staging", "ranker") == EnvVerdict("skewed", skew)
+    assert es(c, "prod", "ranker", now=5100.0) == EnvVerdict("skewed", skew)  # expired
+    deploy(c, "prod", "F@6", force=True)  # a newer change reopens it
+    assert es(c, "prod", "ranker") == EnvVerdict(
+        "skewed", frozenset({reason("F", {"4"}, {"6"})}))
+    deploy(c, "prod", "F@5", force=True)  # the same facts again
+    assert es(c, "prod", "ranker") == EnvVerdict("waived", skew)
+    c.record("ranker", passed=False)  # a failed run leaves the latest passing run alone
+    assert es(c, "prod", "ranker") == EnvVerdict("waived", skew)
+    c.record("ranker")  # a newer passing run (against F 6) ends it
+    assert es(c, "prod", "ranker") == EnvVerdict(
+        "skewed", frozenset({reason("F", {"6"}, {"5"})}))
+    with pytest.raises(Refused):
+        c.m.waive_env("prod", "ranker", cause="s", now=c.tick())  # not an open cause
+    deploy(c, "prod", "F@6")
+    with pytest.raises(Refused):
+        c.m.waive_env("prod", "ranker", now=c.tick())  # verified: nothing to waive
+    with pytest.raises(Refused):
+        c.m.waive_env("dev", "ranker", now=c.tick())  # no such environment
+
+
+def test_env_stale_is_judged_on_the_deployed_version(c: Chain) -> None:
+    c.reg("source", "s", "1")
+    c.reg("model", "m", "1", "s", max_age_s=100)
+    created = c.t
+    c.record("m")
+    env(c, "prod")
+    deploy(c, "prod", "m")
+    c.reg("model", "m", "2", "s")  # a fresh version in the registry changes nothing in prod
+    c.record("m")
+    assert es(c, "prod", "m", now=created + 100) == EnvVerdict("verified")
+    assert es(c, "prod", "m", now=created + 101) == EnvVerdict("stale")
+    assert c.status("m", now=created + 101) == "verified"
+
+
+def test_env_deploy_gate_judges_the_release_and_what_reads_it(c: Chain) -> None:
+    ranker_chain(c)
+    c.reg("model", "other", "1", "s")
+    c.reg("model", "pinned", "1", "ranker@1")
+    deploy(c, "prod", "F", "ranker", "other", force=True)
+    assert es(c, "prod", "other") == EnvVerdict("untested")
+    c.reg("feature", "F", "5", "s")
+    c.reg("model", "ranker", "2", "F")
+    c.record("ranker")
+    # other stays untested: it neither belongs to the release nor reads one of its nodes.
+    assert deploy(c, "prod", "F", "ranker") == {"ranker": EnvVerdict("verified")}
+    with pytest.raises(Blocked):  # CHOICE: judged again though its version does not change
+        deploy(c, "prod", "other")
+    with pytest.raises(Blocked) as refused:  # CHOICE: s deployed at the version taken live
+        deploy(c, "prod", "s@1")
+    assert set(refused.value.checked) == {"ranker", "other"}
+    assert set(refused.value.blocked) == {"other"}
+    deploy(c, "prod", "pinned", force=True)
+    with pytest.raises(Blocked) as refused:  # a node reading ranker through a pin is judged
+        deploy(c, "prod", "ranker")
+    assert set(refused.value.blocked) == {"pinned"}
+    assert set(deploy(c, "prod", "F", force=True)) == {"ranker"}  # the pin is not crossed
+    c.reg("consumer", "app", "1", "ranker")
+    assert deploy(c, "prod", "app") == {}  # needs no tests; no node that does reads it
+
+
+def test_env_deploy_and_env_refusals(c: Chain) -> None:
+    ranker_chain(c)
+    env(c, "staging")
+    before = copy.deepcopy((c.m.envs, c.m.deployments))
+    attempts: list[Callable[[], object]] = [
+        lambda: env(c, "prod"),  # exists
+        lambda: env(c, "qa", after="nope"),
+        lambda: env(c, "bad name"),
+        lambda: deploy(c, "nope", "F"),
+        lambda: deploy(c, "prod"),
+        lambda: deploy(c, "prod", "ghost"),
+        lambda: deploy(c, "prod", "F@9"),
+        lambda: deploy(c, "prod", "F", "F@4"),
+        lambda: c.m.deploy("prod", [("F", None)], force=True, now=c.tick()),  # no reason
+        lambda: c.m.undeploy("prod", "F", now=c.tick()),
+        lambda: c.m.undeploy("prod", "ghost", now=c.tick()),
+        lambda: c.m.env_statuses("nope", now=c.t),
+    ]
+    for bad in attempts:
+        with pytest.raises(Refused):
+            bad()
+    assert (c.m.envs, c.m.deployments) == before
+    env(c, "qa", after="staging")
+    assert c.m.envs == {"prod": None, "staging": None, "qa": "staging"}
+
+
+def test_env_latest_deployment_by_commit_order(c: Chain) -> None:
+    ranker_chain(c)
+    c.reg("feature", "F", "5", "s")
+    c.m.deploy("prod", [("F", "5")], now=9000.0)
+    c.m.deploy("prod", [("F", "4")], now=10.0)  # an earlier clock, recorded later
+    assert c.m.served("prod")["F"] == "4"
+
+
+def test_env_serving_cycle_refused(c: Chain) -> None:
+    c.reg("source", "s", "1")
+    c.reg("feature", "g", "1", "s")
+    c.reg("model", "m", "1", "g")
+    c.reg("model", "m", "2", "s")
+    c.reg("feature", "g", "2", "m")  # the registry is acyclic: m 2 reads s
+    env(c, "prod")
+    deploy(c, "prod", "g@2", "m@2", force=True)
+    with pytest.raises(Refused):  # CHOICE: m 1 reads g, g 2 reads m
+        deploy(c, "prod", "m@1", force=True)
+
+
+def test_env_retired_nodes(c: Chain) -> None:
+    """CHOICES (the implementation's): a retired source no environment deployed is absent;
+    a deployment of a retired node stands (no status of its own) until undeployed."""
+    c.reg("source", "s", "1")
+    c.reg("source", "t", "1")
+    c.reg("feature", "f", "1", "s")
+    c.reg("model", "m", "1", "f", "t")
+    c.reg("model", "top", "1", "m")
+    c.record("m")
+    c.record("top")
+    env(c, "prod")
+    deploy(c, "prod", "f", "m", "top")
+    c.reg("model", "m", "2", "s")  # nothing current reads f or t any more
+    c.reg("model", "top", "2", "s")
+    c.m.retire("t", now=c.tick())
+    c.m.retire("f", now=c.tick())
+    assert es(c, "prod", "m") == EnvVerdict("missing_input", missing=fs("t"))
+    assert es(c, "prod", "top") == EnvVerdict("missing_input", missing=fs("t"))
+    assert c.m.served("prod")["f"] == "1"
+    with pytest.raises(Refused):
+        deploy(c, "prod", "f", force=True)  # retired: revive it first
+    c.m.undeploy("prod", "f", now=c.tick())
+    assert es(c, "prod", "m") == EnvVerdict("missing_input", missing=fs("f", "t"))
+    c.m.retire("m", now=c.tick())
+    assert c.m.env_statuses("prod", now=c.t) == {
+        "top": EnvVerdict("missing_input", missing=fs("f", "t"))}
+
+
+def test_run_of_a_version_reading_a_retired_node_crosses_it(c: Chain) -> None:
+    """DESIGN's lineage crosses a retired node (it keeps its current version and inputs):
+    a run of m 1 recorded while f is retired still holds s (chainml's snapshot stops at f:
+    see KNOWN_RETIRED_SNAPSHOT in tests/test_model_based.py)."""
+    c.reg("source", "s", "1")
+    c.reg("feature", "f", "1", "s")
+    c.reg("model", "m", "1", "f")
+    c.reg("model", "m", "2", "s")
+    c.m.retire("f", now=c.tick())
+    c.record("m", version="1")
+    assert c.m.runs[-1].snapshot == {("f", "1"), ("s", "1")}
+    c.reg("feature", "f", "1", "s")  # revived
+    c.promote("m", "1")
+    assert c.status("m") == "verified"
