@@ -88,6 +88,18 @@ class VersionConflict(InvalidInput):
     """An existing (immutable) version re-registered with different content."""
 
 
+class ReleaseRefused(ChainmlError):
+    """``deploy`` refused a release that would leave a node of the environment untested,
+    failed, skewed or missing an input (exit 1, like a failing check); ``result`` holds
+    the ``ReleaseResult`` with each such node and why. Nothing was recorded."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, result: object) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class RegistryUnavailable(ChainmlError):
     """The database cannot be reached, opened or written."""
 

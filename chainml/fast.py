@@ -46,6 +46,27 @@ def check(url: str | None, names: Sequence[str] = (), strict: bool = False) -> C
         return gate.check(db, names, strict, utcnow())
 
 
+def env_status(url: str | None, env: str, name: str | None = None) -> list[StatusEntry]:
+    """Environment status of every deployed node that needs tests (or of ``name``)."""
+    from chainml.db.direct import reading
+    from chainml.environments import service
+    from chainml.rules.status import utcnow
+
+    with reading(url) as db:
+        return service.env_status(db, env, name, utcnow())
+
+
+def env_check(url: str | None, env: str, names: Sequence[str] = (), strict: bool = False
+              ) -> CheckResult:
+    """The deployment gate over what ``env`` serves (or over ``names`` and upstream)."""
+    from chainml.db.direct import reading
+    from chainml.environments import service
+    from chainml.rules.status import utcnow
+
+    with reading(url) as db:
+        return service.env_check(db, env, list(names), strict, utcnow())
+
+
 def redact(text: str, *urls: str) -> str:
     """``text`` with every credential a database URL can carry hidden (see
     ``db.failures.redact_text``): for messages about unexpected errors."""

@@ -20,23 +20,38 @@ def _show(text: str, limit: int = 60) -> str:
     return repr(shown)
 
 
-def check_name(name: object, what: str = "node name") -> str:
-    """Return ``name`` if it is a valid node name, else raise InvalidInput."""
-    if not isinstance(name, str):
-        raise InvalidInput(f"The {what} must be text, not {type(name).__name__}.")
-    if NAME_RE.fullmatch(name) is None:
-        if not name:
+def _identifier(value: object, what: str, pattern: re.Pattern[str], limit: int) -> str:
+    """``value`` if ``pattern`` (ASCII letters, digits and _ - . / :, 1 to ``limit``)
+    matches it all, else InvalidInput saying what is wrong with it."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"The {what} must be text, not {type(value).__name__}.")
+    if pattern.fullmatch(value) is None:
+        if not value:
             reason = "is empty"
-        elif len(name) > 200:
-            reason = f"is {len(name)} characters long (at most 200)"
+        elif len(value) > limit:
+            reason = f"is {len(value)} characters long (at most {limit})"
         else:
-            bad = next(c for c in name if NAME_RE.fullmatch(c) is None)
+            bad = next(c for c in value if pattern.fullmatch(c) is None)
             reason = f"contains {bad!r}"
         raise InvalidInput(
-            f"Invalid {what} {_show(name)}: it {reason}; use 1 to 200 ASCII letters, "
+            f"Invalid {what} {_show(value)}: it {reason}; use 1 to {limit} ASCII letters, "
             "digits and _ - . / :"
         )
-    return name
+    return value
+
+
+def check_name(name: object, what: str = "node name") -> str:
+    """Return ``name`` if it is a valid node name, else raise InvalidInput."""
+    return _identifier(name, what, NAME_RE, 200)
+
+
+ENV_NAME_RE = re.compile(r"[A-Za-z0-9_\-./:]{1,100}")
+
+
+def check_env_name(name: object) -> str:
+    """Return ``name`` if it is a valid environment name (like a node name, at most 100
+    characters), else raise InvalidInput."""
+    return _identifier(name, "environment name", ENV_NAME_RE, 100)
 
 
 def check_label(label: object, what: str = "version label") -> str:

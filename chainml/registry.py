@@ -40,6 +40,9 @@ from chainml.rules import gate, graph, marks, registration
 from chainml.rules.status import Facts, recompute, to_entries, utcnow
 from chainml.schemas import (
     CheckResult,
+    EnvDiff,
+    EnvironmentDetail,
+    EnvironmentOut,
     EventOut,
     ImpactResult,
     InputRef,
@@ -47,11 +50,13 @@ from chainml.schemas import (
     NodeOut,
     Reason,
     RegisterResult,
+    ReleaseResult,
     RetireResult,
     SchemaRevision,
     Status,
     StatusEntry,
     TestRunOut,
+    UndeployResult,
     VersionOut,
     WaiverOut,
 )
@@ -229,8 +234,13 @@ class Registry:
 
     @dbe.retrying
     def waive(self, name: str, *, reason: str, cause: str | None = None,
-              expires: str | timedelta = DEFAULT_WAIVER) -> WaiverOut:
-        """Accept the node's open upstream changes (or one cause's) until ``expires``."""
+              expires: str | timedelta = DEFAULT_WAIVER, env: str | None = None) -> WaiverOut:
+        """Accept the node's open upstream changes (or one cause's) until ``expires``.
+
+        With ``env``: accept the node's skew in that environment instead (it serves
+        inputs other than those its deployed version was tested with); a newer run of
+        the deployed version, or any other served versions, end it.
+        """
         check_text(reason, "reason", 2000)
         if not reason or not reason.strip():
             raise InvalidInput("A waiver needs a --reason that says why the change is accepted.")
@@ -245,6 +255,13 @@ class Registry:
             raise InvalidInput("A waiver may last at most 90 days (--expires 90d).")
         if span <= timedelta(0):
             raise InvalidInput("A waiver's expiry must lie in the future (such as 7d).")
+        if env is not None:
+            from chainml.environments import release
+
+            with dbe.write_session(self.engine) as s:
+                repo.lock_writes(s)
+                return release.waive(s, env, name, cause, reason, span, self._write_time(s),
+                                     self.actor)
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
             at = self._write_time(s)
@@ -292,6 +309,110 @@ class Registry:
             before = len(reads.status_marks(Db.over(s), [node.id]).get(node.id, []))
             done = registration.retire(s, [name], at, self.actor, reason)
             return RetireResult(node=name, retired=done, closed_marks=before if done else 0)
+
+    # ---- environments ----------------------------------------------------------------------
+
+    @dbe.retrying
+    def env_create(self, name: str, *, after: str | None = None,
+                   description: str | None = None) -> EnvironmentOut:
+        """Create an environment, optionally after another in the promotion order.
+
+        Raises:
+            InvalidInput: an invalid or taken name, an unknown ``after``.
+        """
+        from chainml.environments import release
+
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            return release.create(s, name, after,
+                                  _present(check_text(description, "description", 2000)),
+                                  self._write_time(s), self.actor)
+
+    def env_list(self) -> list[EnvironmentOut]:
+        """Every environment, in promotion order."""
+        from chainml.environments import service
+
+        with dbe.read_session(self.engine) as s:
+            return service.env_list(Db.over(s))
+
+    def env_show(self, env: str) -> EnvironmentDetail:
+        """What ``env`` serves: each node with its served version, whether deployed or a
+        live source, and its environment status."""
+        from chainml.environments import service
+
+        with dbe.read_session(self.engine) as s:
+            return service.env_show(Db.over(s), env, self.clock())
+
+    def env_diff(self, a: str, b: str) -> EnvDiff:
+        """The nodes whose served versions differ between environments ``a`` and ``b``."""
+        from chainml.environments import service
+
+        with dbe.read_session(self.engine) as s:
+            return service.env_diff(Db.over(s), a, b)
+
+    @dbe.retrying
+    def deploy(self, specs: Sequence[str] | str, *, env: str, link: str | None = None,
+               note: str | None = None, check: bool = False, force: bool = False,
+               reason: str | None = None) -> ReleaseResult:
+        """Deploy a release to ``env``: each spec is ``NODE`` (its registry current
+        version) or ``NODE@VERSION``; one atomic change with one history event.
+
+        Refused when a node the release touches (a released node, or a deployed
+        node whose serving lineage holds one, even if its version is already served)
+        would be untested, failed, skewed or missing an input, unless ``force`` (which needs a
+        ``reason``, kept in the history). ``check``: only evaluate, record nothing.
+
+        Raises:
+            ReleaseRefused: (exit code 1) with ``result``, the ``ReleaseResult``.
+            InvalidInput, NodeNotFound, VersionNotFound: bad input; nothing recorded.
+        """
+        from chainml.environments import release
+
+        for flag, value in (("check", check), ("force", force)):
+            if not isinstance(value, bool):
+                raise InvalidInput(f"{flag} must be True or False, not "
+                                   f"{type(value).__name__}.")
+        if isinstance(specs, str):
+            specs = [specs]
+        link = _present(check_text(link, "link", 2000))
+        note = _present(check_text(note, "note", 10000))
+        reason = _present(check_text(reason, "reason", 2000))
+        if check:
+            with dbe.read_session(self.engine) as s:
+                return release.deploy(s, env, specs, link=link, note=note, check=True,
+                                      force=force, reason=reason, at=self.clock(),
+                                      actor=self.actor)
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            return release.deploy(s, env, specs, link=link, note=note, check=False,
+                                  force=force, reason=reason, at=self._write_time(s),
+                                  actor=self.actor)
+
+    @dbe.retrying
+    def undeploy(self, name: str, *, env: str) -> UndeployResult:
+        """Stop serving ``name`` in ``env`` (a source goes back to live data)."""
+        from chainml.environments import release
+
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            return release.undeploy(s, env, name, self._write_time(s), self.actor)
+
+    def env_status(self, env: str, name: str | None = None) -> list[StatusEntry]:
+        """Environment status of every node deployed to ``env`` that needs tests (or of
+        one), sorted by name."""
+        from chainml.environments import service
+
+        with dbe.read_session(self.engine) as s:
+            return service.env_status(Db.over(s), env, name, self.clock())
+
+    def env_check(self, env: str, names: Sequence[str] = (), strict: bool = False
+                  ) -> CheckResult:
+        """The deployment gate: ``check`` over what ``env`` serves (or over ``names`` and
+        their serving lineage)."""
+        from chainml.environments import service
+
+        with dbe.read_session(self.engine) as s:
+            return service.env_check(Db.over(s), env, list(names), strict, self.clock())
 
     def apply(self, path: str | Path, *, dry_run: bool = False, prune: bool = False,
               progress: Callable[[int], None] | None = None) -> ApplyResult:
@@ -419,12 +540,16 @@ class Registry:
             detail.status = self._statuses(s, [n.id], self.clock()).get(n.id)
             return detail
 
-    def log(self, name: str | None = None, limit: int | None = None) -> list[EventOut]:
-        """The append-only history, oldest first (of one node when ``name`` is given)."""
+    def log(self, name: str | None = None, limit: int | None = None,
+            env: str | None = None) -> list[EventOut]:
+        """The append-only history, oldest first (of one node when ``name`` is given, and
+        its releases; of one environment when ``env`` is given)."""
         with dbe.read_session(self.engine) as s:
+            if env is not None:
+                reads.require_env(Db.over(s), env)
             return [EventOut(id=e.id, at=e.at, actor=e.actor, action=e.action, node=e.node_name,
-                             version=e.version_label, details=e.details)
-                    for e in repo.events(s, name, limit)]
+                             version=e.version_label, env=e.env_name, details=e.details)
+                    for e in repo.events(s, name, limit, env)]
 
     def impact(self, name: str, max_depth: int | None = None) -> ImpactResult:
         """What a new version of ``name`` would mark: every node it reaches. Writes nothing."""

@@ -44,6 +44,10 @@ class Status(str, Enum):
     NEEDS_RETEST = "needs_retest"
     WAIVED = "waived"
     STALE = "stale"
+    # Environment statuses only (status --env): what a deployment serves against what
+    # its version was tested with.
+    SKEWED = "skewed"
+    MISSING_INPUT = "missing_input"
 
 
 # Statuses that pass the CI gate (stale only without --strict).
@@ -167,6 +171,7 @@ class TestRunOut(Out):
 class WaiverOut(Out):
     id: int
     node: str
+    env: str | None = None  # the environment whose skew it accepts; None: the registry
     cause: str | None = None
     reason: str
     granted_by: str
@@ -194,14 +199,100 @@ class EventOut(Out):
     action: str
     node: str | None = None
     version: str | None = None
+    env: str | None = None
     details: dict[str, Any] = {}
 
 
 class CheckResult(Out):
     ok: bool
+    env: str | None = None  # check --env: the environment checked; None: the registry
     strict: bool = False
     scope: list[str] | None = None
     checked: int
     counts: dict[str, int] = {}
     failing: list[StatusEntry] = []
     warnings: list[StatusEntry] = []
+
+
+# ---- environments ----------------------------------------------------------------------------
+
+
+class EnvironmentOut(Out):
+    name: str
+    after: str | None = None  # the environment this one comes after in the promotion order
+    description: str | None = None
+    created_at: datetime
+    created_by: str
+    deployed_nodes: int = 0  # nodes deployed there now
+
+
+class ServedNode(Out):
+    """One node an environment serves: deployed there, or a source never deployed there
+    that a deployed node reads (live data, at its registry current version)."""
+
+    name: str
+    kind: str
+    version: str  # the version served there
+    current_version: str | None = None  # the registry's current version
+    deployed: bool  # False: a live source
+    deployed_at: datetime | None = None
+    deployed_by: str | None = None
+    link: str | None = None
+    note: str | None = None
+    retired: bool = False
+    status: StatusEntry | None = None  # environment status (deployed nodes that need tests)
+
+
+class EnvironmentDetail(EnvironmentOut):
+    nodes: list[ServedNode] = []
+
+
+class EnvDiffEntry(Out):
+    name: str
+    kind: str
+    a_version: str | None = None  # served in environment a (None: absent there)
+    b_version: str | None = None
+
+
+class EnvDiff(Out):
+    a: str
+    b: str
+    differences: list[EnvDiffEntry] = []
+    same: int = 0  # nodes served at the same version in both
+
+
+class ReleaseItem(Out):
+    node: str
+    kind: str
+    version: str
+    previous: str | None = None  # what the environment served before (None: absent)
+
+
+class ReleaseResult(Out):
+    """A release (``deploy``): what it deploys, and the environment status after it of
+    every node whose serving lineage it changes."""
+
+    env: str
+    ok: bool  # no node it changes would be untested, failed, skewed or missing_input
+    recorded: bool  # False: --check, or refused
+    check: bool = False
+    forced: bool = False
+    reason: str | None = None
+    link: str | None = None
+    note: str | None = None
+    event: int | None = None  # the history event of a recorded release
+    deployed_at: datetime | None = None
+    deployed_by: str | None = None
+    nodes: list[ReleaseItem] = []
+    checked: list[StatusEntry] = []  # every node the release touches that needs tests
+    problems: list[StatusEntry] = []  # those of them that block it
+
+
+class UndeployResult(Out):
+    env: str
+    node: str
+    version: str  # the version it served until now
+    event: int
+    undeployed_at: datetime
+    undeployed_by: str
+    missing_input: list[str] = []  # deployed nodes that now read a node env does not serve

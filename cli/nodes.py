@@ -221,28 +221,45 @@ def list_(ctx: click.Context, kind: str | None, as_json: bool) -> None:
 @click.argument("node", required=False)
 @click.option("--limit", type=click.IntRange(min=1, max=2**31 - 1),
               help="Only the last N events.")
+@click.option("--env", "env_name", metavar="ENV",
+              help="Only the events of this environment (created, deploy, undeploy, waivers).")
 @json_option
 @db_option
 @click.pass_context
-def log(ctx: click.Context, node: str | None, limit: int | None, as_json: bool) -> None:
-    """Show the append-only history of every change (of NODE only, if given).
+def log(ctx: click.Context, node: str | None, limit: int | None, env_name: str | None,
+        as_json: bool) -> None:
+    """Show the append-only history of every change (of NODE only, if given, with the
+    releases that deployed it; of one environment with --env).
 
     \b
     Example:
       chainml log ranker --limit 20
+      chainml log --env prod
     """
     reg = open_registry(ctx)
     if node:
         reg.node(node)  # unknown names are errors, not empty logs
-    events = reg.log(node, limit)
+    events = reg.log(node, limit, env=env_name)
     if as_json:
         echo_json(events)
         return
     for e in events:
         what = " ".join(x for x in (e.node, e.version) if x)
-        extra = ", ".join(f"{k}={v}" for k, v in e.details.items() if v not in (None, [], {}))
+        if e.env:
+            what = f"{what} in {e.env}" if what else f"in {e.env}"
+        extra = ", ".join(f"{k}={_detail(v)}" for k, v in e.details.items()
+                          if v not in (None, [], {}) and not (k == "forced" and v is False))
         click.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.actor:<12}  {e.action:<18}  {what}"
                    + (f"  ({extra})" if extra else ""))
+
+
+def _detail(value: Any) -> str:
+    """A detail in a log line; a release's nodes as 'name version (was old)'."""
+    if isinstance(value, list) and value and all(
+            isinstance(v, dict) and "node" in v for v in value):
+        return "; ".join(f"{v['node']} {v.get('version')}" + (
+            f" (was {v['previous']})" if v.get("previous") else "") for v in value)
+    return str(value)
 
 
 def attach(group: click.Group) -> None:

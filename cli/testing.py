@@ -105,28 +105,44 @@ def record(ctx: click.Context, node: str, passed: bool, failed: bool, version: s
     click.echo(f"Recorded: {run.node} {run.version}{suite_text} {run.outcome}{closed}.")
 
 
+ENV_HELP = ("An environment: judge what it serves (its deployed versions) against what "
+            "they were tested with.")
+
+
 @click.command()
 @click.argument("node", required=False)
+@click.option("--env", "env_name", metavar="ENV", help=ENV_HELP)
 @json_option
 @db_option
 @click.pass_context
-def status(ctx: click.Context, node: str | None, as_json: bool) -> None:
+def status(ctx: click.Context, node: str | None, env_name: str | None, as_json: bool) -> None:
     """Show the test status of every node that needs tests (or of NODE), with reasons.
+
+    With --env, the environment status of every node deployed there that needs
+    tests: verified, skewed, untested, failed, missing_input, waived or stale.
 
     \b
     Example:
       chainml status --json
+      chainml status --env prod fraud_scorer
     """
     from chainml import fast
     from chainml.render.report import missing_suites
 
     read_only_run()
-    entries = fast.status(db_url(ctx), node)
+    if env_name is not None:
+        entries = fast.env_status(db_url(ctx), env_name, node)
+    else:
+        entries = fast.status(db_url(ctx), node)
     if as_json:
         echo_json(entries)
         return
     if not entries:
-        click.echo(f"{node} needs no tests." if node else "No node needs tests yet.")
+        if env_name is not None:
+            click.echo(f"{node} needs no tests." if node else
+                       f"Nothing deployed to {env_name} needs tests.")
+        else:
+            click.echo(f"{node} needs no tests." if node else "No node needs tests yet.")
         return
     width = max(len(e.name) for e in entries)
     for e in entries:
@@ -148,6 +164,8 @@ def _names_a_suite(entry: StatusEntry) -> bool:
 
 @click.command()
 @click.argument("nodes", nargs=-1)
+@click.option("--env", "env_name", metavar="ENV",
+              help="The deployment gate: check what ENV serves instead of the registry.")
 @click.option("--format", "fmt", type=click.Choice(CHECK_FORMATS), default="text",
               show_default=True, help="Report format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
@@ -156,16 +174,19 @@ def _names_a_suite(entry: StatusEntry) -> bool:
               help="Names listed per group before '... and N more'.")
 @db_option
 @click.pass_context
-def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, strict: bool,
-          limit: int) -> None:
+def check(ctx: click.Context, nodes: tuple[str, ...], env_name: str | None, fmt: str,
+          as_json: bool, strict: bool, limit: int) -> None:
     """The CI gate: exit 1 while any upstream change is untested, else 0.
 
-    Checks every node, or the NODES given and everything upstream of them.
+    Checks every node, or the NODES given and everything upstream of them. With
+    --env it is the deployment gate: every node deployed to ENV that needs tests
+    must be verified (or waived, or stale) with the versions ENV serves.
 
     \b
     Example:
       chainml check --format junit > chainml.xml
       chainml check fraud_scorer --strict
+      chainml check --env prod --format github
     """
     from chainml import fast
     from chainml.render.report import render_check
@@ -173,7 +194,10 @@ def check(ctx: click.Context, nodes: tuple[str, ...], fmt: str, as_json: bool, s
     read_only_run()
     fmt = "json" if as_json else fmt
     chart = None
-    if fmt == "markdown":  # the table and its chart from one snapshot of the registry
+    if env_name is not None:
+        # No chart: it would draw the registry's chain, not what the environment serves.
+        result = fast.env_check(db_url(ctx), env_name, list(nodes), strict)
+    elif fmt == "markdown":  # the table and its chart from one snapshot of the registry
         result, view = open_registry(ctx).check_with_view(list(nodes), strict)
         chart = _affected_chart(view) if view is not None else None
     else:
@@ -201,23 +225,34 @@ def _affected_chart(view: GraphView) -> MermaidChart:
 @click.option("--cause", metavar="NODE", help="Only this upstream cause (default: every open one).")
 @click.option("--expires", default="7d", show_default=True, metavar="DURATION",
               help="How long the waiver lasts (at most 90d).")
+@click.option("--env", "env_name", metavar="ENV",
+              help="Accept NODE's skew in ENV (what ENV serves against what it was tested "
+              "with) instead of the registry's untested changes.")
 @json_option
 @db_option
 @click.pass_context
 def waive(ctx: click.Context, node: str, reason: str, cause: str | None, expires: str,
-          as_json: bool) -> None:
+          env_name: str | None, as_json: bool) -> None:
     """Accept NODE's untested upstream changes for a while, on the record.
 
     A newer upstream change re-opens the gate. A waiver never covers the node's
-    own untested or failed version.
+    own untested or failed version. With --env it accepts NODE's skew in that
+    environment only; a newer run, or other served versions, end it.
 
     \b
     Example:
       chainml waive fraud_scorer --reason "shadow run ok, full eval Monday" --expires 3d
+      chainml waive ranker --env prod --reason "feature fix is backwards compatible"
     """
-    w = open_registry(ctx).waive(node, reason=reason, cause=cause, expires=expires)
+    w = open_registry(ctx).waive(node, reason=reason, cause=cause, expires=expires,
+                                 env=env_name)
     if as_json:
         echo_json(w)
+        return
+    if env_name is not None:
+        what = f"its skew from {cause}" if cause else "its skew"
+        click.echo(f"Waiver {w.id}: {node} passes the gate in {env_name} for {what} until "
+                   f"{w.expires_at:%Y-%m-%d %H:%M} UTC.")
         return
     what = f"changes from {cause}" if cause else "its open upstream changes"
     click.echo(f"Waiver {w.id}: {node} passes the gate for {what} until "

@@ -378,7 +378,7 @@ def test_log(url: str) -> None:
         ("test.recorded", "ranker", "1.4.0"),
     ]
     for e in events:
-        assert set(e) == {"id", "at", "actor", "action", "node", "version", "details"}
+        assert set(e) == {"id", "at", "actor", "action", "node", "version", "env", "details"}
         assert e["actor"] == "api"
     assert events[1]["details"]["inputs"] == ["click_features", "embedding_features"]
     assert events[2]["details"]["outcome"] == "passed"

@@ -177,6 +177,8 @@ JSON_MODELS: list[type[BaseModel]] = [
     schemas.CheckResult, schemas.NodeOut, schemas.NodeDetail, schemas.VersionOut,
     schemas.EventOut, schemas.TestRunOut, schemas.WaiverOut, schemas.RegisterResult,
     schemas.InputRef, schemas.RetireResult, schemas.SchemaRevision, ApplyResult, PlanItem,
+    schemas.EnvironmentOut, schemas.EnvironmentDetail, schemas.ServedNode, schemas.EnvDiff,
+    schemas.EnvDiffEntry, schemas.ReleaseResult, schemas.ReleaseItem, schemas.UndeployResult,
 ]
 
 

@@ -70,6 +70,7 @@ MAY_IMPORT = {
     "db": ("chainml.migrations",),
     "rules": ("chainml.db", "chainml.render.view"),
     "files": ("chainml.db", "chainml.rules"),
+    "environments": ("chainml.db", "chainml.rules"),
 }
 
 

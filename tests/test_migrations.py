@@ -114,9 +114,17 @@ def _copy_fixture(fixture: Path, engine: Engine) -> None:
     source.dispose()
 
 
-def _check_upgraded(url: str, snapshots: dict[int, set[tuple[int, int]]] | None) -> None:
+def _check_upgraded(url: str, snapshots: dict[int, set[tuple[int, int]]] | None,
+                    revision: str = "0000") -> None:
     reg = Registry.init(url=url)  # init == upgrade for an existing registry
     try:
+        if revision >= "0004":
+            _check_environments(reg)
+        else:  # an older registry has no environment: one can be added and used
+            assert reg.env_list() == []
+            reg.env_create("prod")
+            reg.deploy(["click_features", "user_embedding"], env="prod")
+            assert [e.status.value for e in reg.env_status("prod")] == ["verified"]
         assert migrate.current(reg.engine) == migrate.HEAD
         if snapshots is not None:  # 0003 moved them into rows, every pair of every run
             rows: dict[int, set[tuple[int, int]]] = {run: set() for run in snapshots}
@@ -132,16 +140,62 @@ def _check_upgraded(url: str, snapshots: dict[int, set[tuple[int, int]]] | None)
         assert got["fraud_scorer"] == "waived"
         assert got["user_embedding"] == "verified"
         assert got["ranker"] == "needs_retest"
-        assert [e.action for e in reg.log("clicks_raw")][-1] == "version.registered"
+        assert [e.action for e in reg.log("clicks_raw") if e.env is None][-1] == \
+            "version.registered"
     finally:
         reg.close()
+
+
+def _check_environments(reg: Registry) -> None:
+    """What tests/data/schemas/make_fixture.py put in a 0004 registry, read back."""
+    assert [(e.name, e.after, e.deployed_nodes) for e in reg.env_list()] == [
+        ("staging", None, 10), ("prod", "staging", 11)]
+    assert {e.name: e.status.value for e in reg.env_status("staging")} == {
+        "fraud_rules": "skewed", "fraud_scorer": "waived", "ranker": "skewed",
+        "ranking_safety": "skewed", "user_embedding": "verified"}
+    assert {e.status.value for e in reg.env_status("prod")} == {"verified"}
+    served = {n.name: (n.version, n.deployed) for n in reg.env_show("prod").nodes}
+    assert served["clicks_raw"] == ("2026-11-01", True)
+    assert served["user_profiles"] == ("v12", False)  # never deployed: live
+    assert "feed_app" not in served  # undeployed
+    assert [e.action for e in reg.log(env="prod")] == ["env.created", "deploy", "undeploy"]
+    assert [e.action for e in reg.log(env="staging")] == ["env.created", "deploy",
+                                                          "waiver.granted"]
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])
 def test_released_registries_upgrade_with_their_data(fixture: Path, tmp_path: Path) -> None:
     db = tmp_path / fixture.name
     shutil.copy(fixture, db)
-    _check_upgraded(f"sqlite:///{db}", _snapshots(fixture))
+    _check_upgraded(f"sqlite:///{db}", _snapshots(fixture), fixture.stem)
+
+
+def _after_downgrade_to_0003(engine: Engine) -> None:
+    """0004 taken back: no environment tables or columns; the registry's waiver stays,
+    the environment's goes; the events stay."""
+    tables = inspect(engine).get_table_names()
+    assert "environment" not in tables and "deployment" not in tables
+    assert "environment_id" not in {c["name"] for c in inspect(engine).get_columns("waiver")}
+    assert "env_name" not in {c["name"] for c in inspect(engine).get_columns("event")}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM waiver").scalar_one() == 1
+        actions = [a for (a,) in conn.exec_driver_sql("SELECT action FROM event")]
+    assert actions.count("deploy") == 2 and actions.count("env.created") == 2
+
+
+def test_downgrading_0004_drops_the_environments(tmp_path: Path) -> None:
+    fixture = next(f for f in FIXTURES if f.stem == "0004")
+    db = tmp_path / fixture.name
+    shutil.copy(fixture, db)
+    engine = create(f"sqlite:///{db}")
+    try:
+        migrate.downgrade(engine, "0003")
+        assert migrate.current(engine) == "0003"
+        _after_downgrade_to_0003(engine)
+        migrate.upgrade(engine)
+        assert migrate.current(engine) == migrate.HEAD
+    finally:
+        engine.dispose()
 
 
 def test_downgrading_0003_restores_the_json_snapshots(tmp_path: Path) -> None:
@@ -166,7 +220,10 @@ def test_released_registries_upgrade_with_their_data_on_servers(fixture: Path,
     try:
         migrate.upgrade(engine, fixture.stem)
         _copy_fixture(fixture, engine)
-        _check_upgraded(database_url, _snapshots(fixture))
+        _check_upgraded(database_url, _snapshots(fixture), fixture.stem)
+        if fixture.stem == "0004":
+            migrate.downgrade(engine, "0003")
+            _after_downgrade_to_0003(engine)
         if fixture.stem < "0003":  # and back: the JSON snapshots come back as they were
             migrate.downgrade(engine, fixture.stem)
             with engine.connect() as conn:

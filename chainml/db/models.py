@@ -207,6 +207,10 @@ class Waiver(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
     cause_id: Mapped[int | None] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    # NULL: a registry waiver (needs_retest); else it accepts skew in that environment
+    # only (migration 0004). Each status reads its own kind and ignores the other.
+    environment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("environment.id", ondelete="CASCADE"))
     reason: Mapped[str] = mapped_column(Text)
     granted_by: Mapped[str] = mapped_column(String(200))
     granted_at: Mapped[datetime] = mapped_column(DateTime)
@@ -230,7 +234,52 @@ class Event(Base):
     # Names, not foreign keys: history outlives the rows it talks about.
     node_name: Mapped[str | None] = mapped_column(Name(200))
     version_label: Mapped[str | None] = mapped_column(Name(100))
+    # The environment an event is about (env.created, deploy, undeploy, an environment
+    # waiver), by name like the node: what ``log --env`` selects (migration 0004).
+    env_name: Mapped[str | None] = mapped_column(Name(100), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Environment(Base):
+    """A named place where versions run (dev, staging, prod), optionally after another
+    in a promotion order (migration 0004)."""
+
+    __tablename__ = "environment"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Name(100), unique=True)
+    # Lower-cased name: a unique index on it refuses names that differ only in case.
+    name_key: Mapped[str] = mapped_column(String(100), unique=True)
+    after_id: Mapped[int | None] = mapped_column(ForeignKey("environment.id"))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Deployment(Base):
+    """That an environment runs one version of a node from now on; append-only.
+
+    What an environment serves is the latest row per (environment, node) by id (commit
+    order); a NULL ``version_id`` records an undeploy. ``event_id`` is the release's
+    history event (one per ``deploy``, shared by the nodes it released).
+    """
+
+    __tablename__ = "deployment"
+    # The first answers "what does E serve" (the latest row per node) from the index
+    # alone; the second "which releases touched node N" (``log N``).
+    __table_args__ = (Index("ix_deployment_env_node", "environment_id", "node_id", "id"),
+                      Index("ix_deployment_node", "node_id", "event_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    environment_id: Mapped[int] = mapped_column(
+        ForeignKey("environment.id", ondelete="CASCADE"))
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("version.id", ondelete="CASCADE"))
+    event_id: Mapped[int | None] = mapped_column(Integer)
+    deployed_at: Mapped[datetime] = mapped_column(DateTime)
+    deployed_by: Mapped[str] = mapped_column(String(200))
+    link: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class WriteLock(Base):

@@ -250,10 +250,11 @@ def status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
 
 def status_waivers(db: Db, ids: Sequence[int] | None, now: datetime
                    ) -> dict[int, list[LiveWaiver]]:
-    """Unexpired waivers per node, oldest first."""
+    """Unexpired registry waivers per node, oldest first (an environment's waivers accept
+    skew there, not the registry's untested changes: ``env_waivers``)."""
     rows = _where_ids(db, f"SELECT id, node_id, {db.as_text('covers')}, "
-                      f"{db.as_text('runs')} FROM waiver WHERE expires_at > ?", ids, "node_id",
-                      [db.time(now)])
+                      f"{db.as_text('runs')} FROM waiver WHERE expires_at > ? "
+                      "AND environment_id IS NULL", ids, "node_id", [db.time(now)])
     out: dict[int, list[LiveWaiver]] = {}
     for r in sorted(rows):
         out.setdefault(r[1], []).append(LiveWaiver(r[0], r[1], _json(r[2]), _json(r[3])))
@@ -328,3 +329,181 @@ def lineage_nodes(db: Db, version_id: int) -> set[int]:
     seeds = regular_inputs(db, version_id)
     edges = edges_above(db, [u for u, p in seeds if p is None])
     return {u for u, _ in seeds} | {u for u, _, _ in edges}
+
+
+# ---- environments and what they serve --------------------------------------------------------
+
+
+class EnvRow(NamedTuple):
+    id: int
+    name: str
+    after_id: int | None
+    description: str | None
+    created_at: datetime
+    created_by: str
+
+
+class Deployed(NamedTuple):
+    """The latest deployment row of one node in one environment."""
+
+    id: int
+    node_id: int
+    version_id: int | None  # None: undeployed
+    event_id: int | None
+    deployed_at: datetime
+    deployed_by: str
+    link: str | None
+    note: str | None
+
+
+class EnvNode(NamedTuple):
+    """What environment status needs of a node (any kind)."""
+
+    id: int
+    name: str
+    kind: str
+    owner: str | None
+    needs_tests: bool
+    max_age_s: int | None
+    required_suites: list[str]
+    current_version_id: int | None
+    retired: bool
+
+
+class VersionRow(NamedTuple):
+    id: int
+    node_id: int
+    label: str
+    created_at: datetime
+
+
+_ENV = "SELECT id, name, after_id, description, created_at, created_by FROM environment"
+
+
+def _env(r: Any) -> EnvRow:
+    return EnvRow(r[0], r[1], r[2], r[3], _dt(r[4]), r[5])
+
+
+def environments(db: Db) -> list[EnvRow]:
+    """Every environment, in creation order."""
+    return [_env(r) for r in db.rows(_ENV + " ORDER BY id")]
+
+
+def find_env(db: Db, name: str) -> EnvRow | None:
+    for r in db.rows(_ENV + " WHERE name = ?", [name]):
+        if r[1] == name:  # exact, whatever the collation
+            return _env(r)
+    return None
+
+
+def env_by_key(db: Db, name: str) -> EnvRow | None:
+    """The environment whose name equals ``name`` ignoring case (the confusable check)."""
+    rows = db.rows(_ENV + " WHERE name_key = ?", [name.lower()])
+    return _env(rows[0]) if rows else None
+
+
+def require_env(db: Db, name: str) -> EnvRow:
+    """The environment named ``name``; else one sentence with a "did you mean"."""
+    if not isinstance(name, str):
+        raise InvalidInput(f"An environment name must be text, not {type(name).__name__}.")
+    env = None if "\x00" in name else find_env(db, name)
+    if env is not None:
+        return env
+    shown = repr(name if len(name) <= 60 else name[:60] + "...")
+    known = [e.name for e in environments(db)]
+    same = [k for k in known if k.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        raise InvalidInput(f"No environment named {shown}. Did you mean '{close[0]}'?")
+    if known:
+        raise InvalidInput(f"No environment named {shown}; the environments are "
+                           f"{', '.join(sorted(known))}.")
+    raise InvalidInput(f"No environment named {shown}; create it with 'chainml env create "
+                       "NAME'.")
+
+
+def latest_deployments(db: Db, env_id: int, node_ids: Sequence[int] | None = None
+                       ) -> dict[int, Deployed]:
+    """The latest deployment row of every node ever deployed to the environment (of
+    ``node_ids`` only, when given), undeploys included: by id, the commit order."""
+    sql = ("SELECT d.id, d.node_id, d.version_id, d.event_id, d.deployed_at, d.deployed_by, "
+           "d.link, d.note FROM deployment d JOIN (SELECT node_id, MAX(id) AS id FROM "
+           "deployment WHERE environment_id = ?{only} GROUP BY node_id) m ON d.id = m.id")
+    if node_ids is None:
+        rows = db.rows(sql.format(only=""), [env_id])
+    else:
+        rows = db.rows_in(sql.format(only=" AND node_id IN ({ids})"), sorted(set(node_ids)),
+                          [env_id])
+    return {r[1]: Deployed(r[0], r[1], r[2], r[3], _dt(r[4]), r[5], r[6], r[7]) for r in rows}
+
+
+def deployed_counts(db: Db) -> dict[int, int]:
+    """Per environment, how many nodes it has deployed now."""
+    rows = db.rows("SELECT d.environment_id, COUNT(*) FROM deployment d JOIN (SELECT "
+                   "environment_id, node_id, MAX(id) AS id FROM deployment GROUP BY "
+                   "environment_id, node_id) m ON d.id = m.id WHERE d.version_id IS NOT NULL "
+                   "GROUP BY d.environment_id")
+    return {e: int(n) for e, n in rows}
+
+
+def env_nodes(db: Db, ids: Iterable[int]) -> dict[int, EnvNode]:
+    rows = db.rows_in("SELECT id, name, kind, owner, needs_tests, max_age_s, "
+                      f"{db.as_text('required_suites')}, current_version_id, retired_at "
+                      "FROM node WHERE id IN ({ids})", sorted(set(ids)))
+    return {r[0]: EnvNode(r[0], r[1], r[2], r[3], bool(r[4]), r[5], _json(r[6]) or [], r[7],
+                          r[8] is not None) for r in rows}
+
+
+def live_sources(db: Db, ids: Iterable[int]) -> dict[int, int]:
+    """Of ``ids``: each source of the current chain (not retired), at its current version."""
+    rows = db.rows_in("SELECT id, current_version_id FROM node WHERE kind = 'source' AND "
+                      "retired_at IS NULL AND current_version_id IS NOT NULL AND id IN ({ids})",
+                      sorted(set(ids)))
+    return {i: v for i, v in rows}
+
+
+def versions(db: Db, ids: Iterable[int | None]) -> dict[int, VersionRow]:
+    wanted = sorted({i for i in ids if i is not None})
+    rows = db.rows_in("SELECT id, node_id, label, created_at FROM version WHERE id IN ({ids})",
+                      wanted)
+    return {r[0]: VersionRow(r[0], r[1], r[2], _dt(r[3])) for r in rows}
+
+
+def version_by_label(db: Db, node_id: int, label: str) -> int | None:
+    rows = db.rows("SELECT id, label FROM version WHERE node_id = ? AND label = ?",
+                   [node_id, label])
+    return next((r[0] for r in rows if r[1] == label), None)
+
+
+def inputs_of_versions(db: Db, version_ids: Iterable[int]
+                       ) -> dict[int, list[tuple[int, int | None]]]:
+    """Regular (non-feedback) inputs of each version: (upstream, pinned version or None)."""
+    wanted = sorted(set(version_ids))
+    out: dict[int, list[tuple[int, int | None]]] = {v: [] for v in wanted}
+    for v, u, p in db.rows_in("SELECT version_id, upstream_id, pinned_version_id FROM "
+                              "version_input WHERE feedback = FALSE AND version_id IN ({ids})",
+                              wanted):
+        out[v].append((u, p))
+    return out
+
+
+def version_runs(db: Db, version_ids: Iterable[int]) -> dict[int, list[Run]]:
+    """Every run of each version (without snapshots), in commit order (by id)."""
+    rows = db.rows_in("SELECT id, node_id, suite, passed, recorded_at, version_id FROM test_run "
+                      "WHERE version_id IN ({ids})", sorted(set(version_ids)))
+    out: dict[int, list[Run]] = {}
+    for r in sorted(rows, key=itemgetter(0)):
+        out.setdefault(r[5], []).append(Run(r[0], r[1], r[2], bool(r[3]), _dt(r[4])))
+    return out
+
+
+def env_waivers(db: Db, env_id: int, ids: Sequence[int] | None, now: datetime
+                ) -> dict[int, list[LiveWaiver]]:
+    """Unexpired waivers granted for this environment, per node, oldest first."""
+    rows = _where_ids(db, f"SELECT id, node_id, {db.as_text('covers')}, "
+                      f"{db.as_text('runs')} FROM waiver WHERE expires_at > ? "
+                      "AND environment_id = ?", ids, "node_id", [db.time(now), env_id])
+    out: dict[int, list[LiveWaiver]] = {}
+    for r in sorted(rows):
+        out.setdefault(r[1], []).append(LiveWaiver(r[0], r[1], _json(r[2]), _json(r[3])))
+    return out

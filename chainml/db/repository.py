@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from chainml.db import reads
 from chainml.db.direct import Db
 from chainml.db.models import (
+    Deployment,
     Edge,
+    Environment,
     Event,
     Node,
     RetestMark,
@@ -336,22 +338,51 @@ def add_marks(s: Session, rows: list[dict[str, Any]]) -> None:
 
 def add_event(
     s: Session, at: datetime, actor: str, action: str, node: str | None = None,
-    version: str | None = None, **details: Any,
+    version: str | None = None, *, env_name: str | None = None, **details: Any,
 ) -> Event:
     ev = Event(at=at, actor=actor, action=action, node_name=node, version_label=version,
-               details=details)
+               env_name=env_name, details=details)
     s.add(ev)
     s.flush()
     return ev
 
 
-def events(s: Session, node: str | None = None, limit: int | None = None) -> Sequence[Event]:
+def events(s: Session, node: str | None = None, limit: int | None = None,
+           env: str | None = None) -> Sequence[Event]:
+    """The history, oldest first: of one node (its own events and the releases that
+    deployed it), of one environment, or both."""
     stmt = select(Event).order_by(Event.id.desc())
     if node is not None:
-        stmt = stmt.where(Event.node_name == node)
+        released = (select(Deployment.event_id).join(Node, Node.id == Deployment.node_id)
+                    .where(Node.name == node))
+        stmt = stmt.where(or_(Event.node_name == node, Event.id.in_(released)))
+    if env is not None:
+        stmt = stmt.where(Event.env_name == env)
     if limit:
         stmt = stmt.limit(limit)
     return list(reversed(s.scalars(stmt).all()))
+
+
+# ---- environments --------------------------------------------------------------------------
+
+
+def add_environment(s: Session, name: str, after_id: int | None, description: str | None,
+                    at: datetime, actor: str) -> Environment:
+    env = Environment(name=name, name_key=name.lower(), after_id=after_id,
+                      description=description, created_at=at, created_by=actor)
+    s.add(env)
+    s.flush()
+    return env
+
+
+def add_deployments(s: Session, env_id: int, rows: Sequence[tuple[int, int | None]],
+                    event_id: int, at: datetime, actor: str, link: str | None,
+                    note: str | None) -> None:
+    """One deployment row per (node id, version id or None for an undeploy), in order."""
+    bulk_insert(s, Deployment, [
+        {"environment_id": env_id, "node_id": n, "version_id": v, "event_id": event_id,
+         "deployed_at": at, "deployed_by": actor, "link": link, "note": note}
+        for n, v in rows])
 
 
 # ---- pictures (views.py) ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ from chainml.schemas import CheckResult, Reason, Status, StatusEntry
 if TYPE_CHECKING:
     from chainml.render.mermaid import MermaidChart
 
-__all__ = ["FORMATS", "missing_suites", "render_check"]
+__all__ = ["FORMATS", "clear_lines", "clear_ways", "missing_suites", "render_check"]
 
 FORMATS: tuple[str, ...] = ("text", "json", "junit", "github", "markdown")
 
@@ -47,17 +47,19 @@ RequiredSuites = Mapping[str, Sequence[str]]
 
 # Reading order of statuses: what needs the most work first.
 _STATUS_RANK = {s: i for i, s in enumerate([
-    Status.FAILED, Status.UNTESTED, Status.NEEDS_RETEST, Status.STALE,
-    Status.WAIVED, Status.VERIFIED,
+    Status.FAILED, Status.MISSING_INPUT, Status.UNTESTED, Status.SKEWED,
+    Status.NEEDS_RETEST, Status.STALE, Status.WAIVED, Status.VERIFIED,
 ])}
 # How a per-node message says the status ("embed is untested", "churn failed ...").
 _STATUS_PHRASE = {
     Status.FAILED: "failed its latest test run", Status.UNTESTED: "is untested",
     Status.NEEDS_RETEST: "needs a retest", Status.STALE: "is stale",
     Status.WAIVED: "is waived", Status.VERIFIED: "is verified",
+    Status.SKEWED: "serves inputs it was not tested with",
+    Status.MISSING_INPUT: "reads a node its environment does not serve",
 }
 _CATEGORY_RANK = {c: i for i, c in enumerate(
-    ["change", "untested", "failed", "suite", "stale", "other"])}
+    ["change", "missing", "untested", "failed", "suite", "stale", "other"])}
 
 
 # --- escaping -----------------------------------------------------------------------
@@ -130,7 +132,7 @@ def _md_code(text: str) -> str:
 class _Key:
     """What one group of nodes has in common: the cause and the way to clear it."""
 
-    category: str  # change | untested | failed | suite | stale | other
+    category: str  # change | missing | untested | failed | suite | stale | other
     cause: str | None = None
     from_: str | None = None
     to: str | None = None
@@ -139,6 +141,9 @@ class _Key:
     # For a change: the suites the group's nodes require, each of which must be rerun
     # (a run without --suite decides nothing for such a node).
     suites: tuple[str, ...] = ()
+    # check --env: the environment; a change is then skew (what it serves against what
+    # the deployed version was tested with), and "missing" an input it does not serve.
+    env: str | None = None
 
 
 @dataclass
@@ -151,15 +156,15 @@ class _Group:
 _KEYS: dict[tuple[object, ...], tuple[_Key, ...]] = {}
 
 
-def _reason_keys(entry: StatusEntry, reason: Reason, suites: tuple[str, ...]
-                 ) -> tuple[_Key, ...]:
+def _reason_keys(entry: StatusEntry, reason: Reason, suites: tuple[str, ...],
+                 env: str | None) -> tuple[_Key, ...]:
     """Classify one reason; the node's status decides what kind of work clears it."""
     # Thousands of nodes share a handful of keys: build each once.
     memo = (entry.status, reason.suite, reason.cause == entry.name, reason.cause,
-            reason.from_, reason.to, suites)
+            reason.from_, reason.to, suites, env)
     keys = _KEYS.get(memo)
     if keys is None:
-        keys = _KEYS[memo] = _with_suites(_classify(entry, reason), suites)
+        keys = _KEYS[memo] = _with_suites(replace(_classify(entry, reason), env=env), suites)
     return keys
 
 
@@ -168,6 +173,8 @@ def _classify(entry: StatusEntry, reason: Reason) -> _Key:
         return _Key("stale")
     if entry.status is Status.FAILED:
         return _Key("failed", suite=reason.suite)
+    if entry.status is Status.MISSING_INPUT:
+        return _Key("missing", reason.cause)
     # A reason about the node itself that names a suite: that required suite has no run.
     if reason.suite is not None and reason.cause == entry.name:
         return _Key("suite", suite=reason.suite)
@@ -196,15 +203,18 @@ def _suites(entry: StatusEntry, required: RequiredSuites) -> tuple[str, ...]:
     return tuple(dict.fromkeys(suites)) if suites else ()
 
 
-def _entry_keys(entry: StatusEntry, required: RequiredSuites) -> list[_Key]:
+def _entry_keys(entry: StatusEntry, required: RequiredSuites, env: str | None = None
+                ) -> list[_Key]:
     """The groups one node belongs to (one per distinct cause, in reason order)."""
     suites = _suites(entry, required)
     if not entry.reasons:
         by_status = {Status.UNTESTED: _Key("untested"), Status.FAILED: _Key("failed"),
-                     Status.NEEDS_RETEST: _Key("change"), Status.STALE: _Key("stale")}
-        return list(_with_suites(
-            by_status.get(entry.status, _Key("other", status=entry.status.value)), suites))
-    return list(dict.fromkeys(k for r in entry.reasons for k in _reason_keys(entry, r, suites)))
+                     Status.NEEDS_RETEST: _Key("change"), Status.SKEWED: _Key("change"),
+                     Status.MISSING_INPUT: _Key("missing"), Status.STALE: _Key("stale")}
+        key = by_status.get(entry.status, _Key("other", status=entry.status.value))
+        return list(_with_suites(replace(key, env=env), suites))
+    return list(dict.fromkeys(k for r in entry.reasons
+                              for k in _reason_keys(entry, r, suites, env)))
 
 
 def missing_suites(entry: StatusEntry, required: Sequence[str] = ()) -> list[str]:
@@ -226,7 +236,7 @@ def _groups(result: CheckResult, required: RequiredSuites) -> list[_Group]:
     groups: dict[tuple[_Key, bool], _Group] = {}
     for warning, entries in ((False, result.failing), (True, result.warnings)):
         for entry in entries:
-            for key in _entry_keys(entry, required):
+            for key in _entry_keys(entry, required, result.env):
                 group = groups.setdefault((key, warning), _Group(key, warning))
                 group.entries[entry.name] = entry
     return sorted(groups.values(), key=lambda g: (
@@ -252,19 +262,47 @@ def _change(key: _Key, show: Callable[[str], str], arrow: str) -> str:
     return f"a change of {cause}"
 
 
+def _skew(key: _Key, n: int, show: Callable[[str], str]) -> str:
+    """A skew shared by ``n`` nodes: what the environment serves, what they were tested
+    with ('2 nodes in prod serve txn 2.1 but were tested with 2.0')."""
+    env = show(key.env or "")
+    serve, were = ("serves", "was") if n == 1 else ("serve", "were")
+    where = f"{_nodes(n)} in {env}"
+    if key.cause is None:
+        return f"{where} {serve} inputs other than those {'it' if n == 1 else 'they'} " \
+               f"{were} tested with"
+    cause = show(key.cause)
+    if key.from_ is not None and key.to is not None:
+        return f"{where} {serve} {cause} {show(key.to)} but {were} tested with {show(key.from_)}"
+    if key.to is not None:
+        return f"{where} {serve} {cause} {show(key.to)}, which was not upstream when tested"
+    return f"{where} no longer {'reads' if n == 1 else 'read'} {cause} (tested with " \
+           f"{show(key.from_ or 'none')})"
+
+
 def _headline(group: _Group, show: Callable[[str], str], arrow: str) -> str:
     """One sentence saying what the group's nodes share; ``show`` escapes untrusted text."""
     key, n = group.key, len(group.entries)
     has, are = ("has", "is") if n == 1 else ("have", "are")
     suite = f" of suite {show(key.suite)}" if key.suite else ""
+    if key.category == "change" and key.env is not None:
+        suites = (f" (requiring suite{'s' if len(key.suites) > 1 else ''} "
+                  f"{', '.join(show(s) for s in key.suites)})" if key.suites else "")
+        return _skew(key, n, show) + suites
+    if key.category == "missing":
+        reads = "reads" if n == 1 else "read"
+        return (f"{_nodes(n)} in {show(key.env or '')} {reads} {show(key.cause or '?')}, "
+                "which is not deployed there")
     if key.category == "change":
         suites = (f" requiring suite{'s' if len(key.suites) > 1 else ''} "
                   f"{', '.join(show(s) for s in key.suites)}" if key.suites else "")
         return f"{_change(key, show, arrow)} is untested by {_nodes(n)}{suites}"
+    which = "deployed" if key.env is not None else "current"
     if key.category == "untested":
-        return f"{_nodes(n)} {has} a current version with no test run"
+        return f"{_nodes(n)} {has} a {which} version with no test run"
     if key.category == "failed":
-        return f"{_nodes(n)} failed the latest test run{suite}"
+        with_ = f" with what {show(key.env)} serves" if key.env is not None else ""
+        return f"{_nodes(n)} failed the latest test run{suite}{with_}"
     if key.category == "suite":
         return f"{_nodes(n)} {has} no passing run of required suite {show(key.suite or '')}"
     if key.category == "stale":
@@ -273,16 +311,51 @@ def _headline(group: _Group, show: Callable[[str], str], arrow: str) -> str:
     return f"{_nodes(n)} {are} {show(key.status or 'unknown')}"
 
 
-def _record(node: str, suite: str | None) -> str:
-    """The command that records a passing run (of ``suite``); ``node`` is already quoted."""
-    return f"chainml test record {node} --passed" + (
-        f" --suite {shlex.quote(suite)}" if suite else "")
+def _record(node: str, suite: str | None, version: str | None = None) -> str:
+    """The command that records a passing run (of ``suite``, of ``version``); ``node`` and
+    ``version`` are already quoted."""
+    return f"chainml test record {node}" + (f" --version {version}" if version else "") + \
+        " --passed" + (f" --suite {shlex.quote(suite)}" if suite else "")
+
+
+def _env_fixes(key: _Key, entries: list[StatusEntry], node: str
+               ) -> list[tuple[str, list[str]]]:
+    """check --env: the ways to clear a group in the environment ``key.env``."""
+    env = shlex.quote(key.env or "")
+    version = (shlex.quote(entries[0].version) if len(entries) == 1 and entries[0].version
+               else "VERSION")
+    if key.category == "missing":
+        return [("deploy what they read: ", [f"chainml deploy {shlex.quote(key.cause or '?')} "
+                                             f"--env {env}"])]
+    if key.category in ("untested", "suite"):
+        return [("test the deployed version, then ", [_record(node, key.suite, version)])]
+    if key.category == "failed":
+        return [("deploy a version that passed with these inputs, or fix and retest, then ",
+                 [_record(node, key.suite, version)])]
+    if key.category == "change":
+        cause = shlex.quote(key.cause) if key.cause else None
+        out: list[tuple[str, list[str]]] = []
+        if cause and key.from_ and key.to and "," not in key.from_:
+            out.append(("roll back to what it was tested with: ",
+                        [f"chainml deploy {cause}@{shlex.quote(key.from_)} --env {env}"]))
+        suites = key.suites or (None,)
+        out.append(("retest it with what the environment serves, then ",
+                    [_record(node, s, version) for s in suites]))
+        out.append(("accept the skew: ", [f'{_WAIVE}{node} --env {env} --reason "WHY"'
+                                          + (f" --cause {cause}" if cause else "")]))
+        return out
+    if key.category == "stale":
+        return [("retrain, register and deploy a new version: ",
+                 [f"chainml deploy {node}@NEW --env {env}"])]
+    return [("see ", [f"chainml status --env {env} {node}"])]
 
 
 def _fixes(key: _Key, entries: list[StatusEntry]) -> list[tuple[str, list[str]]]:
     """The ways to clear a group, each (what to do, the commands it takes, all of them);
     the real name when there is one node."""
     node = shlex.quote(entries[0].name) if len(entries) == 1 else "NODE"
+    if key.env is not None:
+        return _env_fixes(key, entries, node)
     if key.category == "change":
         cause = f" --cause {shlex.quote(key.cause)}" if key.cause else ""
         waive = ("accept the change: ", [f'{_WAIVE}{node} --reason "WHY"{cause}'])
@@ -325,14 +398,41 @@ def _why(entry: StatusEntry) -> list[str]:
     return lines
 
 
-def _node_fixes(entry: StatusEntry, required: RequiredSuites) -> list[str]:
+def _node_fixes(entry: StatusEntry, required: RequiredSuites, env: str | None = None
+                ) -> list[str]:
     """Commands that clear one node, deduplicated across its causes."""
-    cmds = (cmd for key in _entry_keys(entry, required)
+    cmds = (cmd for key in _entry_keys(entry, required, env)
             for _, step in _fixes(key, [entry]) for cmd in step)
     return list(dict.fromkeys(cmds))
 
 
 # --- verdict and totals -------------------------------------------------------------
+
+def _title(result: CheckResult) -> str:
+    """What ran: 'check', or 'check --env prod' for the deployment gate."""
+    return f"check --env {_printable(result.env)}" if result.env else "check"
+
+
+def clear_ways(entry: StatusEntry, env: str | None = None) -> list[tuple[str, list[str]]]:
+    """The ways to clear one node (in environment ``env``), as ``check`` lists them: each
+    (what to do, every command it takes), alternatives in order, without repeats."""
+    required = {entry.name: entry.required_suites} if entry.required_suites else {}
+    out: dict[tuple[str, tuple[str, ...]], None] = {}
+    for key in _entry_keys(entry, required, env):
+        for note, cmds in _fixes(key, [entry]):
+            out[(note, tuple(cmds))] = None
+    return [(note, list(cmds)) for note, cmds in out]
+
+
+def clear_lines(entry: StatusEntry, env: str | None = None, indent: str = "  ") -> list[str]:
+    """``clear_ways`` as the text report writes them: 'to clear:', then 'and:'/'or:'."""
+    lines = []
+    for i, (note, cmds) in enumerate(clear_ways(entry, env)):
+        for j, cmd in enumerate(cmds):
+            label = "and" if j else "or" if i else "to clear"
+            lines.append(f"{indent}{label:>8}: {'' if j else note}{_printable(cmd)}")
+    return lines
+
 
 def _verdict(result: CheckResult) -> str:
     """'failed: 12 of 40 nodes are not verified' / 'passed: all 40 nodes verified (...)'."""
@@ -407,13 +507,15 @@ def _text_group(group: _Group, limit: int) -> list[str]:
 
 def _omitted(groups: list[_Group]) -> str:
     nodes = {name for g in groups for name in g.entries}
+    env = next((g.key.env for g in groups if g.key.env), None)
+    status = f"chainml status --env {env} --json" if env else "chainml status --json"
     return (f"... and {len(groups)} more groups covering {_nodes(len(nodes))}; "
-            "'chainml status --json' lists every reason")
+            f"'{status}' lists every reason")
 
 
 def _text(result: CheckResult, limit: int, required: RequiredSuites) -> str:
     """The human report: verdict, groups by cause (largest first), totals."""
-    lines = [f"check {_verdict(result)}"]
+    lines = [f"{_title(result)} {_verdict(result)}"]
     scope = _scope(result, limit)
     if scope:
         lines += textwrap.wrap(scope, width=_WRAP, subsequent_indent="    ",
@@ -446,7 +548,7 @@ def _json(result: CheckResult) -> str:
 
 
 def _junit_case(parent: ET.Element, entry: StatusEntry, warning: bool,
-                required: RequiredSuites) -> None:
+                required: RequiredSuites, env: str | None = None) -> None:
     """One testcase for a failing (failure) or warned-about (skipped) node."""
     case = ET.SubElement(parent, "testcase", classname=_xml(f"chainml.{_printable(entry.kind)}"),
                          name=_xml(_printable(entry.name)))
@@ -458,7 +560,7 @@ def _junit_case(parent: ET.Element, entry: StatusEntry, warning: bool,
         return
     failure = ET.SubElement(case, "failure", message=message, type=entry.status.value)
     body = [*(f"- {line}" for line in why), "", "to clear:",
-            *(f"  {_printable(cmd)}" for cmd in _node_fixes(entry, required))]
+            *(f"  {_printable(cmd)}" for cmd in _node_fixes(entry, required, env))]
     if entry.owner:
         body.insert(0, f"owner: {_printable(entry.owner)}")
     failure.text = _xml("\n".join(body))
@@ -480,10 +582,13 @@ def _junit(result: CheckResult, required: RequiredSuites) -> str:
     others = result.checked - len(result.failing) - len(result.warnings)
     tests = len(result.failing) + len(result.warnings) + (1 if others > 0 else 0)
     stats = {"tests": str(tests), "failures": str(len(result.failing)), "errors": "0"}
-    root = ET.Element("testsuites", {"name": "chainml check", **stats})
-    suite = ET.SubElement(root, "testsuite", {"name": "chainml check", **stats,
+    title = _xml(f"chainml {_title(result)}")
+    root = ET.Element("testsuites", {"name": title, **stats})
+    suite = ET.SubElement(root, "testsuite", {"name": title, **stats,
                                               "skipped": str(len(result.warnings))})
     props = ET.SubElement(suite, "properties")
+    if result.env:
+        ET.SubElement(props, "property", name="env", value=_xml(_printable(result.env)))
     for name, value in (("checked", result.checked), ("ok", result.ok),
                         ("strict", result.strict), *(
                             (f"count.{k}", v) for k, v in _counts(result).items())):
@@ -492,9 +597,9 @@ def _junit(result: CheckResult, required: RequiredSuites) -> str:
         scope = ", ".join(_printable(s) for s in result.scope)
         ET.SubElement(props, "property", name="scope", value=_xml(scope))
     for entry in _sorted(result.failing):
-        _junit_case(suite, entry, warning=False, required=required)
+        _junit_case(suite, entry, warning=False, required=required, env=result.env)
     for entry in _sorted(result.warnings):
-        _junit_case(suite, entry, warning=True, required=required)
+        _junit_case(suite, entry, warning=True, required=required, env=result.env)
     if others > 0:
         ET.SubElement(suite, "testcase", classname="chainml",
                       name=f"all {others} other checked nodes pass")
@@ -566,26 +671,30 @@ def _gh_message(head: str, reasons: Sequence[str], commands: Sequence[str]) -> s
     return _gh_data("\n".join([head, *kept_reasons, *kept_commands]))
 
 
-def _gh_fixes(entry: StatusEntry, required: RequiredSuites) -> list[str]:
+def _gh_fixes(entry: StatusEntry, required: RequiredSuites, env: str | None = None
+              ) -> list[str]:
     """The node's commands, with one waiver for all its causes when it has several
     (``waive`` without ``--cause`` accepts them all): a waiver per changed ancestor
     would crowd the retest command out of the message."""
-    commands = _node_fixes(entry, required)
+    commands = _node_fixes(entry, required, env)
     if sum(cmd.startswith(_WAIVE) for cmd in commands) < 2:
         return commands
+    where = f" --env {shlex.quote(env)}" if env else ""
     return [cmd for cmd in commands if not cmd.startswith(_WAIVE)] + [
-        f'{_WAIVE}{shlex.quote(entry.name)} --reason "WHY"']
+        f'{_WAIVE}{shlex.quote(entry.name)}{where} --reason "WHY"']
 
 
-def _gh_annotation(entry: StatusEntry, level: str, required: RequiredSuites) -> str:
+def _gh_annotation(entry: StatusEntry, level: str, required: RequiredSuites,
+                   env: str | None = None) -> str:
     """One workflow command; the title and message are escaped after cleaning."""
     name = _printable(entry.name)
     phrase = _STATUS_PHRASE[entry.status]
-    title = f"chainml: {name} {phrase}"
+    where = f" ({_printable(env)})" if env else ""
+    title = f"chainml{where}: {name} {phrase}"
     head = f"{name}@{_printable(entry.version or 'none')} ({_printable(entry.kind)}) {phrase}:"
     why = [_reason_text(r) for r in entry.reasons] or [entry.status.value.replace("_", " ")]
     reasons = [f"- {_printable(line, clip=500)}" for line in why]
-    commands = [f"to clear: {_printable(cmd)}" for cmd in _gh_fixes(entry, required)]
+    commands = [f"to clear: {_printable(cmd)}" for cmd in _gh_fixes(entry, required, env)]
     return f"::{level} title={_gh_prop(title)}::{_gh_message(head, reasons, commands)}"
 
 
@@ -595,11 +704,11 @@ def _gh_overflow(result: CheckResult, level: str, entries: list[StatusEntry],
     rest = entries[shown:]
     what = "failing nodes" if level == "error" else "warnings"
     title = f"chainml: {len(rest)} more {what}"
-    head = (f"check {_verdict(result)}. GitHub shows at most {_GH_PER_LEVEL} {level} "
+    head = (f"{_title(result)} {_verdict(result)}. GitHub shows at most {_GH_PER_LEVEL} {level} "
             f"annotations per step, so these {len(rest)} {what} have none of their own:")
-    tail = ("The full report, with the commands that clear each node: the text of "
-            "'chainml check' (or the job summary, if the workflow writes "
-            "'chainml check --format markdown' to it).")
+    tail = (f"The full report, with the commands that clear each node: the text of "
+            f"'chainml {_title(result)}' (or the job summary, if the workflow writes "
+            f"'chainml {_title(result)} --format markdown' to it).")
     room = _GH_MESSAGE - 1 - _gh_len(head) - _GH_BREAK - _gh_len(tail)
     names = [f"- {_printable(e.name)}@{_printable(e.version or 'none')} "
              f"{_STATUS_PHRASE[e.status]}" for e in rest]
@@ -619,11 +728,14 @@ def _github(result: CheckResult, limit: int, required: RequiredSuites) -> str:
                            ("warning", _sorted(result.warnings))):
         cap = min(limit, _GH_PER_LEVEL)
         shown = len(entries) if len(entries) <= cap else min(limit, _GH_PER_LEVEL - 1)
-        lines += [_gh_annotation(entry, level, required) for entry in entries[:shown]]
+        lines += [_gh_annotation(entry, level, required, result.env)
+                  for entry in entries[:shown]]
         if shown < len(entries):
             lines.append(_gh_overflow(result, level, entries, shown, limit))
     if not lines:
-        lines.append(f"::notice title=chainml check::check {_gh_data(_verdict(result))}")
+        title = _gh_prop(f"chainml {_title(result)}")
+        lines.append(f"::notice title={title}::{_gh_data(_title(result))} "
+                     f"{_gh_data(_verdict(result))}")
     return "\n".join(lines) + "\n"
 
 
@@ -673,7 +785,8 @@ def _markdown(result: CheckResult, limit: int, mermaid: str | MermaidChart | Non
     """A PR comment: verdict heading, summary by cause, a table of nodes, optional chart."""
     state = "passed" if result.ok else "failed"
     # The verdict holds only numbers and our own words: nothing to escape.
-    lines = [f"### chainml check: {state}", "", f"**check {_verdict(result)}.**"]
+    lines = [f"### chainml {_md(_title(result))}: {state}", "",
+             f"**{_md(_title(result))} {_verdict(result)}.**"]
     scope = _scope(result, limit)
     if scope:
         lines += ["", _md(scope)]

@@ -30,6 +30,10 @@ STATUS_COLORS: dict[str | None, str] = {
     "failed": "#EC8A6E",
     "waived": "#9CCFF0",
     "stale": "#D9AED0",
+    # Environment statuses (graph --env): skew is the serving side of needs_retest, so
+    # a deeper tint of its orange; an input the environment lacks is grey, like absence.
+    "skewed": "#F2A35C",
+    "missing_input": "#C8C8C8",
     None: "#F2F2F2",
 }
 
@@ -41,6 +45,8 @@ STATUS_LABELS: dict[str | None, str] = {
     "failed": "failed",
     "waived": "waived",
     "stale": "stale",
+    "skewed": "skewed",
+    "missing_input": "missing input",
     None: "no tests needed",
 }
 

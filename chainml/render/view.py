@@ -21,7 +21,8 @@ from chainml.kinds import ALL_KINDS
 Direction = Literal["both", "upstream", "downstream"]
 
 STATUSES: tuple[str, ...] = (
-    "verified", "untested", "failed", "needs_retest", "waived", "stale",
+    "verified", "untested", "failed", "needs_retest", "waived", "stale", "skewed",
+    "missing_input",
 )
 
 

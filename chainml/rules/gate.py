@@ -55,12 +55,19 @@ def check(db: Db, names: Sequence[str], strict: bool, now: datetime) -> CheckRes
                 scope |= reads.lineage_nodes(db, node.current_version_id)
         ids = sorted(scope)
     entries = sorted(statuses(db, ids, now).values(), key=lambda e: e.name)
+    return gate_result(entries, strict, list(names) or None)
+
+
+def gate_result(entries: list[StatusEntry], strict: bool, scope: list[str] | None,
+                env: str | None = None) -> CheckResult:
+    """The gate's verdict over status entries (sorted by name): the PASSING rule, stale a
+    warning unless ``strict``. ``env``: the environment ``check --env`` checked."""
     counts: dict[str, int] = {}
     for e in entries:
         counts[e.status.value] = counts.get(e.status.value, 0) + 1
     failing = [e for e in entries
                if e.status not in PASSING or (strict and e.status == Status.STALE)]
     warnings = [e for e in entries if e.status == Status.STALE and not strict]
-    return trusted(CheckResult, {"ok": not failing, "strict": strict,
-                                 "scope": list(names) or None, "checked": len(entries),
-                                 "counts": counts, "failing": failing, "warnings": warnings})
+    return trusted(CheckResult, {"ok": not failing, "env": env, "strict": strict,
+                                 "scope": scope, "checked": len(entries), "counts": counts,
+                                 "failing": failing, "warnings": warnings})

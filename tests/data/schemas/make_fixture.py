@@ -29,8 +29,28 @@ def main() -> None:
     reg.record_test("user_embedding", passed=True)
     reg.register(kind="source", name="transactions_raw", version="2")
     reg.waive("fraud_scorer", reason="fixture waiver", expires="90d")
+    if migrate.HEAD >= "0004":
+        environments(reg)
     reg.close()
     print(out)
+
+
+# Every node but the sources; the sources a deploy names are deployed, the others live.
+DEPLOYED = ["click_features", "txn_features", "user_embedding", "embedding_features",
+            "fraud_scorer", "ranker", "fraud_rules", "ranking_safety", "checkout_service",
+            "feed_app"]
+
+
+def environments(reg: Registry) -> None:
+    """Revision 0004: two environments, releases (one forced), an undeploy and an
+    environment waiver, so that the upgrade tests see each kind of row."""
+    reg.env_create("staging", description="fixture staging")
+    reg.env_create("prod", after="staging")
+    reg.deploy(DEPLOYED, env="staging", force=True, reason="fixture", link="https://ci/1")
+    reg.deploy([*DEPLOYED, "transactions_raw@2026-11-01", "clicks_raw@2026-11-01"],
+               env="prod", force=True, reason="fixture")
+    reg.undeploy("feed_app", env="prod")
+    reg.waive("fraud_scorer", env="staging", reason="fixture env waiver", expires="90d")
 
 
 if __name__ == "__main__":

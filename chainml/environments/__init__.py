@@ -1,0 +1,1 @@
+"""Environments and deployments: what runs where, checked against what was tested."""

@@ -1,0 +1,244 @@
+"""The writes of environments: create one, deploy a release, undeploy, waive skew.
+
+Each function runs inside the caller's write transaction (``Registry`` opens it and
+takes the write lock first), validates everything before writing anything, and
+records one history event. Reads go through ``environments.service``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from chainml.db import reads
+from chainml.db import repository as repo
+from chainml.db.direct import Db
+from chainml.db.models import Waiver
+from chainml.environments import service
+from chainml.environments.status import Lineage
+from chainml.errors import InvalidInput, NodeNotFound, ReleaseRefused, VersionNotFound
+from chainml.names import check_env_name, check_label, check_name, check_text
+from chainml.schemas import (
+    EnvironmentOut,
+    ReleaseItem,
+    ReleaseResult,
+    Status,
+    UndeployResult,
+    WaiverOut,
+)
+
+
+def create(s: Session, name: str, after: str | None, description: str | None,
+           at: datetime, actor: str) -> EnvironmentOut:
+    db = Db.over(s)
+    check_env_name(name)
+    check_text(description, "description", 2000)
+    if after is not None and after == name:
+        raise InvalidInput(f"Environment '{name}' cannot come after itself; name the "
+                           "environment it is promoted from.")
+    existing = reads.env_by_key(db, name)
+    if existing is not None:
+        same = "already exists" if existing.name == name else \
+            f"differs from the existing '{existing.name}' only in letter case"
+        raise InvalidInput(f"Environment '{name}' {same}; 'chainml env list' lists them.")
+    before = reads.require_env(db, after) if after is not None else None
+    repo.add_environment(s, name, before.id if before else None, description, at, actor)
+    repo.add_event(s, at, actor, "env.created", env_name=name, after=after,
+                   description=description)
+    return EnvironmentOut(name=name, after=after, description=description, created_at=at,
+                          created_by=actor, deployed_nodes=0)
+
+
+def _parse(db: Db, specs: Sequence[str]) -> list[tuple[reads.NodeRow, int, str]]:
+    """Each ``NODE[@VERSION]`` as (node, version id, label); the registry's current
+    version without ``@``. Refuses unknown or retired nodes, unknown versions and a node
+    named twice."""
+    if isinstance(specs, str) or not isinstance(specs, Sequence):
+        raise InvalidInput("deploy takes a list of 'NODE' or 'NODE@VERSION' specs.")
+    if not specs:
+        raise InvalidInput("Name at least one node to deploy (NODE or NODE@VERSION).")
+    out: list[tuple[reads.NodeRow, int, str]] = []
+    seen: set[int] = set()
+    for spec in specs:
+        if not isinstance(spec, str):
+            raise InvalidInput(f"A release is made of 'NODE' or 'NODE@VERSION' specs, not "
+                               f"{type(spec).__name__}.")
+        name, sep, label = spec.partition("@")
+        check_name(name)
+        if sep:
+            check_label(label)
+        node = reads.find_node(db, name)
+        if node is None:
+            raise NodeNotFound(name, reads.suggest(db, name))
+        if node.retired:
+            raise InvalidInput(f"'{name}' is retired; register a version of it to revive it "
+                               "before deploying it.")
+        if node.id in seen:
+            raise InvalidInput(f"'{name}' is named twice in one release; deploy one version "
+                               "of each node.")
+        seen.add(node.id)
+        if sep:
+            vid = reads.version_by_label(db, node.id, label)
+            if vid is None:
+                raise VersionNotFound(name, label)
+        else:
+            if node.current_version_id is None:
+                raise InvalidInput(f"'{name}' has no current version to deploy.")
+            vid = node.current_version_id
+            label = reads.label(db, vid) or "?"
+        out.append((node, vid, label))
+    return out
+
+
+def _affected(view: service.View, released: set[int]) -> dict[int, Lineage]:
+    """The serving lineages of the released nodes and of every deployed node whose
+    serving lineage includes one of them, among those that get a status."""
+    out: dict[int, Lineage] = {}
+    for i in service.testable(view):
+        line = view.lineage(i)
+        if i in released or any(n in released for n, _ in line.pairs):
+            out[i] = line
+    return out
+
+
+def served_cycle(view: service.View, released: set[int]) -> list[int] | None:
+    """A cycle the environment would serve through a released node, in order (first ==
+    last), or None. Each served version's inputs are fixed, so versions that never loop
+    in the registry can loop once an environment mixes them (g 2 reads m, m 1 reads g);
+    pinned inputs count, as in the registry's cycle rule."""
+    for start in sorted(released):
+        towards: dict[int, int] = {}  # input -> the node that reads it, towards start
+        stack = [start]
+        while stack:
+            here = stack.pop()
+            version = view.served.version(here)
+            for upstream, _ in view.inputs_of(version) if version is not None else ():
+                if upstream == start:
+                    path = [start, here]
+                    while path[-1] != start:
+                        path.append(towards[path[-1]])
+                    return path
+                if upstream not in towards:
+                    towards[upstream] = here
+                    stack.append(upstream)
+    return None
+
+
+def refusal(result: ReleaseResult) -> str:
+    """The one sentence a refused release raises with."""
+    parts = []
+    for e in result.problems:
+        why = "; ".join(r.message for r in e.reasons[:3])
+        more = f"; and {len(e.reasons) - 3} more" if len(e.reasons) > 3 else ""
+        parts.append(f"{e.name} {e.version} would be {e.status.value} ({why}{more})")
+    return (f"Release to '{result.env}' refused, nothing recorded: {'; '.join(parts)}; "
+            "'chainml deploy ... --check' shows how to clear each, and --force --reason "
+            "records it anyway.")
+
+
+def deploy(s: Session, env_name: str, specs: Sequence[str], *, link: str | None,
+           note: str | None, check: bool, force: bool, reason: str | None, at: datetime,
+           actor: str) -> ReleaseResult:
+    db = Db.over(s)
+    check_text(link, "link", 2000)
+    check_text(note, "note", 10000)
+    check_text(reason, "reason", 2000)
+    if force and not (reason and reason.strip()):
+        raise InvalidInput("--force needs a --reason that says why the release goes out "
+                           "untested; it is kept in the history.")
+    env = reads.require_env(db, env_name)
+    parsed = _parse(db, specs)
+    before = service.load(db, env)
+    after = service.load(db, env, {node.id: vid for node, vid, _ in parsed})
+    loop = served_cycle(after, {n.id for n, _, _ in parsed})
+    if loop is not None:
+        names = reads.names(db, loop)
+        raise InvalidInput(
+            f"Release to '{env.name}' refused, nothing recorded: {env.name} would serve a "
+            f"cycle, {' -> '.join(names[i] for i in loop)} (each reads the next); deploy "
+            "versions whose inputs do not loop.")
+    previous = reads.labels(db, [before.served.version(n.id) for n, _, _ in parsed])
+    items = [ReleaseItem(node=n.name, kind=n.kind, version=label,
+                         previous=previous.get(before.served.version(n.id) or -1))
+             for n, _, label in parsed]
+    affected = _affected(after, {n.id for n, _, _ in parsed})
+    entries = service.evaluate_nodes(db, after, affected, at)
+    checked = sorted(entries.values(), key=lambda e: e.name)
+    problems = [e for e in checked if e.status in service.BLOCKING]
+    result = ReleaseResult(env=env.name, ok=not problems, recorded=False, check=check,
+                           forced=force and not check, reason=reason, link=link, note=note,
+                           nodes=items, checked=checked, problems=problems)
+    if check:
+        return result
+    if problems and not force:
+        raise ReleaseRefused(refusal(result), result)
+    ev = repo.add_event(
+        s, at, actor, "deploy", env_name=env.name,
+        nodes=[{"node": i.node, "version": i.version, "previous": i.previous} for i in items],
+        forced=force, reason=reason, link=link, note=note,
+        problems=[f"{e.name}: {e.status.value}" for e in problems] or None)
+    repo.add_deployments(s, env.id, [(n.id, vid) for n, vid, _ in parsed], ev.id, at, actor,
+                         link, note)
+    result.recorded = True
+    result.event = ev.id
+    result.deployed_at = at
+    result.deployed_by = actor
+    return result
+
+
+def undeploy(s: Session, env_name: str, name: str, at: datetime, actor: str
+             ) -> UndeployResult:
+    db = Db.over(s)
+    env = reads.require_env(db, env_name)
+    view = service.load(db, env)
+    node = reads.require_node(db, name)
+    if node.id not in view.served.deployed:
+        was = "was already undeployed from" if node.id in view.latest else "is not deployed to"
+        raise InvalidInput(f"'{name}' {was} '{env.name}'; nothing to undeploy.")
+    label = reads.label(db, view.served.deployed[node.id]) or "?"
+    ev = repo.add_event(s, at, actor, "undeploy", node.name, label, env_name=env.name)
+    repo.add_deployments(s, env.id, [(node.id, None)], ev.id, at, actor, None, None)
+    after = service.load(db, env, {node.id: None})
+    broken = []
+    for i in service.testable(after):
+        line = after.lineage(i)
+        if line.absent:
+            broken.append(after.nodes[i].name)
+    return UndeployResult(env=env.name, node=node.name, version=label, event=ev.id,
+                          undeployed_at=at, undeployed_by=actor, missing_input=sorted(broken))
+
+
+def waive(s: Session, env_name: str, name: str, cause: str | None, reason: str,
+          span: timedelta, at: datetime, actor: str) -> WaiverOut:
+    """Accept a deployed node's skew in one environment (every cause, or one)."""
+    db = Db.over(s)
+    env = reads.require_env(db, env_name)
+    view = service.load(db, env)
+    node = service.require_deployed(db, view, name)
+    cause_node = reads.require_node(db, cause) if cause else None
+    if node.id not in service.testable(view):
+        raise InvalidInput(f"'{name}' needs no tests, so it cannot be skewed in '{env.name}'; "
+                           "a waiver covers skew only.")
+    entry, runs, triples = service.waiver_basis(db, view, node.id, at)
+    if entry.status not in (Status.SKEWED, Status.WAIVED):
+        raise InvalidInput(f"'{name}' is {entry.status.value} in '{env.name}'; an environment "
+                           "waiver covers skew (serving inputs other than those tested) only.")
+    causes = {r.cause for r in entry.reasons}
+    if cause and cause not in causes:
+        raise InvalidInput(f"'{cause}' is not a cause of the skew of '{name}' in "
+                           f"'{env.name}'; its causes: {', '.join(sorted(causes))}.")
+    covers = [[c, list(t), list(n)] for c, t, n in triples
+              if cause_node is None or c == cause_node.id]
+    w = Waiver(node_id=node.id, cause_id=cause_node.id if cause_node else None,
+               environment_id=env.id, reason=reason, granted_by=actor, granted_at=at,
+               expires_at=at + span, covers=covers, runs=runs)
+    s.add(w)
+    s.flush()
+    repo.add_event(s, at, actor, "waiver.granted", node.name, entry.version,
+                   env_name=env.name, waiver=w.id, cause=cause, reason=reason,
+                   expires_at=w.expires_at.isoformat())
+    return WaiverOut(id=w.id, node=node.name, env=env.name, cause=cause, reason=reason,
+                     granted_by=actor, granted_at=at, expires_at=w.expires_at,
+                     covers=[r for r in entry.reasons if not cause or r.cause == cause])
