@@ -48,6 +48,7 @@ from chainml.schemas import (
     InputRef,
     NodeDetail,
     NodeOut,
+    PlanResult,
     Reason,
     RegisterResult,
     ReleaseResult,
@@ -414,6 +415,23 @@ class Registry:
         with dbe.read_session(self.engine) as s:
             return service.env_check(Db.over(s), env, list(names), strict, self.clock())
 
+    def plan(self, env: str, *, to: str = "current", nodes: Sequence[str] = ()) -> PlanResult:
+        """What must be deployed together: the smallest release that brings ``nodes`` of
+        ``env`` (default: every node whose served version differs) to the versions of
+        ``to`` ("current": the registry's; else what that environment serves), leaving no
+        node it touches untested, failed, skewed or missing an input. ``ok`` is False when
+        a node has no verified version (``blocked`` says the retest that unblocks it).
+
+        Raises:
+            InvalidInput, NodeNotFound: an unknown environment or node, a node not in scope.
+        """
+        from chainml.environments import plan
+
+        if isinstance(nodes, str):
+            nodes = [nodes]
+        with dbe.read_session(self.engine) as s:
+            return plan.plan(Db.over(s), env, to, list(nodes), self.clock())
+
     def apply(self, path: str | Path, *, dry_run: bool = False, prune: bool = False,
               progress: Callable[[int], None] | None = None) -> ApplyResult:
         """Make the registry match a chain file, in one transaction (all or nothing).
@@ -617,10 +635,14 @@ class Registry:
 
     def graph_view(self, *, focus: str | None = None, direction: str = "both",
                    depth: int | None = None, kinds: Sequence[str] = (),
-                   impact: str | None = None, only: Sequence[str] = ()) -> GraphView:
+                   impact: str | None = None, only: Sequence[str] = (),
+                   env: str | None = None) -> GraphView:
         """The chain (or the part around ``focus``) with statuses, ready to render.
 
         Args:
+            env: draw what this environment serves instead: its deployed nodes and the
+                live sources they read, at the versions it serves ("3 (current 4)" where
+                the registry's current one differs), coloured by environment status.
             only: keep just these nodes (and the edges among them).
             focus: keep only this node with its ancestors and/or descendants.
             direction: "both", "upstream" or "downstream" from ``focus``.
@@ -628,11 +650,24 @@ class Registry:
             kinds: keep only nodes of these kinds.
             impact: highlight this node and everything a new version of it would mark.
         """
-        from chainml.render.view import filter_kinds, mark_impact
+        from chainml.render.view import GraphView, filter_kinds, filter_names, mark_impact
         from chainml.rules import views
 
         if depth is not None and focus is None:
             raise InvalidInput("--depth needs --focus NODE.")
+        if env is not None:
+            if impact is not None:
+                raise InvalidInput("--impact shows what a new registry version would mark, "
+                                   "not what an environment serves: use one of --impact "
+                                   "and --env.")
+            from chainml.environments import graph as env_graph
+
+            with dbe.read_session(self.engine) as s:
+                view = GraphView.model_validate(env_graph.served_graph(
+                    s, env, self.clock(), focus=focus, direction=direction, depth=depth))
+            if only:
+                view = filter_names(view, only)
+            return filter_kinds(view, kinds) if kinds else view
         with dbe.read_session(self.engine) as s:
             ids: list[int] | None = None
             if focus is not None:

@@ -296,3 +296,43 @@ class UndeployResult(Out):
     undeployed_at: datetime
     undeployed_by: str
     missing_input: list[str] = []  # deployed nodes that now read a node env does not serve
+
+
+class PlanNode(Out):
+    """One node of a planned release."""
+
+    node: str
+    kind: str
+    version: str  # the version to deploy
+    previous: str | None = None  # what the environment serves now (None: absent)
+    target: str | None = None  # the target's version (differs when another one verifies)
+    why: str  # "named": brought to the target; "lineage": its serving lineage changes;
+    #           "input": a planned version reads it and the environment lacks it
+
+
+class PlanPair(Out):
+    node: str
+    version: str
+
+
+class PlanBlocker(Out):
+    """A node no version of which verifies against the lineage the release gives it."""
+
+    node: str
+    version: str  # the version a retest would unblock (the target's, else the served one)
+    status: Status  # what it would be at that version
+    reasons: list[str] = []
+    tested_with: list[PlanPair] = []  # the (ancestor, version) pairs the test must see
+    retest: str  # the command that records the retest
+
+
+class PlanResult(Out):
+    """``plan``: the smallest release that brings nodes of ``env`` to ``to``'s versions
+    and leaves no node it touches untested, failed, skewed or missing an input."""
+
+    env: str
+    to: str  # "current" or an environment
+    ok: bool  # False: blocked
+    nodes: list[PlanNode] = []  # the release, upstream first
+    blocked: list[PlanBlocker] = []
+    command: str | None = None  # the deploy command that applies it (None: empty or blocked)

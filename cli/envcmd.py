@@ -10,7 +10,7 @@ import click
 from chainml.cli.common import HelpGroup, db_option, echo_json, json_option, open_registry
 
 if TYPE_CHECKING:
-    from chainml.schemas import ReleaseResult
+    from chainml.schemas import PlanResult, ReleaseResult
 
 
 @click.group(cls=HelpGroup)
@@ -242,6 +242,69 @@ def undeploy(ctx: click.Context, node: str, env_name: str, as_json: bool) -> Non
                    "until it is deployed again.")
 
 
+def _plan_report(result: PlanResult) -> list[str]:
+    """A plan in words: the release upstream first and the command that applies it, or
+    what blocks it and the retest that would unblock each."""
+    lines: list[str] = []
+    if not result.nodes and result.ok:
+        return [f"Nothing to deploy: {result.env} already serves {result.to}'s versions of "
+                "the nodes in scope, with nothing left broken."]
+    head = "Plan" if result.ok else "Plan (blocked)"
+    lines.append(f"{head} for {result.env} to {result.to}: {len(result.nodes)} node(s), "
+                 "upstream first.")
+    for i in result.nodes:
+        was = f"was {i.previous}" if i.previous else "not deployed yet"
+        why = {"named": "", "input": ", read by a planned version",
+               "lineage": ", its serving lineage changes"}.get(i.why, "")
+        other = f", {result.to} has {i.target}" if i.target and i.target != i.version else ""
+        lines.append(f"  {i.node} {i.version} ({was}{why}{other})")
+    if result.command:
+        lines.append(result.command)
+    for b in result.blocked:
+        lines.append(f"Blocked: {b.node} has no version verified against what the release "
+                     f"gives it ({b.version} would be {b.status.value}):")
+        lines += [f"    - {r}" for r in b.reasons]
+        seen = ", ".join(f"{p.node} {p.version}" for p in b.tested_with) or "no ancestors"
+        lines.append(f"  to unblock: test {b.node} {b.version} with {seen}, then {b.retest}")
+        lines.append("    (test record snapshots the registry's current lineage: the registry "
+                     "must be at those versions when it runs)")
+    return lines
+
+
+@click.command()
+@click.argument("nodes", nargs=-1, metavar="[NODE]...")
+@click.option("--env", "env_name", required=True, metavar="ENV", help="The environment.")
+@click.option("--to", "to", default="current", show_default=True, metavar="current|ENV",
+              help="The versions to reach: the registry's current ones, or what another "
+                   "environment serves.")
+@json_option
+@db_option
+@click.pass_context
+def plan(ctx: click.Context, nodes: tuple[str, ...], env_name: str, to: str,
+         as_json: bool) -> None:
+    """Plan a release: what must be deployed together to bring NODEs of ENV (default:
+    every node whose served version differs) to the target's versions, leaving no node
+    untested, failed, skewed or missing an input.
+
+    Every node whose serving lineage the release changes is included at a version
+    verified against its new lineage, upstream first. Exit 0 with the release (possibly
+    empty) and the deploy command that applies it; exit 1 when a node has no such
+    version (the plan names the retest that unblocks it); exit 2 on bad input.
+
+    \b
+    Example:
+      chainml plan --env prod
+      chainml plan --env prod --to staging --json
+      chainml plan --env prod txn_features
+    """
+    result = open_registry(ctx).plan(env_name, to=to, nodes=list(nodes))
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo("\n".join(_plan_report(result)))
+    ctx.exit(0 if result.ok else 1)
+
+
 def attach(group: click.Group) -> None:
-    for command in (env, deploy, undeploy):
+    for command in (env, deploy, undeploy, plan):
         group.add_command(command)

@@ -31,13 +31,16 @@ READABLE = 300  # nodes beyond which a whole-chain picture stops being readable
 @click.option("--impact", metavar="NODE",
               help="Highlight NODE and everything a new version of it would mark.")
 @click.option("--cluster", is_flag=True, help="Group nodes by namespace prefix (team/...).")
+@click.option("--env", "env", metavar="ENV",
+              help="Draw what ENV serves: its deployed versions and the live sources they "
+              "read, coloured by environment status.")
 @click.option("--legend/--no-legend", default=True,
               help="Draw the legend box, or not (svg, png, pdf, dot; default: draw it).")
 @db_option
 @click.pass_context
 def graph(ctx: click.Context, fmt: str | None, output: str | None, focus: str | None,
           upstream: bool, downstream: bool, depth: int | None, kinds: tuple[str, ...],
-          impact: str | None, cluster: bool, legend: bool) -> None:
+          impact: str | None, cluster: bool, env: str | None, legend: bool) -> None:
     """Draw the chain: shape by kind, colour by status, feedback dashed, pins labelled.
 
     SVG, PNG and PDF need Graphviz's dot (apt-get install graphviz); DOT, Mermaid
@@ -49,6 +52,7 @@ def graph(ctx: click.Context, fmt: str | None, output: str | None, focus: str | 
       chainml graph --format html -o chain.html
       chainml graph --focus fraud_scorer --depth 2 --format png
       chainml graph --impact clicks_raw --format mermaid -o -
+      chainml graph --env prod --format png -o prod.png  # what prod serves
     """
     from chainml.errors import InvalidInput
     from chainml.render import dot, html, mermaid, run
@@ -57,14 +61,19 @@ def graph(ctx: click.Context, fmt: str | None, output: str | None, focus: str | 
     fmt = output_format(output, fmt)
     if (upstream or downstream or depth is not None) and not focus:
         raise click.UsageError("--upstream, --downstream and --depth go with --focus NODE.")
+    if env is not None and impact is not None:
+        raise click.UsageError("--impact shows what a new registry version would mark, not "
+                               "what an environment serves: use one of --impact and --env.")
     if output == "-" and fmt in BINARY:
         raise click.UsageError(f"{fmt.upper()} is binary: give -o FILE.")
     direction = "upstream" if upstream and not downstream else (
         "downstream" if downstream and not upstream else "both")
     view = open_registry(ctx).graph_view(focus=focus, direction=direction,
-                                         depth=depth, kinds=kinds, impact=impact)
+                                         depth=depth, kinds=kinds, impact=impact,
+                                         env=env)
     if not view.nodes:
-        raise InvalidInput("Nothing to draw: the registry (or the selection) has no nodes.")
+        where = f"environment '{env}' serves nothing" if env else "the registry has no nodes"
+        raise InvalidInput(f"Nothing to draw: {where} (or the selection is empty).")
     if len(view.nodes) > READABLE and not focus:
         err(f"Note: {len(view.nodes)} nodes are too many to read in one picture; "
             "try --focus NODE --depth 2, --kind or --cluster.")

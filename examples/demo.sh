@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The chainml story end to end, on the embedded SQLite default, in ./demo-out:
 # register a chain, change something upstream, see the impact, watch the CI
-# gate fail, record the retests, watch it pass, draw the graph.
+# gate fail, record the retests, watch it pass, draw the graph; then deploy it to
+# staging and prod, let a lone feature hotfix skew prod, watch the deployment gate
+# fail and say why, ship the fix, watch it pass, and draw what prod serves.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${DEMO_OUT:-$PWD/demo-out}"
@@ -54,4 +56,44 @@ else
   echo "(Graphviz's dot is not installed: skipping SVG/PNG; apt-get install graphviz)"
 fi
 step chainml graph --format mermaid -o chain.mmd
-echo; echo "Done. Open $out/chain.html (or chain.svg) to see the chain."
+
+echo; echo "# 6. Ship it: the tested chain goes to staging, then prod"
+release="click_features txn_features user_embedding embedding_features fraud_scorer ranker"
+release="$release fraud_rules ranking_safety checkout_service feed_app"
+step chainml env create staging
+step chainml env create prod --after staging
+# Sources are not deployed: both environments read them live.
+step chainml deploy $release --env staging --link "https://ci.example/deploy/1"
+step chainml deploy $release --env prod --link "https://ci.example/deploy/2"
+step chainml check --env prod
+
+echo; echo "# 7. A feature hotfix goes to prod alone: training-serving skew"
+step chainml register feature txn_features --version 2.1.0
+# The guard refuses a release that leaves prod serving an untested combination...
+expect_fail chainml deploy txn_features --env prod
+# ...so it goes out anyway, with a reason kept in the history.
+step chainml deploy txn_features --env prod --force --reason "2.0.1 drops refunds; hotfix"
+expect_fail chainml check --env prod
+step chainml env diff staging prod
+
+echo; echo "# 8. The fix: a scorer retrained and tested on the new feature"
+step chainml register model fraud_scorer --version 5.3.0
+step chainml test record fraud_scorer --passed --suite offline-eval
+step chainml test record fraud_scorer --passed --suite shadow
+step chainml test record fraud_rules --passed
+if command -v dot >/dev/null 2>&1; then
+  step chainml graph --env prod --format png -o prod-skew.png   # the picture in the README
+fi
+# What must prod receive to serve the registry's current, tested chain without skew?
+step chainml plan --env prod --to current
+step chainml deploy txn_features fraud_scorer@5.3.0 --env staging
+# The release the plan names (staging got it first).
+step chainml deploy fraud_scorer@5.3.0 --env prod --check
+step chainml deploy fraud_scorer@5.3.0 --env prod --link "https://ci.example/deploy/3"
+step chainml check --env prod
+step chainml log --env prod
+if command -v dot >/dev/null 2>&1; then
+  step chainml graph --env prod -o prod.svg
+  step chainml graph --env prod --format png -o prod.png
+fi
+echo; echo "Done. Open $out/chain.html (or chain.svg) to see the chain, prod.svg for what prod serves."

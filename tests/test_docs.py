@@ -179,6 +179,7 @@ JSON_MODELS: list[type[BaseModel]] = [
     schemas.InputRef, schemas.RetireResult, schemas.SchemaRevision, ApplyResult, PlanItem,
     schemas.EnvironmentOut, schemas.EnvironmentDetail, schemas.ServedNode, schemas.EnvDiff,
     schemas.EnvDiffEntry, schemas.ReleaseResult, schemas.ReleaseItem, schemas.UndeployResult,
+    schemas.PlanResult, schemas.PlanNode, schemas.PlanBlocker, schemas.PlanPair,
 ]
 
 

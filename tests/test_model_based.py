@@ -651,6 +651,35 @@ class Lockstep(RuleBasedStateMachine):
         if name in served and NAMES[name] == "source":
             STATS["undeploy a source"] += 1
 
+    @precondition(lambda self: len(self.model.envs) > 0)
+    @rule(data=st.data())
+    def plan_and_apply(self, data: st.DataObject) -> None:
+        """``plan`` to current (or to another environment), applied as planned through the
+        gate: every plan, applied, is accepted and leaves no node of the environment
+        skewed or broken that was not so before."""
+        env = data.draw(st.sampled_from(sorted(self.model.envs)), "env")
+        to = data.draw(st.sampled_from(["current", "current", *sorted(self.model.envs)]), "to")
+        try:
+            plan = self.reg.plan(env, to=to)
+        except ChainmlError as e:  # the release would make env serve a cycle: exit 2
+            assert e.exit_code == 2 and "cycle" in str(e), e
+            STATS["plan would serve a cycle"] += 1
+            return
+        if not plan.ok:
+            STATS["plan blocked"] += 1
+            return
+        if not plan.nodes:
+            STATS["plan empty"] += 1
+            return
+        broken_before = {e.name for e in self.reg.env_status(env) if e.status.value in BLOCKING}
+        release: list[tuple[str, str | None]] = [(i.node, i.version) for i in plan.nodes]
+        check = self.reg.deploy([f"{n}@{v}" for n, v in release], env=env, check=True)
+        assert check.ok, (env, to, plan, check.problems)
+        self.deploy_both(env, release, force=False)
+        broken = {e.name for e in self.reg.env_status(env) if e.status.value in BLOCKING}
+        assert broken <= broken_before, (env, to, plan, broken - broken_before)
+        STATS["plan applied"] += 1
+
     @precondition(lambda self: len(self.model.envs) > 0 and len(self.model.nodes) > 0)
     @rule(data=st.data())
     def source_snapshot_and_back(self, data: st.DataObject) -> None:

@@ -507,3 +507,9 @@ def env_waivers(db: Db, env_id: int, ids: Sequence[int] | None, now: datetime
     for r in sorted(rows):
         out.setdefault(r[1], []).append(LiveWaiver(r[0], r[1], _json(r[2]), _json(r[3])))
     return out
+
+
+def node_version_ids(db: Db, node_id: int) -> list[int]:
+    """Every version of a node, newest first (by id, the commit order)."""
+    return [r[0] for r in db.rows("SELECT id FROM version WHERE node_id = ? ORDER BY id DESC",
+                                  [node_id])]

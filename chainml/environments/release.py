@@ -17,7 +17,6 @@ from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Waiver
 from chainml.environments import service
-from chainml.environments.status import Lineage
 from chainml.errors import InvalidInput, NodeNotFound, ReleaseRefused, VersionNotFound
 from chainml.names import check_env_name, check_label, check_name, check_text
 from chainml.schemas import (
@@ -92,17 +91,6 @@ def _parse(db: Db, specs: Sequence[str]) -> list[tuple[reads.NodeRow, int, str]]
     return out
 
 
-def _affected(view: service.View, released: set[int]) -> dict[int, Lineage]:
-    """The serving lineages of the released nodes and of every deployed node whose
-    serving lineage includes one of them, among those that get a status."""
-    out: dict[int, Lineage] = {}
-    for i in service.testable(view):
-        line = view.lineage(i)
-        if i in released or any(n in released for n, _ in line.pairs):
-            out[i] = line
-    return out
-
-
 def served_cycle(view: service.View, released: set[int]) -> list[int] | None:
     """A cycle the environment would serve through a released node, in order (first ==
     last), or None. Each served version's inputs are fixed, so versions that never loop
@@ -163,7 +151,7 @@ def deploy(s: Session, env_name: str, specs: Sequence[str], *, link: str | None,
     items = [ReleaseItem(node=n.name, kind=n.kind, version=label,
                          previous=previous.get(before.served.version(n.id) or -1))
              for n, _, label in parsed]
-    affected = _affected(after, {n.id for n, _, _ in parsed})
+    affected = service.touched(after, {n.id for n, _, _ in parsed})
     entries = service.evaluate_nodes(db, after, affected, at)
     checked = sorted(entries.values(), key=lambda e: e.name)
     problems = [e for e in checked if e.status in service.BLOCKING]

@@ -119,6 +119,18 @@ def testable(view: View, ids: Iterable[int] | None = None) -> list[int]:
                   if view.nodes[i].needs_tests and not view.nodes[i].retired)
 
 
+def touched(view: View, release: Collection[int]) -> dict[int, Lineage]:
+    """The nodes the deploy guard judges after ``release`` (``view`` includes it): the
+    released ones and every deployed node whose serving lineage holds one, among those
+    that get a status; with their serving lineages."""
+    out: dict[int, Lineage] = {}
+    for i in testable(view):
+        line = view.lineage(i)
+        if i in release or any(n in release for n, _ in line.pairs):
+            out[i] = line
+    return out
+
+
 def lineages(view: View, ids: Iterable[int]) -> dict[int, Lineage]:
     return {i: view.lineage(i) for i in ids}
 

@@ -150,6 +150,11 @@ def filter_kinds(view: GraphView, kinds: Iterable[str]) -> GraphView:
     return _restrict(view, {node.name for node in view.nodes if node.kind in wanted})
 
 
+def filter_names(view: GraphView, names: Iterable[str]) -> GraphView:
+    """Return the view with only the nodes named in ``names`` (and edges among them)."""
+    return _restrict(view, set(names))
+
+
 def mark_impact(view: GraphView, node: str, impacted: set[str]) -> GraphView:
     """Return the view with ``node`` and ``impacted`` highlighted and the rest faded.
 
