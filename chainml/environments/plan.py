@@ -23,7 +23,7 @@ from datetime import datetime
 from chainml.db import reads
 from chainml.db.direct import Db
 from chainml.environments import service
-from chainml.environments.release import served_cycle
+from chainml.environments.release import refuse_cycle
 from chainml.environments.status import Lineage
 from chainml.errors import InvalidInput
 from chainml.schemas import PlanBlocker, PlanNode, PlanPair, PlanResult
@@ -218,13 +218,9 @@ def plan(db: Db, env_name: str, to: str, names: Iterable[str], now: datetime) ->
             continue
         release[node] = choice
         why[node] = "lineage"
-    loop = served_cycle(after, set(release))
-    if loop is not None:
-        names_of = reads.names(db, loop)
-        raise InvalidInput(
-            f"No plan for '{env.name}': the release would make it serve a cycle, "
-            f"{' -> '.join(names_of[i] for i in loop)} (each reads the next); name versions "
-            "whose inputs do not loop.")
+    refuse_cycle(db, after, set(release),
+                 f"No plan for '{env.name}': the release would make it serve",
+                 "name versions whose inputs do not loop")
     return _result(db, env, to, before, after, release, why, blocked, target)
 
 

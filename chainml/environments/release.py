@@ -114,6 +114,17 @@ def served_cycle(view: service.View, released: set[int]) -> list[int] | None:
     return None
 
 
+def refuse_cycle(db: Db, view: service.View, released: set[int], lead: str, advice: str
+                 ) -> None:
+    """InvalidInput (exit 2) when ``view`` serves a cycle through a released node:
+    ``lead`` a cycle, a -> b -> a (each reads the next); ``advice``."""
+    loop = served_cycle(view, released)
+    if loop is not None:
+        names = reads.names(db, loop)
+        raise InvalidInput(f"{lead} a cycle, {' -> '.join(names[i] for i in loop)} (each "
+                           f"reads the next); {advice}.")
+
+
 def refusal(result: ReleaseResult) -> str:
     """The one sentence a refused release raises with."""
     parts = []
@@ -140,13 +151,9 @@ def deploy(s: Session, env_name: str, specs: Sequence[str], *, link: str | None,
     parsed = _parse(db, specs)
     before = service.load(db, env)
     after = service.load(db, env, {node.id: vid for node, vid, _ in parsed})
-    loop = served_cycle(after, {n.id for n, _, _ in parsed})
-    if loop is not None:
-        names = reads.names(db, loop)
-        raise InvalidInput(
-            f"Release to '{env.name}' refused, nothing recorded: {env.name} would serve a "
-            f"cycle, {' -> '.join(names[i] for i in loop)} (each reads the next); deploy "
-            "versions whose inputs do not loop.")
+    refuse_cycle(db, after, {n.id for n, _, _ in parsed},
+                 f"Release to '{env.name}' refused, nothing recorded: {env.name} would serve",
+                 "deploy versions whose inputs do not loop")
     previous = reads.labels(db, [before.served.version(n.id) for n, _, _ in parsed])
     items = [ReleaseItem(node=n.name, kind=n.kind, version=label,
                          previous=previous.get(before.served.version(n.id) or -1))
