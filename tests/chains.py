@@ -35,3 +35,15 @@ def build_example(reg: Registry, tested: bool = True) -> Registry:
 
 def statuses(reg: Registry) -> dict[str, str]:
     return {e.name: e.status.value for e in reg.status()}
+
+
+def build_feature_chain(reg: Registry) -> Registry:
+    """raw -> F 4 -> M 1 -> P 1, M and P tested: the environment tests' starting point
+    (DESIGN.md's "serves F 5 in prod, tested with F 4")."""
+    reg.register(kind="source", name="raw", version="1")
+    reg.register(kind="feature", name="F", version="4", inputs=["raw"])
+    reg.register(kind="model", name="M", version="1", inputs=["F"])
+    reg.register(kind="policy", name="P", version="1", inputs=["M"])
+    reg.record_test("M", passed=True)
+    reg.record_test("P", passed=True)
+    return reg

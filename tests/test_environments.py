@@ -15,18 +15,14 @@ import pytest
 from chainml.errors import InvalidInput, NodeNotFound, ReleaseRefused, VersionNotFound
 from chainml.registry import Registry
 from chainml.schemas import Status
+from tests.chains import build_feature_chain
 from tests.clirun import raw_dump
 from tests.conftest import Clock
 
 
 @pytest.fixture
 def reg(registry: Registry) -> Registry:
-    registry.register(kind="source", name="raw", version="1")
-    registry.register(kind="feature", name="F", version="4", inputs=["raw"])
-    registry.register(kind="model", name="M", version="1", inputs=["F"])
-    registry.register(kind="policy", name="P", version="1", inputs=["M"])
-    registry.record_test("M", passed=True)
-    registry.record_test("P", passed=True)
+    build_feature_chain(registry)
     registry.env_create("prod")
     return registry
 

@@ -14,6 +14,7 @@ import pytest
 from chainml.errors import InvalidInput, NodeNotFound
 from chainml.registry import Registry
 from chainml.schemas import PlanResult
+from tests.chains import build_feature_chain
 from tests.clirun import error_line, raw_dump, run
 
 BROKEN = {"untested", "failed", "skewed", "missing_input"}
@@ -21,12 +22,7 @@ BROKEN = {"untested", "failed", "skewed", "missing_input"}
 
 @pytest.fixture
 def reg(registry: Registry) -> Registry:
-    registry.register(kind="source", name="raw", version="1")
-    registry.register(kind="feature", name="F", version="4", inputs=["raw"])
-    registry.register(kind="model", name="M", version="1", inputs=["F"])
-    registry.register(kind="policy", name="P", version="1", inputs=["M"])
-    registry.record_test("M", passed=True)
-    registry.record_test("P", passed=True)
+    build_feature_chain(registry)
     registry.env_create("staging")
     registry.env_create("prod", after="staging")
     registry.deploy(["F", "M", "P"], env="prod")
