@@ -406,6 +406,14 @@ class Registry:
         with dbe.read_session(self.engine) as s:
             return service.env_status(Db.over(s), env, name, self.clock())
 
+    def recompute_env_status(self, env: str) -> list[StatusEntry]:
+        """Environment status straight from the definition (serving lineages against
+        snapshots), never from the registry's marks (slow; for audits and tests)."""
+        from chainml.environments import service
+
+        with dbe.read_session(self.engine) as s:
+            return service.env_status(Db.over(s), env, None, self.clock(), direct=True)
+
     def env_check(self, env: str, names: Sequence[str] = (), strict: bool = False
                   ) -> CheckResult:
         """The deployment gate: ``check`` over what ``env`` serves (or over ``names`` and

@@ -34,6 +34,8 @@ import os
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from chainml.environments import judge
 from chainml.errors import ChainmlError
 from chainml.registry import Registry, utcnow
 from tests.clirun import run
@@ -914,6 +917,42 @@ class Lockstep(RuleBasedStateMachine):
                                                                          verdict)
                 elif verdict.status == "missing_input":
                     assert causes == set(verdict.missing), (env, name, entry, verdict)
+            self.judged_every_way(env, list(got.values()))
+
+    def judged_every_way(self, env: str, got: list[Any]) -> None:
+        """Entries judged from the registry's marks where they apply (however the nodes
+        they apply to are found) equal, field for field, those from the definition; but
+        the path a reason names: both are a way from the cause down to the node, and the
+        marks keep the one the change travelled (as ``status`` shows it)."""
+        want = _unrouted(self.reg.recompute_env_status(env))
+        assert _unrouted(got) == want, (env, "marks and definition differ")
+        for above, in_sql in ((0, 0), (0, 10_000)):
+            with judge_thresholds(above, in_sql):
+                again = _unrouted(self.reg.env_status(env))
+            assert again == want, (env, above, in_sql)
+
+
+@contextmanager
+def judge_thresholds(above_up_to: int, in_sql: int) -> Iterator[None]:
+    """``environments.judge`` deciding from the lineages above the judged nodes up to
+    ``above_up_to`` of them (else from every change, walked down in SQL up to ``in_sql``
+    changes): small registries take every way there is."""
+    saved = judge.ABOVE_UP_TO, judge.WALK_IN_SQL
+    judge.ABOVE_UP_TO, judge.WALK_IN_SQL = above_up_to, in_sql
+    try:
+        yield
+    finally:
+        judge.ABOVE_UP_TO, judge.WALK_IN_SQL = saved
+
+
+def _unrouted(entries: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for e in entries:
+        d = e.model_dump()
+        d["reasons"] = [{k: v for k, v in r.items() if k not in ("path", "message")}
+                        for r in d["reasons"]]
+        out.append(d)
+    return out
 
 
 def _triples(entry: Any) -> set[Triple]:

@@ -513,3 +513,72 @@ def node_version_ids(db: Db, node_id: int) -> list[int]:
     """Every version of a node, newest first (by id, the commit order)."""
     return [r[0] for r in db.rows("SELECT id FROM version WHERE node_id = ? ORDER BY id DESC",
                                   [node_id])]
+
+
+# ---- what environment status reads at scale (environments.judge) ------------------------------
+
+
+class NodeState(NamedTuple):
+    """What deciding an environment's view of a node needs: is it served at its current
+    version, is it judged at all."""
+
+    id: int
+    kind: str
+    needs_tests: bool
+    current_version_id: int | None
+    retired: bool
+
+
+def node_states(db: Db, ids: Iterable[int] | None = None) -> dict[int, NodeState]:
+    sql = "SELECT id, kind, needs_tests, current_version_id, retired_at FROM node"
+    rows = db.rows(sql) if ids is None else db.rows_in(sql + " WHERE id IN ({ids})",
+                                                       sorted(set(ids)))
+    return {r[0]: NodeState(r[0], r[1], bool(r[2]), r[3], r[4] is not None) for r in rows}
+
+
+def served_map(db: Db, env_id: int) -> dict[int, int]:
+    """node -> the version the environment has deployed (undeployed nodes left out): the
+    latest deployment row per node, by id."""
+    rows = db.rows("SELECT d.node_id, d.version_id FROM deployment d JOIN (SELECT node_id, "
+                   "MAX(id) AS id FROM deployment WHERE environment_id = ? GROUP BY node_id) m "
+                   "ON d.id = m.id WHERE d.version_id IS NOT NULL", [env_id])
+    return {n: v for n, v in rows}
+
+
+def readers(db: Db, ids: Iterable[int]) -> list[tuple[int, int, int, bool]]:
+    """Every version, of any node, that reads one of ``ids`` as a regular input:
+    (reading node, its version, the input, pinned)."""
+    rows = db.rows_in("SELECT v.node_id, i.version_id, i.upstream_id, i.pinned_version_id "
+                      "FROM version_input i JOIN version v ON v.id = i.version_id "
+                      "WHERE i.feedback = FALSE AND i.upstream_id IN ({ids})",
+                      sorted(set(ids)))
+    return [(n, v, u, p is not None) for n, v, u, p in rows]
+
+
+def unpinned_edges(db: Db) -> list[tuple[int, int]]:
+    """Every current regular, unpinned edge (upstream, downstream): what a change walks."""
+    return db.rows("SELECT upstream_id, downstream_id FROM edge WHERE feedback = FALSE "
+                   "AND pinned_version_id IS NULL")
+
+
+def reached_below(db: Db, starts: Sequence[int]) -> set[int]:
+    """The nodes a change of any of ``starts`` reaches along current regular, unpinned
+    edges (``starts`` themselves only when reached)."""
+    if not starts:
+        return set()
+    rows = db.rows_in("WITH RECURSIVE reach(id) AS ("
+                      " SELECT e.downstream_id FROM edge e WHERE e.upstream_id IN ({ids})"
+                      " AND e.feedback = FALSE AND e.pinned_version_id IS NULL UNION"
+                      " SELECT e.downstream_id FROM edge e JOIN reach ON e.upstream_id = reach.id"
+                      " WHERE e.feedback = FALSE AND e.pinned_version_id IS NULL) "
+                      "SELECT id FROM reach", sorted(set(starts)), size=500)
+    return {r[0] for r in rows}
+
+
+def versions_of_nodes(db: Db, node_ids: Iterable[int]) -> dict[int, list[int]]:
+    """Every version of each node, newest first (by id, the commit order)."""
+    out: dict[int, list[int]] = {n: [] for n in node_ids}
+    for v, n in sorted(db.rows_in("SELECT id, node_id FROM version WHERE node_id IN ({ids})",
+                                  sorted(out)), reverse=True):
+        out[n].append(v)
+    return out

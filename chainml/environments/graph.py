@@ -56,7 +56,7 @@ def served_graph(s: Session, env_name: str, now: datetime, *, focus: str | None 
     db = Db.over(s)
     env = reads.require_env(db, env_name)
     view = service.load(db, env)
-    statuses = service.statuses(db, view, None, now)
+    statuses = service.statuses(db, env, None, now)
     served = {i: v for i in set(view.served.deployed) | view.live_sources_read()
               if (v := view.served.version(i)) is not None}
     info = view.nodes

@@ -11,7 +11,8 @@ nothing changes; a node absent from the environment that a planned version reads
 added at the target's version. A node with no such version blocks the plan, which says
 the retest that would unblock it.
 
-The pure helpers work on a ``service.View``; ``plan`` loads views through ``service``.
+The pure helpers work on any ``release.ServedGraph``; ``plan`` reads what an environment
+serves through a ``judge.Assignment``, with each trial release layered on it.
 """
 
 from __future__ import annotations
@@ -22,25 +23,26 @@ from datetime import datetime
 
 from chainml.db import reads
 from chainml.db.direct import Db
-from chainml.environments import service
-from chainml.environments.release import refuse_cycle
+from chainml.environments import judge, service
+from chainml.environments.judge import Assignment
+from chainml.environments.release import ServedGraph, refuse_cycle
 from chainml.environments.status import Lineage
 from chainml.errors import InvalidInput
-from chainml.schemas import PlanBlocker, PlanNode, PlanPair, PlanResult
+from chainml.schemas import PlanBlocker, PlanNode, PlanPair, PlanResult, Status, StatusEntry
 
 # ---- pure helpers -------------------------------------------------------------------------------
 
 
-def upstream_first(view: service.View, ids: Iterable[int], names: Mapping[int, str]
+def upstream_first(view: ServedGraph, ids: Iterable[int], names: Mapping[int, str]
                    ) -> list[int]:
     """``ids`` in topological order of the graph ``view`` serves (a node after what it
-    reads), ties by name."""
+    reads), ties by name; the inputs above ``ids`` must be read."""
     depth: dict[int, int] = {}
 
     def walk(node: int, seen: frozenset[int]) -> int:
         if node in depth:
             return depth[node]
-        version = view.served.version(node)
+        version = view.version(node)
         ups = [u for u, _ in view.inputs_of(version)] if version is not None else []
         d = 1 + max((walk(u, seen | {node}) for u in ups if u not in seen | {node}),
                     default=-1)
@@ -71,36 +73,26 @@ class _Target:
     """The versions a plan brings nodes to: the registry's current ones, or another
     environment's served ones."""
 
-    def __init__(self, db: Db, to: str) -> None:
-        self.db = db
+    def __init__(self, db: Db, to: str, before: Assignment) -> None:
         self.to = to
-        self.view: service.View | None = None
+        self.before = before
+        self.env: Assignment | None = None
         if to != "current":
-            self.view = service.load(db, reads.require_env(db, to))
-        self._current: dict[int, int | None] = {}
+            self.env = Assignment(db, reads.require_env(db, to), whole=True)
 
     def version(self, node: int) -> int | None:
-        if self.view is not None:
-            found = self.view.nodes.get(node)
-            return None if found is None or found.retired else self.view.served.version(node)
-        if node not in self._current:
-            found = reads.env_nodes(self.db, [node]).get(node)
-            ok = found is not None and not found.retired
-            self._current[node] = found.current_version_id if found and ok else None
-        return self._current[node]
+        st = self.before.states.get(node)
+        if st is None or st.retired:
+            return None
+        return self.env.version(node) if self.env is not None else st.current_version_id
 
-    def defaults(self, before: service.View) -> dict[int, int]:
+    def defaults(self) -> dict[int, int]:
         """Every node whose served version in the environment differs from the target's:
         what the target environment deploys, or (to current) what the environment
         deploys, retired nodes left out."""
-        pool: dict[int, int | None]
-        if self.view is not None:
-            pool = {n: v for n, v in self.view.served.deployed.items()
-                    if not self.view.nodes[n].retired}
-        else:
-            pool = {n: before.nodes[n].current_version_id for n in before.served.deployed
-                    if not before.nodes[n].retired}
-        return {n: v for n, v in pool.items() if v is not None}
+        pool = self.env.deployed_ids() if self.env is not None else self.before.deployed_ids()
+        out = {n: self.version(n) for n in pool}
+        return {n: v for n, v in out.items() if v is not None}
 
 
 def _named(db: Db, target: _Target, names: Iterable[str]) -> dict[int, int]:
@@ -112,14 +104,14 @@ def _named(db: Db, target: _Target, names: Iterable[str]) -> dict[int, int]:
                                "register a version of it to revive it.")
         version = target.version(node.id)
         if version is None:
-            where = f"'{target.to}' does not serve it" if target.view is not None \
+            where = f"'{target.to}' does not serve it" if target.env is not None \
                 else "it has no current version"
             raise InvalidInput(f"'{name}' is not in the plan's scope: {where}.")
         out[node.id] = version
     return out
 
 
-def _fixable(view: service.View, line: Lineage, target: _Target) -> dict[int, int] | None:
+def _fixable(line: Lineage, target: _Target) -> dict[int, int] | None:
     """The absent inputs of ``line`` at the target's versions; None when one has none."""
     out: dict[int, int] = {}
     for a in line.absent:
@@ -130,39 +122,57 @@ def _fixable(view: service.View, line: Lineage, target: _Target) -> dict[int, in
     return out
 
 
-def _choose(db: Db, env: reads.EnvRow, release: Mapping[int, int], node: int,
-            target: _Target, now: datetime) -> int | None:
-    """A version of ``node`` verified against the lineage ``release`` gives it: the
-    target's when it verifies, else the newest that does."""
-    candidates: list[int] = []
+def _trial(after: Assignment, node: int, version: int, target: _Target
+           ) -> tuple[Assignment, Lineage] | None:
+    """``after`` with ``node`` at ``version`` (and the absent inputs that brings in at the
+    target's versions), with the node's serving lineage; None when an input cannot be
+    had."""
+    trial = after.with_release({node: version})
+    trial.load_lineages([node])
+    line = trial.lineage(node)
+    if line.absent:
+        extra = _fixable(line, target)
+        if extra is None:
+            return None
+        trial = trial.with_release(extra)
+        trial.load_lineages([node])
+        line = trial.lineage(node)
+    return trial, line
+
+
+def _choose(after: Assignment, node: int, versions: list[int], target: _Target,
+            judged: StatusEntry, now: datetime) -> int | None:
+    """A version of ``node`` verified against the lineage the release gives it: the
+    target's when it verifies, else the newest that does. ``judged``: its status as
+    ``after`` serves it, which blocks."""
     preferred = target.version(node)
-    if preferred is not None:
-        candidates.append(preferred)
-    candidates += [v for v in reads.node_version_ids(db, node) if v != preferred]
+    candidates = ([preferred] if preferred is not None else []) \
+        + [v for v in versions if v != preferred]
     for v in candidates:
-        trial = {**release, node: v}
-        view = service.load(db, env, trial)
-        line = view.lineage(node)
-        if line.absent:
-            extra = _fixable(view, line, target)
-            if extra is None:
-                continue
-            view = service.load(db, env, {**trial, **extra})
-            line = view.lineage(node)
-        entry = service.evaluate_nodes(db, view, {node: line}, now)[node]
+        if v == after.version(node) and judged.status != Status.MISSING_INPUT:
+            continue  # judged already, and no input to bring in would change that
+        tried = _trial(after, node, v, target)
+        if tried is None:
+            continue
+        trial, _ = tried
+        entry = judge.judge(trial, [node], now)[node]
         if entry.status not in service.BLOCKING:
             return v
     return None
 
 
-def _blocker(db: Db, env: reads.EnvRow, release: Mapping[int, int], node: int,
-             target: _Target, now: datetime) -> PlanBlocker:
-    before = service.load(db, env, release)
-    version = target.version(node) or before.served.deployed.get(node) \
-        or before.served.version(node)
-    view = service.load(db, env, {**release, node: version}) if version is not None else before
-    line = view.lineage(node)
-    entry = service.evaluate_nodes(db, view, {node: line}, now)[node]
+def _blocker(db: Db, after: Assignment, node: int, target: _Target,
+             judged: Mapping[int, StatusEntry], now: datetime) -> PlanBlocker:
+    version = target.version(node) or after.version(node)
+    if version is None or version == after.version(node):
+        view, entry = after, judged[node]
+        view.load_lineages([node])
+        line = view.lineage(node)
+    else:
+        view = after.with_release({node: version})
+        view.load_lineages([node])
+        line = view.lineage(node)
+        entry = judge.judge(view, [node], now)[node]
     names = reads.names(db, {n for n, _ in line.pairs} | {node})
     labels = reads.labels(db, [v for _, v in line.pairs])
     pairs = sorted((names[n], labels[v]) for n, v in line.pairs)
@@ -180,61 +190,68 @@ def plan(db: Db, env_name: str, to: str, names: Iterable[str], now: datetime) ->
         raise InvalidInput("--to takes 'current' or an environment name.")
     names = list(names)
     env = reads.require_env(db, env_name)
-    target = _Target(db, to)
-    before = service.load(db, env)
-    wanted = _named(db, target, names) if names else target.defaults(before)
-    release = {n: v for n, v in wanted.items() if before.served.version(n) != v}
+    before = Assignment(db, env, whole=True)
+    target = _Target(db, to, before)
+    wanted = _named(db, target, names) if names else target.defaults()
+    release = {n: v for n, v in wanted.items() if before.version(n) != v}
     why = {n: "named" for n in release}
     blocked: dict[int, PlanBlocker] = {}
-    budget = 4 * (len(before.served.deployed) + len(release)) + 8
+    budget = 4 * (len(before.deployed_ids()) + len(release)) + 8
+    versions: dict[int, list[int]] = {}
     after = before
     while True:
-        after = service.load(db, env, release)
+        after = before.with_release(release)
+        after.read_inputs(release.values())
         lacking: dict[int, int] = {}
         for v in release.values():
             for u, pin in after.inputs_of(v):
                 got = target.version(u)
-                if pin is None and after.served.version(u) is None and got is not None:
+                if pin is None and after.version(u) is None and got is not None:
                     lacking[u] = got
         if lacking:
             release.update(lacking)
             why.update({u: "input" for u in lacking})
             continue
-        lines = service.touched(after, release)
-        entries = service.evaluate_nodes(db, after, lines, now)
-        known = reads.names(db, entries)
-        bad = upstream_first(after, [i for i, e in entries.items()
-                                     if e.status in service.BLOCKING and i not in blocked],
-                             known)
-        if not bad:
+        entries = judge.judge(after, after.reached_by(set(release)), now)
+        failing = [i for i, e in entries.items()
+                   if e.status in service.BLOCKING and i not in blocked]
+        if not failing:
             break
-        node = bad[0]
-        budget -= 1
-        choice = None
-        if why.get(node) not in ("named", "input") and budget > 0:
-            choice = _choose(db, env, release, node, target, now)
-        if choice is None:
-            blocked[node] = _blocker(db, env, release, node, target, now)
-            continue
-        release[node] = choice
-        why[node] = "lineage"
+        after.load_lineages(failing, pins_too=True)
+        bad = upstream_first(after, failing, {i: entries[i].name for i in failing})
+        versions.update(reads.versions_of_nodes(db, [i for i in bad if i not in versions]))
+        # Blocking a node changes nothing else: go on down the list until a node gets a
+        # version, which changes lineages below it, then judge again.
+        for node in bad:
+            budget -= 1
+            choice = None
+            if why.get(node) not in ("named", "input") and budget > 0:
+                choice = _choose(after, node, versions[node], target, entries[node], now)
+            if choice is None:
+                blocked[node] = _blocker(db, after, node, target, entries, now)
+                continue
+            release[node] = choice
+            why[node] = "lineage"
+            break
+    after.load_lineages(release, pins_too=True)
     refuse_cycle(db, after, set(release),
                  f"No plan for '{env.name}': the release would make it serve",
                  "name versions whose inputs do not loop")
     return _result(db, env, to, before, after, release, why, blocked, target)
 
 
-def _result(db: Db, env: reads.EnvRow, to: str, before: service.View, after: service.View,
+def _result(db: Db, env: reads.EnvRow, to: str, before: Assignment, after: Assignment,
             release: Mapping[int, int], why: Mapping[int, str],
             blocked: Mapping[int, PlanBlocker], target: _Target) -> PlanResult:
-    ids = [n for n, v in release.items() if before.served.version(n) != v]
+    ids = [n for n, v in release.items() if before.version(n) != v]
     names = reads.names(db, ids)
-    kinds = {n: after.nodes[n].kind for n in ids}
+    kinds = {n: after.states[n].kind for n in ids}
     labels = reads.labels(db, [release[n] for n in ids]
-                          + [before.served.version(n) for n in ids]
+                          + [before.version(n) for n in ids]
                           + [target.version(n) for n in ids])
+    after.load_lineages(list(ids) + list(blocked), pins_too=True)
     items = [PlanNode(node=names[n], kind=kinds[n], version=labels[release[n]],
-                      previous=labels.get(before.served.version(n) or -1),
+                      previous=labels.get(before.version(n) or -1),
                       target=labels.get(target.version(n) or -1), why=why.get(n, "lineage"))
              for n in upstream_first(after, ids, names)]
     ok = not blocked
@@ -243,4 +260,3 @@ def _result(db: Db, env: reads.EnvRow, to: str, before: service.View, after: ser
     order = upstream_first(after, blocked, {n: b.node for n, b in blocked.items()})
     return PlanResult(env=env.name, to=to, ok=ok, nodes=items,
                       blocked=[blocked[n] for n in order], command=command)
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -16,7 +17,8 @@ from chainml.db import reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Waiver
-from chainml.environments import service
+from chainml.environments import judge, service
+from chainml.environments.status import Inputs
 from chainml.errors import InvalidInput, NodeNotFound, ReleaseRefused, VersionNotFound
 from chainml.names import check_env_name, check_label, check_name, check_text
 from chainml.schemas import (
@@ -91,17 +93,28 @@ def _parse(db: Db, specs: Sequence[str]) -> list[tuple[reads.NodeRow, int, str]]
     return out
 
 
-def served_cycle(view: service.View, released: set[int]) -> list[int] | None:
+class ServedGraph(Protocol):
+    """What an environment serves, as a graph to walk up (``judge.Assignment``, or
+    ``service.View``), with the inputs above the released nodes read."""
+
+    def version(self, node: int) -> int | None: ...
+
+    def inputs_of(self, version: int) -> Inputs: ...
+
+
+def served_cycle(view: ServedGraph, released: set[int]) -> list[int] | None:
     """A cycle the environment would serve through a released node, in order (first ==
     last), or None. Each served version's inputs are fixed, so versions that never loop
     in the registry can loop once an environment mixes them (g 2 reads m, m 1 reads g);
     pinned inputs count, as in the registry's cycle rule."""
+    if not _loops_above(view, released):
+        return None
     for start in sorted(released):
         towards: dict[int, int] = {}  # input -> the node that reads it, towards start
         stack = [start]
         while stack:
             here = stack.pop()
-            version = view.served.version(here)
+            version = view.version(here)
             for upstream, _ in view.inputs_of(version) if version is not None else ():
                 if upstream == start:
                     path = [start, here]
@@ -114,7 +127,37 @@ def served_cycle(view: service.View, released: set[int]) -> list[int] | None:
     return None
 
 
-def refuse_cycle(db: Db, view: service.View, released: set[int], lead: str, advice: str
+def _loops_above(view: ServedGraph, released: set[int]) -> bool:
+    """Whether any cycle lies above the released nodes: one depth-first pass over what
+    they read, rather than a walk per released node (a release of 100 nodes shares most
+    of what is above them)."""
+    done: set[int] = set()
+    for root in sorted(released):
+        if root in done:
+            continue
+        on_path = {root}
+        stack = [(root, iter(_ups(view, root)))]
+        while stack:
+            here, ups = stack[-1]
+            nxt = next(ups, None)
+            if nxt is None:
+                stack.pop()
+                on_path.discard(here)
+                done.add(here)
+            elif nxt in on_path:
+                return True
+            elif nxt not in done:
+                on_path.add(nxt)
+                stack.append((nxt, iter(_ups(view, nxt))))
+    return False
+
+
+def _ups(view: ServedGraph, node: int) -> list[int]:
+    version = view.version(node)
+    return [u for u, _ in view.inputs_of(version)] if version is not None else []
+
+
+def refuse_cycle(db: Db, view: ServedGraph, released: set[int], lead: str, advice: str
                  ) -> None:
     """InvalidInput (exit 2) when ``view`` serves a cycle through a released node:
     ``lead`` a cycle, a -> b -> a (each reads the next); ``advice``."""
@@ -149,17 +192,18 @@ def deploy(s: Session, env_name: str, specs: Sequence[str], *, link: str | None,
                            "untested; it is kept in the history.")
     env = reads.require_env(db, env_name)
     parsed = _parse(db, specs)
-    before = service.load(db, env)
-    after = service.load(db, env, {node.id: vid for node, vid, _ in parsed})
-    refuse_cycle(db, after, {n.id for n, _, _ in parsed},
+    released = {node.id: vid for node, vid, _ in parsed}
+    before = judge.Assignment(db, env)
+    after = before.with_release(released)
+    after.load_lineages(released, pins_too=True)
+    refuse_cycle(db, after, set(released),
                  f"Release to '{env.name}' refused, nothing recorded: {env.name} would serve",
                  "deploy versions whose inputs do not loop")
-    previous = reads.labels(db, [before.served.version(n.id) for n, _, _ in parsed])
+    previous = reads.labels(db, [before.version(n.id) for n, _, _ in parsed])
     items = [ReleaseItem(node=n.name, kind=n.kind, version=label,
-                         previous=previous.get(before.served.version(n.id) or -1))
+                         previous=previous.get(before.version(n.id) or -1))
              for n, _, label in parsed]
-    affected = service.touched(after, {n.id for n, _, _ in parsed})
-    entries = service.evaluate_nodes(db, after, affected, at)
+    entries = judge.judge(after, after.reached_by(set(released)), at)
     checked = sorted(entries.values(), key=lambda e: e.name)
     problems = [e for e in checked if e.status in service.BLOCKING]
     result = ReleaseResult(env=env.name, ok=not problems, recorded=False, check=check,
@@ -210,13 +254,12 @@ def waive(s: Session, env_name: str, name: str, cause: str | None, reason: str,
     """Accept a deployed node's skew in one environment (every cause, or one)."""
     db = Db.over(s)
     env = reads.require_env(db, env_name)
-    view = service.load(db, env)
-    node = service.require_deployed(db, view, name)
+    node = service.require_deployed(db, env, name)
     cause_node = reads.require_node(db, cause) if cause else None
-    if node.id not in service.testable(view):
+    if not node.needs_tests:
         raise InvalidInput(f"'{name}' needs no tests, so it cannot be skewed in '{env.name}'; "
                            "a waiver covers skew only.")
-    entry, runs, triples = service.waiver_basis(db, view, node.id, at)
+    entry, runs, triples = service.waiver_basis(db, env, node.id, at)
     if entry.status not in (Status.SKEWED, Status.WAIVED):
         raise InvalidInput(f"'{name}' is {entry.status.value} in '{env.name}'; an environment "
                            "waiver covers skew (serving inputs other than those tested) only.")

@@ -19,8 +19,8 @@ from datetime import datetime
 
 from chainml.db import reads
 from chainml.db.direct import Db
+from chainml.environments import judge
 from chainml.environments.status import (
-    EnvFacts,
     Lineage,
     Served,
     evaluate,
@@ -29,8 +29,7 @@ from chainml.environments.status import (
 )
 from chainml.errors import InvalidInput
 from chainml.rules import gate
-from chainml.rules.graph import Pair
-from chainml.rules.status import Entry, to_entries
+from chainml.rules.status import to_entries
 from chainml.schemas import (
     CheckResult,
     EnvDiff,
@@ -46,17 +45,6 @@ from chainml.schemas import (
 BLOCKING = frozenset({Status.UNTESTED, Status.FAILED, Status.SKEWED, Status.MISSING_INPUT})
 
 
-@dataclass(frozen=True, slots=True)
-class EnvRunRow:
-    """A run of a deployed version with its lineage snapshot (``status.EnvRun``)."""
-
-    id: int
-    suite: str
-    passed: bool
-    recorded_at: datetime
-    snapshot: frozenset[Pair]
-
-
 @dataclass
 class View:
     """What one environment serves (possibly after a release not yet recorded)."""
@@ -69,6 +57,9 @@ class View:
 
     def inputs_of(self, version: int) -> list[tuple[int, int | None]]:
         return self.inputs.get(version, [])
+
+    def version(self, node: int) -> int | None:
+        return self.served.version(node)
 
     def lineage(self, node: int) -> Lineage:
         return serving_lineage(node, self.served.deployed[node], self.inputs_of, self.served)
@@ -119,117 +110,57 @@ def testable(view: View, ids: Iterable[int] | None = None) -> list[int]:
                   if view.nodes[i].needs_tests and not view.nodes[i].retired)
 
 
-def touched(view: View, release: Collection[int]) -> dict[int, Lineage]:
-    """The nodes the deploy guard judges after ``release`` (``view`` includes it): the
-    released ones and every deployed node whose serving lineage holds one, among those
-    that get a status; with their serving lineages."""
-    out: dict[int, Lineage] = {}
-    for i in testable(view):
-        line = view.lineage(i)
-        if i in release or any(n in release for n, _ in line.pairs):
-            out[i] = line
-    return out
-
-
-def lineages(view: View, ids: Iterable[int]) -> dict[int, Lineage]:
-    return {i: view.lineage(i) for i in ids}
-
-
-@dataclass
-class Loaded:
-    """The facts status needs about the nodes being judged."""
-
-    facts: dict[int, EnvFacts]
-    runs: dict[int, list[EnvRunRow]]  # node -> runs of its deployed version
-    waivers: dict[int, list[reads.LiveWaiver]]
-
-
-def _facts(db: Db, view: View, lines: Mapping[int, Lineage], now: datetime) -> Loaded:
-    ids = sorted(lines)
-    vids = [view.served.deployed[i] for i in ids]
-    versions = reads.versions(db, vids)
-    runs_of = reads.version_runs(db, vids)
-    all_runs = [r for rs in runs_of.values() for r in rs]
-    snaps = reads.snapshot_pairs(db, [r.id for r in all_runs])
-    named: set[int] = set(ids)
-    labelled: set[int] = set(vids)
-    for line in lines.values():
-        named |= {n for n, _ in line.pairs} | line.absent
-        labelled |= {v for _, v in line.pairs}
-    for pairs in snaps.values():
-        named |= {n for n, _ in pairs}
-        labelled |= {v for _, v in pairs}
-    names = reads.names(db, named)
-    labels = reads.labels(db, labelled)
-    facts: dict[int, EnvFacts] = {}
-    runs: dict[int, list[EnvRunRow]] = {}
-    for i, vid in zip(ids, vids, strict=True):
-        n = view.nodes[i]
-        facts[i] = EnvFacts(id=i, name=n.name, kind=n.kind, owner=n.owner, env=view.env.name,
-                            version=labels[vid], version_created_at=versions[vid].created_at,
-                            max_age_s=n.max_age_s, required_suites=list(n.required_suites),
-                            names=names, labels=labels)
-        runs[i] = [EnvRunRow(r.id, r.suite, r.passed, r.recorded_at, frozenset(snaps[r.id]))
-                   for r in runs_of.get(vid, [])]
-    return Loaded(facts, runs, reads.env_waivers(db, view.env.id, ids, now))
-
-
-def evaluate_nodes(db: Db, view: View, lines: Mapping[int, Lineage], now: datetime
-                   ) -> dict[int, StatusEntry]:
-    """Environment status of the nodes of ``lines`` (deployed, testable), by node id."""
-    if not lines:
-        return {}
-    got = _facts(db, view, lines, now)
-    ids = sorted(lines)
-    entries: list[Entry] = [evaluate(got.facts[i], lines[i], got.runs[i],
-                                     got.waivers.get(i, []), now) for i in ids]
-    return dict(zip(ids, to_entries(entries), strict=True))
-
-
-def statuses(db: Db, view: View, ids: Iterable[int] | None, now: datetime
-             ) -> dict[int, StatusEntry]:
-    return evaluate_nodes(db, view, lineages(view, testable(view, ids)), now)
+def statuses(db: Db, env: reads.EnvRow, ids: Iterable[int] | None, now: datetime,
+             direct: bool = False) -> dict[int, StatusEntry]:
+    """Environment status of the deployed nodes of ``ids`` (default: all) that get one
+    (``direct``: from the definition alone, see ``judge``)."""
+    return judge.judge(judge.Assignment(db, env, whole=ids is None), ids, now,
+                       direct_only=direct)
 
 
 # ---- the questions ----------------------------------------------------------------------------
 
 
-def require_deployed(db: Db, view: View, name: str) -> reads.NodeRow:
+def require_deployed(db: Db, env: reads.EnvRow, name: str) -> reads.NodeRow:
     """The node named ``name``, deployed to the environment (else one sentence)."""
     node = reads.require_node(db, name)
-    if node.id not in view.served.deployed:
-        was = view.latest.get(node.id)
-        how = "was undeployed from" if was is not None else "is not deployed to"
-        raise InvalidInput(f"'{name}' {how} '{view.env.name}'; 'chainml env show "
-                           f"{view.env.name}' lists what it serves.")
+    latest = reads.latest_deployments(db, env.id, [node.id]).get(node.id)
+    if latest is None or latest.version_id is None:
+        how = "was undeployed from" if latest is not None else "is not deployed to"
+        raise InvalidInput(f"'{name}' {how} '{env.name}'; 'chainml env show "
+                           f"{env.name}' lists what it serves.")
     if node.retired:
         raise InvalidInput(f"'{name}' is retired: it is no longer part of the chain (its "
                            "history stays in chainml log; registering it again revives it).")
     return node
 
 
-def env_status(db: Db, env_name: str, name: str | None, now: datetime) -> list[StatusEntry]:
+def env_status(db: Db, env_name: str, name: str | None, now: datetime, direct: bool = False
+               ) -> list[StatusEntry]:
     """Environment status of every deployed node that needs tests (or of one), by name."""
-    view = load(db, reads.require_env(db, env_name))
-    ids = [require_deployed(db, view, name).id] if name is not None else None
-    return sorted(statuses(db, view, ids, now).values(), key=lambda e: e.name)
+    env = reads.require_env(db, env_name)
+    ids = [require_deployed(db, env, name).id] if name is not None else None
+    return sorted(statuses(db, env, ids, now, direct).values(), key=lambda e: e.name)
 
 
 def env_check(db: Db, env_name: str, names: Sequence[str], strict: bool, now: datetime
               ) -> CheckResult:
     """The deployment gate: ``check`` over what the environment serves, or over
     ``names`` (deployed there) and everything upstream of them in their serving lineage."""
-    view = load(db, reads.require_env(db, env_name))
-    ids: list[int] | None = None
+    env = reads.require_env(db, env_name)
     if names:
+        assign = judge.Assignment(db, env)
         scope: set[int] = set()
         for name in names:
-            node = require_deployed(db, view, name)
+            node = require_deployed(db, env, name)
             scope.add(node.id)
-            scope |= {n for n, _ in view.lineage(node.id).pairs}
-        ids = sorted(scope)
-    entries = sorted(statuses(db, view, ids, now).values(), key=lambda e: e.name)
-    return gate.gate_result(entries, strict, list(names) or None, view.env.name)
+            assign.load_lineages([node.id])
+            scope |= {n for n, _ in assign.lineage(node.id).pairs}
+        entries = judge.judge(assign, sorted(scope), now)
+    else:
+        entries = statuses(db, env, None, now)
+    ordered_ = sorted(entries.values(), key=lambda e: e.name)
+    return gate.gate_result(ordered_, strict, list(names) or None, env.name)
 
 
 def ordered(envs: Sequence[reads.EnvRow]) -> list[reads.EnvRow]:
@@ -267,7 +198,7 @@ def env_show(db: Db, env_name: str, now: datetime) -> EnvironmentDetail:
     each with its environment status when it has one."""
     env = reads.require_env(db, env_name)
     view = load(db, env)
-    status = statuses(db, view, None, now)
+    status = statuses(db, env, None, now)
     live = view.live_sources_read()
     ids = sorted(set(view.served.deployed) | live)
     labels = reads.labels(db, [view.served.version(i) for i in ids]
@@ -315,14 +246,16 @@ def env_diff(db: Db, a_name: str, b_name: str) -> EnvDiff:
                    same=len(ids) - len(differ))
 
 
-def waiver_basis(db: Db, view: View, node: int, now: datetime
+def waiver_basis(db: Db, env: reads.EnvRow, node: int, now: datetime
                  ) -> tuple[StatusEntry, list[int], list[tuple[int, tuple[int, ...],
                                                           tuple[int, ...]]]]:
     """A deployed node's environment status, and what a waiver granted now would accept:
     the runs it is skewed against and the exact (ancestor, tested, served) facts."""
-    line = view.lineage(node)
-    got = _facts(db, view, {node: line}, now)
-    entry = to_entries([evaluate(got.facts[node], line, got.runs[node],
-                                 got.waivers.get(node, []), now)])[0]
-    runs, triples = skew_basis(got.facts[node], line, got.runs[node])
-    return entry, runs, triples
+    assign = judge.Assignment(db, env)
+    assign.load_lineages([node])
+    facts, runs, evidence, waivers = judge.facts_direct(assign, {node: assign.lineage(node)},
+                                                        now)
+    entry = to_entries([evaluate(facts[node], evidence[node], runs[node],
+                                 waivers.get(node, []), now)])[0]
+    basis_runs, triples = skew_basis(facts[node], evidence[node], runs[node])
+    return entry, basis_runs, triples

@@ -49,6 +49,12 @@ class Served:
         return found if found is not None else self.sources.get(node)
 
 
+class Serves(Protocol):
+    """What an environment serves, as the walk asks it: node -> version, None if absent."""
+
+    def version(self, node: int) -> int | None: ...
+
+
 @dataclass
 class Lineage:
     """A deployed version's serving lineage: its (ancestor, version) pairs, the
@@ -60,7 +66,7 @@ class Lineage:
 
 
 def serving_lineage(node: int, version: int, inputs_of: Callable[[int], Inputs],
-                    served: Served) -> Lineage:
+                    served: Serves) -> Lineage:
     """The lineage of ``node`` at ``version`` with the environment's versions.
 
     Each regular input counts at the version the environment serves (a pinned one at
@@ -94,13 +100,6 @@ def path_to(parent: Mapping[int, int], ancestor: int, node: int) -> list[int]:
     while path[-1] != node and path[-1] in parent:
         path.append(parent[path[-1]])
     return path
-
-
-class EnvRun(TestRun, Protocol):
-    """A run of the deployed version, with its lineage snapshot."""
-
-    @property
-    def snapshot(self) -> frozenset[Pair]: ...
 
 
 # A live waiver granted for one node in one environment: the registry's shape.
@@ -176,54 +175,156 @@ def covered(waivers: Sequence[EnvWaiver], triples: Iterable[Triple], run_ids: Se
     return None
 
 
-def _uncounted(f: EnvFacts, lineage: Lineage, runs: Sequence[EnvRun]
-               ) -> tuple[list[EnvRun], list[str]]:
+class Undecided(Exception):
+    """Evidence that cannot answer a question from what it holds: the caller takes the
+    node the direct way (``Direct``)."""
+
+
+class Evidence(Protocol):
+    """How a deployed version's runs compare with its serving lineage.
+
+    ``Direct`` holds the lineage and every run's snapshot (the definition);
+    ``FromMarks`` answers from the registry's retest marks when the environment serves
+    the registry's current versions along the node's whole lineage (the same lineage),
+    and raises ``Undecided`` where they do not say.
+    """
+
+    @property
+    def absent(self) -> set[int]: ...
+
+    def counts(self, run: TestRun) -> bool:
+        """Whether the run's snapshot equals the serving lineage."""
+
+    def triples(self, run: TestRun) -> list[Triple]:
+        """(ancestor, versions tested with, versions served) per differing ancestor."""
+
+    def via(self, cause: int, f: EnvFacts) -> list[str]:
+        """The path, by name, from ``cause`` down to the node (a served cause)."""
+
+
+@dataclass
+class Direct:
+    """Evidence from the definition: the serving lineage and the runs' snapshots."""
+
+    lineage: Lineage
+    snapshots: Mapping[int, frozenset[Pair]]  # run id -> snapshot
+
+    @property
+    def absent(self) -> set[int]:
+        return self.lineage.absent
+
+    def counts(self, run: TestRun) -> bool:
+        return self.snapshots[run.id] == self.lineage.pairs
+
+    def triples(self, run: TestRun) -> list[Triple]:
+        return skew_triples(self.snapshots[run.id], self.lineage.pairs)
+
+    def via(self, cause: int, f: EnvFacts) -> list[str]:
+        return _names(f, path_to(self.lineage.parent, cause, f.id))
+
+
+@dataclass
+class FromMarks:
+    """Evidence from the registry's open retest marks, for a node deployed at its current
+    version whose lineage the environment serves at the registry's current versions: its
+    serving lineage is then its lineage now, and the marks are exactly how the deciding
+    runs' snapshots differ from it (``rules.marks``), one row per differing ancestor,
+    with the path to it.
+
+    ``seen``: for runs other than a single deciding one, each cause's versions in the
+    run's snapshot (run id -> cause -> sorted versions), read by index. A deciding run
+    agrees with the lineage on every ancestor that is no cause, so the causes decide it;
+    any other run that agrees on the causes may still differ elsewhere: ``Undecided``.
+    """
+
+    deciding: Sequence[int]  # run ids
+    marks: Sequence[Any]  # status.RetestMark
+    seen: Mapping[int, Mapping[int, tuple[int, ...]]] = field(default_factory=dict)
+    absent: set[int] = field(default_factory=set)
+
+    def _now(self) -> dict[int, tuple[int, ...]]:
+        return {m.cause_id: tuple(m.now_versions) for m in self.marks}
+
+    def _single(self, run: TestRun) -> bool:
+        return len(self.deciding) == 1 and run.id == self.deciding[0]
+
+    def counts(self, run: TestRun) -> bool:
+        if not self.marks:
+            # Every deciding run counts, and they are the latest of their suites, so the
+            # others cannot change which run decides: they are left out.
+            return run.id in self.deciding
+        if self._single(run):
+            return False
+        agrees = all(self.seen.get(run.id, {}).get(c, ()) == v for c, v in self._now().items())
+        if run.id in self.deciding or not agrees:
+            return agrees
+        raise Undecided(run.id)
+
+    def triples(self, run: TestRun) -> list[Triple]:
+        if self._single(run):
+            return sorted((m.cause_id, tuple(m.tested_versions), tuple(m.now_versions))
+                          for m in self.marks)
+        if run.id not in self.deciding:
+            raise Undecided(run.id)
+        seen = self.seen.get(run.id, {})
+        return sorted((c, seen.get(c, ()), v) for c, v in self._now().items()
+                      if seen.get(c, ()) != v)
+
+    def via(self, cause: int, f: EnvFacts) -> list[str]:
+        for m in self.marks:
+            if m.cause_id == cause:
+                return list(m.path)
+        raise Undecided(cause)
+
+
+def _uncounted(f: EnvFacts, ev: Evidence, runs: Sequence[TestRun]
+               ) -> tuple[list[TestRun], list[str]]:
     """The latest counting run of each suite that decides (see ``considered_runs``), and
     the suites with no counting run ("" = any suite, for a node without required ones)."""
-    counting = [r for r in runs if r.snapshot == lineage.pairs]
+    counting = [r for r in runs if ev.counts(r)]
     considered, missing = considered_runs(counting, f.required_suites)
     if not f.required_suites and not counting:
         missing = [""]  # no run counts at all: judged against the latest passing one
     return considered, missing
 
 
-def _latest_passing(runs: Sequence[EnvRun], suite: str) -> EnvRun | None:
+def _latest_passing(runs: Sequence[TestRun], suite: str) -> TestRun | None:
     for r in reversed(runs):
         if r.passed and (suite == "" or r.suite == suite):
             return r
     return None
 
 
-def skew_basis(f: EnvFacts, lineage: Lineage, runs: Sequence[EnvRun]
+def skew_basis(f: EnvFacts, ev: Evidence, runs: Sequence[TestRun]
                ) -> tuple[list[int], list[Triple]]:
     """What a skewed node is judged against: the latest passing run of each suite that has
     no counting run (sorted ids), and every (ancestor, tested, served) that differs from
     them. What an environment waiver granted now records (``runs``, ``covers``)."""
-    _, missing = _uncounted(f, lineage, runs)
+    _, missing = _uncounted(f, ev, runs)
     ids: list[int] = []
     triples: set[Triple] = set()
     for suite in missing:
         latest = _latest_passing(runs, suite)
         if latest is not None:
             ids.append(latest.id)
-            triples.update(skew_triples(latest.snapshot, lineage.pairs))
+            triples.update(ev.triples(latest))
     return sorted(set(ids)), sorted(triples)
 
 
-def evaluate(f: EnvFacts, lineage: Lineage, runs: Sequence[EnvRun],
+def evaluate(f: EnvFacts, ev: Evidence, runs: Sequence[TestRun],
              waivers: Sequence[EnvWaiver], now: datetime) -> Entry:
     """Environment status of one deployed node that needs tests. ``runs``: every run of
-    the deployed version, in commit order (by id)."""
+    the deployed version, in commit order (by id). ``Undecided`` when ``ev`` cannot say."""
     entry: Entry = {"name": f.name, "kind": f.kind, "version": f.version,
                     "status": Status.VERIFIED, "reasons": [], "owner": f.owner,
                     "last_run": runs[-1].recorded_at if runs else None, "waivers": [],
                     "required_suites": list(f.required_suites)}
-    if lineage.absent:
+    if ev.absent:
         entry["status"] = Status.MISSING_INPUT
         entry["reasons"] = [_reason(
-            cause=name, path=_names(f, path_to(lineage.parent, a, f.id)),
+            cause=name, path=ev.via(a, f),
             message=f"reads {name}, which {f.env} does not serve (deploy it there first)")
-            for a, name in sorted(((a, f.names.get(a, "?")) for a in lineage.absent),
+            for a, name in sorted(((a, f.names.get(a, "?")) for a in ev.absent),
                                   key=lambda x: x[1])]
         return entry
     if not runs:
@@ -231,7 +332,7 @@ def evaluate(f: EnvFacts, lineage: Lineage, runs: Sequence[EnvRun],
         entry["reasons"] = [_reason(cause=f.name, path=[f.name], now=[f.version],
                                     message=f"version {f.version} has no test run")]
         return entry
-    considered, missing = _uncounted(f, lineage, runs)
+    considered, missing = _uncounted(f, ev, runs)
     failed = [r for r in considered if not r.passed]
     if failed:
         entry["status"] = Status.FAILED
@@ -241,7 +342,7 @@ def evaluate(f: EnvFacts, lineage: Lineage, runs: Sequence[EnvRun],
                     f"{f.env} serves failed") for r in failed]
         return entry
     if missing:
-        return _not_counting(entry, f, lineage, runs, waivers, missing)
+        return _not_counting(entry, f, ev, runs, waivers, missing)
     if f.max_age_s and f.version_created_at is not None \
             and now - f.version_created_at > timedelta(seconds=f.max_age_s):
         entry["status"] = Status.STALE
@@ -255,12 +356,13 @@ def _of_suite(suite: str) -> str:
     return f" of suite '{suite}'" if suite else ""
 
 
-def _not_counting(entry: Entry, f: EnvFacts, lineage: Lineage, runs: Sequence[EnvRun],
+def _not_counting(entry: Entry, f: EnvFacts, ev: Evidence, runs: Sequence[TestRun],
                   waivers: Sequence[EnvWaiver], suites: Sequence[str]) -> Entry:
     """No run with this serving lineage for ``suites`` ("" = any suite): skewed against
     the latest passing run of each, untested or failed when there is none."""
     reasons: list[Entry] = []
     skewed_against: list[int] = []
+    triples: set[Triple] = set()
     worst = Status.SKEWED
     for suite in suites:
         of_suite = [r for r in runs if suite == "" or r.suite == suite]
@@ -275,10 +377,12 @@ def _not_counting(entry: Entry, f: EnvFacts, lineage: Lineage, runs: Sequence[En
         latest = passing[-1]
         if latest.id not in skewed_against:
             skewed_against.append(latest.id)
-        for cause, old, new in skew_triples(latest.snapshot, lineage.pairs):
+        differ = ev.triples(latest)
+        triples.update(differ)
+        for cause, old, new in differ:
             name = f.names.get(cause, "?")
             tested, serving = _labels(f, old), _labels(f, new)
-            via = _names(f, path_to(lineage.parent, cause, f.id)) if new else [name]
+            via = ev.via(cause, f) if new else [name]
             suffix = f" (suite '{suite}')" if suite else ""
             reasons.append(_reason(cause=name, tested=tested, now=serving, path=via,
                                    suite=suite or None,
@@ -289,18 +393,11 @@ def _not_counting(entry: Entry, f: EnvFacts, lineage: Lineage, runs: Sequence[En
     if worst == Status.SKEWED and waivers:
         # Every suite skewed against its latest passing run: a waiver (or several) must
         # accept the differences against exactly those runs.
-        by_id = runs_by_id(runs)
-        triples = {t for run in skewed_against
-                   for t in skew_triples(by_id[run].snapshot, lineage.pairs)}
         ids = covered(waivers, triples, skewed_against)
         if ids is not None:
             entry["status"] = Status.WAIVED
             entry["waivers"] = ids
     return entry
-
-
-def runs_by_id(runs: Sequence[EnvRun]) -> dict[int, EnvRun]:
-    return {r.id: r for r in runs}
 
 
 _SEVERITY = {Status.SKEWED: 0, Status.UNTESTED: 1, Status.FAILED: 2}
