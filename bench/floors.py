@@ -9,13 +9,13 @@ time is overhead (start-up, ORM, JSON, rendering) rather than necessary work.
 * Recursive CTEs and plain SELECT/INSERTs over **chainml's own tables** in the
   registry just loaded (``edge`` with its primary key (upstream_id,
   downstream_id, feedback) and ``ix_edge_walk_up``; ``node``, ``version``,
-  ``retest_mark``), through the raw DB-API driver (sqlite3, psycopg) on a
+  ``retest_mark``, ``deployment``), through the raw DB-API driver (sqlite3, psycopg) on a
   connection opened before timing. Using the registry's own edge table means
   the floor and chainml read exactly the same rows, on the same backend.
 * ``python -c pass`` as a whole process: the start-up floor for ``--help``.
 
-Writes (``register``, ``apply``) are floored by the same statements inside a
-transaction that is rolled back (``register``) or by inserting into scratch
+Writes (``register``, ``deploy``, ``apply``) are floored by the same statements inside a
+transaction that is rolled back (``register``, ``deploy``) or by inserting into scratch
 tables that are dropped afterwards (``apply``), so the registry is unchanged.
 """
 
@@ -271,4 +271,100 @@ def bulk_insert(db: Sql, names: Sequence[str], kinds: Sequence[str],
     # The timing loop calls prepare() untimed before each run and cleanup() at the end.
     run.prepare = prepare  # type: ignore[attr-defined]
     run.cleanup = cleanup  # type: ignore[attr-defined]
+    return run
+
+
+# ---- environments: what an environment serves ----------------------------------------------------
+
+# The latest deployment row of every node deployed to one environment (by id: commit order).
+LATEST_DEPLOYMENTS = """
+SELECT d.node_id, d.version_id FROM deployment d
+JOIN (SELECT node_id, MAX(id) AS id FROM deployment WHERE environment_id = ?
+      GROUP BY node_id) m ON d.id = m.id
+"""
+
+
+def env_id(db: Sql, name: str) -> int:
+    rows = db.rows("SELECT id FROM environment WHERE name = ?", (name,))
+    db.rollback()
+    if not rows:
+        raise LookupError(f"no environment named {name!r}")
+    return int(rows[0][0])
+
+
+def sql_env_check(db: Sql, env: int) -> Callable[[], int]:
+    """Floor for ``check --env``: what the environment serves (the latest deployment of
+    every node), then every testable node with its version and open marks."""
+    testable = """
+SELECT n.name, n.kind, v.label, m.cause_id, m.tested_versions, m.now_versions, m.path
+FROM node n
+JOIN version v ON v.id = n.current_version_id
+LEFT JOIN retest_mark m ON m.node_id = n.id AND m.closed_at IS NULL
+WHERE n.needs_tests
+"""
+
+    def run() -> int:
+        count = len(db.rows(LATEST_DEPLOYMENTS, (env,))) + len(db.rows(testable))
+        db.rollback()
+        return count
+
+    return run
+
+
+def cte_env_lineage(db: Sql, env: int, node_id: int) -> Callable[[], int]:
+    """Floor for ``status --env ENV NODE``: the node's ancestors (the lineage CTE), then
+    the latest deployment row of the node and of each of them in the environment."""
+    sql = ANCESTORS_CTE + """
+SELECT d.node_id, d.version_id FROM deployment d
+JOIN (SELECT node_id, MAX(id) AS id FROM deployment WHERE environment_id = ?
+      AND (node_id = ? OR node_id IN (SELECT id FROM up)) GROUP BY node_id) m ON d.id = m.id
+"""
+
+    def run() -> int:
+        out = db.rows(sql, (node_id, env, node_id))
+        db.rollback()
+        return len(out)
+
+    return run
+
+
+def sql_env_plan(db: Sql, env: int) -> Callable[[], int]:
+    """Floor for ``plan --env ENV --to current``: the latest deployment of every node
+    beside the registry's current version; the count of those that differ."""
+    sql = """
+SELECT d.node_id, d.version_id, n.current_version_id FROM deployment d
+JOIN (SELECT node_id, MAX(id) AS id FROM deployment WHERE environment_id = ?
+      GROUP BY node_id) m ON d.id = m.id
+JOIN node n ON n.id = d.node_id
+"""
+
+    def run() -> int:
+        rows = db.rows(sql, (env,))
+        db.rollback()
+        return sum(1 for _, served, current in rows if served != current)
+
+    return run
+
+
+def insert_deployments(db: Sql, env: int, release: Sequence[tuple[int, int]]
+                       ) -> Callable[[], int]:
+    """Floor for ``deploy`` of a release: one deployment row per (node id, version id),
+    one ``executemany``, in a transaction that is rolled back (the registry is unchanged,
+    every run writes the same rows)."""
+    sql = db.q("INSERT INTO deployment (environment_id, node_id, version_id, event_id, "
+               "deployed_at, deployed_by, link, note) "
+               "VALUES (?, ?, ?, NULL, CURRENT_TIMESTAMP, 'bench-floor', NULL, NULL)")
+    rows = [(env, node, version) for node, version in release]
+
+    def run() -> int:
+        cur = db.conn.cursor()
+        try:
+            # sqlite3 opens the transaction itself before an INSERT; psycopg before any
+            # statement: both are rolled back below.
+            cur.executemany(sql, rows)
+        finally:
+            cur.close()
+            db.rollback()
+        return len(rows)
+
     return run

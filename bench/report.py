@@ -16,7 +16,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 ORDER = ("help", "apply", "apply-noop", "impact-hub", "impact-typical", "status",
-         "graph-focus", "export", "register-hub", "check", "status-dirty", "test-record")
+         "graph-focus", "export", "register-hub", "check", "status-dirty", "test-record",
+         "env-check", "env-status-node", "env-plan", "env-deploy")
 
 
 def _cpu_model() -> str:

@@ -64,10 +64,24 @@ TARGETS: dict[str, tuple[float, str]] = {
     "apply": (60.0, "issue"),
     "status": (1.0, "derived: like check"),
     "status-dirty": (1.0, "derived: like check"),
+    "env-check": (1.5, "issue"),
+    "env-status-node": (0.3, "issue"),
+    "env-plan": (3.0, "issue"),
+    "env-deploy": (2.0, "issue"),
 }
 PEAK_MIB_TARGET = 1024.0
+ENV_OPERATIONS = ("env-check", "env-status-node", "env-plan", "env-deploy")
 OPERATIONS = ("help", "apply", "apply-noop", "impact-hub", "impact-typical", "status",
-              "graph-focus", "export", "register-hub", "check", "status-dirty", "test-record")
+              "graph-focus", "export", "register-hub", "check", "status-dirty", "test-record",
+              *ENV_OPERATIONS)
+# The environment the env operations ask about: every node deployed there at setup.
+ENV_NAME = "prod"
+# The release env-deploy records: this many testable leaves (all of them when fewer),
+# each with a new version labelled RELEASE_LABEL, tested.
+RELEASE_SIZE = 100
+RELEASE_LABEL = "bench-rel"
+# Up to this size the setup also reads every environment status back through the CLI.
+ENV_STATUS_CHECK_MAX = 10_000
 
 
 class BenchError(RuntimeError):
@@ -460,6 +474,103 @@ def _bulk_record(engine: Any, wanted: set[str]) -> None:
             cur.close()
 
 
+# ---- environments: setup that is not measured ----------------------------------------------------
+
+def release_nodes(chain: Chain, g: nx.DiGraph[str]) -> list[str]:
+    """The nodes of ``env-deploy``'s release: testable leaves (no consumer in ``g``, no
+    feedback input of anything, none of the picks), sorted by name, ``RELEASE_SIZE`` of
+    them spread evenly (all of them when there are fewer: 26 at 1,000 nodes)."""
+    fed = {chain.nodes[u].name for n in chain.nodes for u in n.feedback}
+    picked = set(chain.picks.values())
+    leaves = sorted(n.name for n in chain.nodes
+                    if NEEDS_TESTS[n.kind] and g.out_degree(n.name) == 0
+                    and n.name not in fed and n.name not in picked)
+    if len(leaves) <= RELEASE_SIZE:
+        return leaves
+    return [leaves[i * len(leaves) // RELEASE_SIZE] for i in range(RELEASE_SIZE)]
+
+
+def deploy_everything(backend: Backend) -> dict[str, Any]:
+    """``chainml env create ENV_NAME``, then every node deployed there at its current
+    version as one release, written in bulk (see ``_bulk_deploy``)."""
+    from chainml import Registry
+
+    start = time.perf_counter()
+    run_once([CHAINML, "env", "create", ENV_NAME], cwd=backend.cwd, env=backend.env())
+    with Registry(backend.url, actor="bench") as reg:
+        nodes = _bulk_deploy(reg.engine, ENV_NAME)
+    return {"what": f"env create {ENV_NAME}, deploy every node at its current version",
+            "method": "bulk insert: one deploy event, one deployment row per node",
+            "nodes": nodes, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _bulk_deploy(engine: Any, env_name: str) -> int:
+    """What ``chainml deploy`` of every node at its current version records, in one
+    transaction: the write lock taken, one ``deploy`` event (its details as
+    ``environments.release.deploy`` writes them) and one deployment row per node by
+    ``INSERT ... SELECT``. Returns the number of nodes deployed."""
+    from sqlalchemy import DateTime, Integer, String, insert, literal, null, select, update
+
+    from chainml.db.models import Deployment, Environment, Event, Node, Version, WriteLock
+
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    note = "benchmark setup: every node at its current version (bulk insert)"
+    current = (Node.current_version_id.is_not(None), Node.retired_at.is_(None))
+    with engine.begin() as conn:
+        conn.execute(update(WriteLock).where(WriteLock.id == 1)
+                     .values(counter=WriteLock.counter + 1))
+        env_id = conn.execute(select(Environment.id).where(Environment.name == env_name)
+                              ).scalar_one()
+        released = conn.execute(select(Node.name, Version.label)
+                                .join(Version, Version.id == Node.current_version_id)
+                                .where(*current).order_by(Node.id)).all()
+        event = conn.execute(insert(Event).values(
+            at=now, actor="bench", action="deploy", node_name=None, version_label=None,
+            env_name=env_name,
+            details={"nodes": [{"node": name, "version": label, "previous": None}
+                               for name, label in released],
+                     "forced": False, "reason": None, "link": None, "note": note,
+                     "problems": None}))
+        event_id = event.inserted_primary_key[0]
+        columns = ["environment_id", "node_id", "version_id", "event_id", "deployed_at",
+                   "deployed_by", "link", "note"]
+        conn.execute(insert(Deployment).from_select(columns, select(
+            literal(env_id, Integer), Node.id, Node.current_version_id,
+            literal(event_id, Integer), literal(now, DateTime), literal("bench-bulk", String),
+            null(), literal(note, String)).where(*current).order_by(Node.id)))
+    return len(released)
+
+
+def new_release_versions(backend: Backend, chain: Chain, names: Sequence[str]
+                         ) -> dict[str, Any]:
+    """A new version (``RELEASE_LABEL``, same inputs) of each of ``names``, with a passing
+    test, through ``Registry.register`` and ``Registry.record_test``."""
+    from chainml import Registry
+
+    kinds = {n.name: n.kind for n in chain.nodes}
+    start = time.perf_counter()
+    with Registry(backend.url, actor="bench") as reg:
+        for name in names:
+            reg.register(kind=kinds[name], name=name, version=RELEASE_LABEL)
+            reg.record_test(name, passed=True)
+    return {"what": f"register {RELEASE_LABEL} of {len(names)} testable leaves, test them",
+            "method": "api", "nodes": len(names),
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
+def retest(backend: Backend, names: Sequence[str]) -> dict[str, Any]:
+    """A passing run of each of ``names`` (its current version) with today's lineage."""
+    from chainml import Registry
+
+    start = time.perf_counter()
+    with Registry(backend.url, actor="bench") as reg:
+        for name in names:
+            reg.record_test(name, passed=True)
+    return {"what": f"retest the {len(names)} release nodes on top of the hub change",
+            "method": "api", "nodes": len(names),
+            "seconds": round(time.perf_counter() - start, 2)}
+
+
 # ---- the scenario --------------------------------------------------------------------------------
 
 @dataclass
@@ -596,6 +707,45 @@ def scenario(chain: Chain, chain_file: Path, backend: Backend, runs: int,
     rec.update(size=size, backend=bname)
     out.setup.append(rec)
     log(f"  ... {rec['nodes']} nodes in {rec['seconds']} s ({rec['method']})")
+
+    testable = {n.name for n in chain.nodes if NEEDS_TESTS[n.kind]}
+    # -- setup for the env operations: ENV_NAME serves every node at its current version,
+    # and a release of RELEASE_SIZE testable leaves is registered and tested
+    env_ready = False
+    release: list[str] = []
+    if any(want(op) for op in ENV_OPERATIONS):
+        with step("env-setup"):
+            log(f"  creating {ENV_NAME} and deploying every node there (setup, not measured)")
+            dep = deploy_everything(backend)
+            dep.update(size=size, backend=bname)
+            out.setup.append(dep)
+            log(f"  ... {dep['nodes']} nodes in {dep['seconds']} s ({dep['method']})")
+            served = _served_count(backend, files / "env-list.json")
+            out.checks.append({"size": size, "backend": bname,
+                               "what": f"{ENV_NAME} serves every node (env list)",
+                               "chainml": served, "networkx": size, "equal": served == size})
+            if served != size:
+                raise BenchError(f"env list says {ENV_NAME} serves {served} nodes, "
+                                 f"expected {size}")
+            if size <= ENV_STATUS_CHECK_MAX:
+                target = files / "env-status-setup.json"
+                run_once([CHAINML, "status", "--env", ENV_NAME, "--json"], cwd=backend.cwd,
+                         env=env, stdout=target, timeout=OP_TIMEOUT)
+                served_entries = json.loads(target.read_text())
+                env_verified = {e["name"] for e in served_entries if e["status"] == "verified"}
+                out.checks.append({"size": size, "backend": bname,
+                                   "what": f"all verified in {ENV_NAME} after setup",
+                                   "chainml": len(env_verified), "networkx": len(testable),
+                                   "equal": env_verified == testable})
+                if env_verified != testable:
+                    raise BenchError(f"status --env {ENV_NAME}: {len(env_verified)} of "
+                                     f"{len(testable)} testable nodes verified after setup")
+            release = release_nodes(chain, g)
+            rel = new_release_versions(backend, chain, release)
+            rel.update(size=size, backend=bname)
+            out.setup.append(rel)
+            log(f"  ... {rel['what']} in {rel['seconds']} s")
+            env_ready = True
     backend.settle()
 
     # -- impact
@@ -620,7 +770,6 @@ def scenario(chain: Chain, chain_file: Path, backend: Backend, runs: int,
                 raise BenchError(f"impact of {pick} selected {len(got)} nodes, "
                                  f"networkx.descendants {len(expected)}; they differ")
 
-    testable = {n.name for n in chain.nodes if NEEDS_TESTS[n.kind]}
     status_floor = floors.sql_status(db)
 
     # -- status with everything verified
@@ -666,7 +815,8 @@ def scenario(chain: Chain, chain_file: Path, backend: Backend, runs: int,
     # -- a new version of the hub: ~80% of the registry marked
     hub = picks["hub"]
     hub_kind = next(n.kind for n in chain.nodes if n.name == hub)
-    if want("register-hub") or want("check") or want("status-dirty") or want("test-record"):
+    if (want("register-hub") or want("check") or want("status-dirty") or want("test-record")
+            or env_ready):  # the env operations ask about the hub's new version
         with step("register-hub"):
             target = files / "register.json"
             t = measure(lambda i: [CHAINML, "register", hub_kind, hub, "--version",
@@ -699,13 +849,155 @@ def scenario(chain: Chain, chain_file: Path, backend: Backend, runs: int,
                 {"entries": len(entries), "not_verified": failing})
 
     # -- recording one test (closes that node's marks)
+    record_tested = False  # then picks["record"] has a run with the hub's new version
     if want("test-record"):
         with step("test-record"):
             node = picks["record"]
             t = measure(chainml("test", "record", node, "--passed"), runs, cwd=backend.cwd,
                         env=env)
+            record_tested = True
             fl = time_call(floors.cte_lineage(db, ids[node]), runs)
             add("test-record", t, [_floor("lineage CTE", fl, t.median)],
                 {"node": node, "ancestors": chain.stats.get("record_ancestors")})
+
+    if env_ready:
+        env_ready = False
+        with step("env-setup"):
+            _env_operations_setup(backend, hub, release, files, out)
+            env_ready = True
+    if env_ready:
+        _env_operations(backend, chain, g, db, ids, release, record_tested, runs, files, out,
+                        want, step, add)
     db.close()
     return out
+
+
+def _served_count(backend: Backend, target: Path) -> int | None:
+    """How many nodes ``chainml env list --json`` says ENV_NAME serves."""
+    run_once([CHAINML, "env", "list", "--json"], cwd=backend.cwd, env=backend.env(),
+             stdout=target, timeout=OP_TIMEOUT)
+    return next((int(e["deployed_nodes"]) for e in json.loads(target.read_text())
+                 if e["name"] == ENV_NAME), None)
+
+
+def _env_operations_setup(backend: Backend, hub: str, release: Sequence[str], files: Path,
+                          out: Outcome) -> None:
+    """Setup (not measured) after ``test-record``: the hub's new version deployed alone
+    with --force, which leaves what it reaches skewed in ENV_NAME; then the release nodes
+    retested on top of it, so that their release passes the guard."""
+    size, bname = backend.size, backend.name
+    log(f"  deploying the hub {hub} alone to {ENV_NAME} with --force (setup, not measured)")
+    target = files / "env-hub-deploy.json"
+    sample = run_once([CHAINML, "deploy", hub, "--env", ENV_NAME, "--force", "--reason",
+                       "bench", "--json"], cwd=backend.cwd, env=backend.env(), stdout=target,
+                      timeout=7200)
+    got = json.loads(target.read_text())
+    if not got.get("recorded"):
+        raise BenchError(f"deploy {hub} --force recorded nothing: {str(got)[:500]}")
+    out.setup.append({"what": f"deploy the hub alone to {ENV_NAME} (--force)",
+                      "method": "chainml deploy HUB --force --reason bench --json",
+                      "seconds": round(sample.seconds, 2),
+                      "peak_mib": round(sample.maxrss_kib / 1024, 1),
+                      "left_broken": len(got.get("problems", [])),
+                      "size": size, "backend": bname})
+    log(f"  ... {sample.seconds:.1f} s, peak {sample.maxrss_kib / 1024:.0f} MiB, "
+        f"{len(got.get('problems', []))} nodes left failing")
+    again = retest(backend, release)
+    again.update(size=size, backend=bname)
+    out.setup.append(again)
+    log(f"  ... {again['what']} in {again['seconds']} s")
+
+
+def _env_operations(backend: Backend, chain: Chain, g: nx.DiGraph[str], db: floors.Sql,
+                    ids: dict[str, int], release: Sequence[str], record_tested: bool,
+                    runs: int, files: Path, out: Outcome, want: Callable[[str], bool],
+                    step: Callable[[str], Any], add: Callable[..., dict[str, Any]]) -> None:
+    """The env operations (docs/performance.md): ENV_NAME serves every node, the hub's new
+    version alone (forced), and RELEASE_SIZE tested leaves wait for their release."""
+    size, bname, env, cwd = backend.size, backend.name, backend.env(), backend.cwd
+    hub, node = chain.picks["hub"], chain.picks["record"]
+    env_id = floors.env_id(db, ENV_NAME)
+    testable = {n.name for n in chain.nodes if NEEDS_TESTS[n.kind]}
+
+    def check_row(what: str, chainml_: Any, expected: Any, equal: bool, **extra: Any) -> None:
+        out.checks.append({"size": size, "backend": bname, "what": what, **extra,
+                           "chainml": chainml_, "networkx": expected, "equal": equal})
+
+    def cmd(*args: str) -> Callable[[int], list[str]]:
+        return lambda _i: [CHAINML, *args]
+
+    # -- the deployment gate: what the hub reaches fails (exit 1 expected)
+    if want("env-check"):
+        with step("env-check"):
+            t = measure(cmd("check", "--env", ENV_NAME), runs, cwd=cwd, env=env,
+                        stdout=files / "env-check.txt", expect=(1,))
+            # The sanity check reads the JSON report (one more, untimed, run).
+            target = files / "env-check.json"
+            run_once([CHAINML, "check", "--env", ENV_NAME, "--format", "json"], cwd=cwd,
+                     env=env, stdout=target, expect=(1,), timeout=OP_TIMEOUT)
+            got = json.loads(target.read_text())
+            failing = {e["name"] for e in got["failing"]}
+            # Everything deployed, so: the testable nodes the hub reaches, and the hub
+            # itself when it needs tests (its new version has no run); not picks["record"]
+            # once test-record ran: its run saw the hub's new version, which prod now serves.
+            expected = (nx.descendants(g, hub) | {hub}) & testable
+            if record_tested:
+                expected.discard(node)
+            check_row(f"check --env {ENV_NAME} fails what the hub reaches", len(failing),
+                      len(expected), failing == expected, node=hub)
+            fl = time_call(floors.sql_env_check(db, env_id), runs)
+            add("env-check", t,
+                [_floor("SELECT latest deployments + testable nodes + open marks", fl,
+                        t.median)],
+                {"checked": got.get("checked"), "failing": len(failing)})
+
+    # -- one deep node's environment status
+    if want("env-status-node"):
+        with step("env-status-node"):
+            target = files / "env-status-node.json"
+            t = measure(cmd("status", "--env", ENV_NAME, node, "--json"), runs, cwd=cwd,
+                        env=env, stdout=target)
+            entries = json.loads(target.read_text())
+            status = entries[0]["status"] if len(entries) == 1 else None
+            expected_status = "verified" if record_tested else "skewed"
+            check_row(f"status --env {ENV_NAME} of the test-record node", status,
+                      expected_status, status == expected_status, node=node)
+            fl = time_call(floors.cte_env_lineage(db, env_id, ids[node]), runs)
+            add("env-status-node", t,
+                [_floor("lineage CTE + latest deployments of it", fl, t.median)],
+                {"node": node, "status": status})
+
+    # -- the plan to current: the release, nothing else
+    if want("env-plan"):
+        with step("env-plan"):
+            target = files / "env-plan.json"
+            t = measure(cmd("plan", "--env", ENV_NAME, "--to", "current", "--json"), runs,
+                        cwd=cwd, env=env, stdout=target)
+            got = json.loads(target.read_text())
+            planned = {n["node"] for n in got["nodes"]}
+            check_row(f"plan --env {ENV_NAME} --to current is the release", len(planned),
+                      len(release), bool(got.get("ok")) and planned == set(release))
+            fl = time_call(floors.sql_env_plan(db, env_id), runs)
+            add("env-plan", t,
+                [_floor("SELECT latest deployments + current versions", fl, t.median)],
+                {"planned": len(planned), "ok": got.get("ok")})
+
+    # -- the release itself: recorded again on every run
+    if want("env-deploy"):
+        with step("env-deploy"):
+            target = files / "env-deploy.json"
+            t = measure(cmd("deploy", *release, "--env", ENV_NAME, "--json"), runs, cwd=cwd,
+                        env=env, stdout=target)
+            got = json.loads(target.read_text())
+            deployed = {n["node"] for n in got["nodes"]}
+            check_row(f"deploy of the release to {ENV_NAME} is recorded", len(deployed),
+                      len(release), bool(got.get("recorded")) and deployed == set(release))
+            versions = dict(db.rows(
+                "SELECT n.id, n.current_version_id FROM node n WHERE n.name IN ("
+                + ",".join("?" * len(release)) + ")", list(release)))
+            db.rollback()
+            fl = time_call(floors.insert_deployments(
+                db, env_id, [(ids[nm], versions[ids[nm]]) for nm in release]), runs)
+            add("env-deploy", t,
+                [_floor(f"INSERT {len(release)} deployments (rolled back)", fl, t.median)],
+                {"nodes": len(release), "checked": len(got.get("checked", []))})

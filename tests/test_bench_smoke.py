@@ -3,7 +3,9 @@
 No timing is asserted: CI machines vary. What is asserted is that every
 operation ran and produced a positive median, and that ``chainml impact`` of the
 hub selected exactly ``networkx.descendants`` of the generated graph - read
-from chainml's own JSON output, not from the benchmark's bookkeeping.
+from chainml's own JSON output, not from the benchmark's bookkeeping - and that
+the environment operations saw the scenario they are meant to: ``check --env
+prod`` failing what the hub reaches, and the release recorded.
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from pathlib import Path
 
 import networkx as nx
 
-from bench.generate import DEFAULT_SEED, generate
+from bench.generate import DEFAULT_SEED, NEEDS_TESTS, generate
 from bench.run import OPERATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
+EXPECTED_OPERATIONS = {
+    "help", "apply", "apply-noop", "impact-hub", "impact-typical", "status", "graph-focus",
+    "export", "register-hub", "check", "status-dirty", "test-record",
+    "env-check", "env-status-node", "env-plan", "env-deploy",
+}
 
 
 def test_quick_benchmark_runs_every_operation(tmp_path: Path) -> None:
@@ -34,7 +41,8 @@ def test_quick_benchmark_runs_every_operation(tmp_path: Path) -> None:
     data = json.loads(files[0].read_text())
     assert not data["errors"]
     rows = {r["op"]: r for r in data["results"]}
-    assert set(rows) == set(OPERATIONS)
+    assert set(OPERATIONS) == EXPECTED_OPERATIONS
+    assert set(rows) == EXPECTED_OPERATIONS
     for op, row in rows.items():
         assert row["size"] == 1000 and row["backend"] == "sqlite", row
         assert row["runs"] >= 1 and row["median_s"] > 0, (op, row)
@@ -50,6 +58,16 @@ def test_quick_benchmark_runs_every_operation(tmp_path: Path) -> None:
     selected = {e["name"] for e in impact["impacted"]}
     assert selected == nx.descendants(chain.graph(), hub)
     assert len(selected) > 0.5 * chain.size  # a hub indeed
+
+    # The deployment gate fails exactly the testable nodes the hub reaches (all deployed),
+    # but the one test-record retested on top of the hub's new version.
+    testable = {n.name for n in chain.nodes if NEEDS_TESTS[n.kind]}
+    env_check = json.loads((work / "out-sqlite-1000" / "env-check.json").read_text())
+    failing = {e["name"] for e in env_check["failing"]}
+    reached = (nx.descendants(chain.graph(), hub) | {hub}) & testable
+    assert failing == reached - {chain.picks["record"]}
+    release = json.loads((work / "out-sqlite-1000" / "env-deploy.json").read_text())
+    assert release["recorded"] and release["ok"] and release["nodes"]
 
 
 def test_write_floors_leave_the_registry_as_it_was(tmp_path: Path) -> None:
@@ -69,5 +87,28 @@ def test_write_floors_leave_the_registry_as_it_was(tmp_path: Path) -> None:
         for _ in range(2):
             floors.cte_register(db, hub)()
         assert db.rows("SELECT count(*) FROM retest_mark") == before
+    finally:
+        db.close()
+
+
+def test_env_deploy_floor_leaves_the_registry_as_it_was(tmp_path: Path) -> None:
+    """The env-deploy floor inserts deployment rows and must roll them back, or every later
+    env command of the benchmark would read a different environment."""
+    from bench import floors
+    from chainml.registry import Registry
+    from tests.chains import build_example
+
+    reg = Registry.init(tmp_path)
+    build_example(reg)
+    reg.env_create("prod")
+    reg.close()
+    db = floors.connect_sqlite(str(tmp_path / ".chainml" / "registry.db"))
+    try:
+        before = db.rows("SELECT count(*) FROM deployment")
+        env = floors.env_id(db, "prod")
+        release = db.rows("SELECT id, current_version_id FROM node ORDER BY id LIMIT 3")
+        for _ in range(2):
+            assert floors.insert_deployments(db, env, [(n, v) for n, v in release])() == 3
+        assert db.rows("SELECT count(*) FROM deployment") == before
     finally:
         db.close()
