@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 ORDER = ("help", "apply", "apply-noop", "impact-hub", "impact-typical", "status",
          "graph-focus", "export", "register-hub", "check", "status-dirty", "test-record",
-         "env-check", "env-status-node", "env-plan", "env-deploy")
+         "env-check", "env-status-node", "env-check-behind", "env-plan", "env-deploy")
 
 
 def _cpu_model() -> str:

@@ -1,9 +1,9 @@
 """The read-only questions CI waits on, answered straight from a database URL.
 
-``impact``, ``status`` and ``check`` each read one snapshot of the registry
-through ``db.direct.reading``: a plain DB-API connection for SQLite and
-PostgreSQL URLs, so SQLAlchemy (~0.3 s of start-up) is never imported on these
-paths. They run the same functions as ``Registry.impact``/``status``/``check``
+``impact``, ``status``, ``check`` (with or without an environment) and ``plan`` each
+read one snapshot of the registry through ``db.direct.reading``: a plain DB-API
+connection for SQLite and PostgreSQL URLs, so SQLAlchemy (~0.3 s of start-up) is never
+imported on these paths. They run the same functions as ``Registry.impact``/``status``/``check``
 (``chainml.rules.impact``, ``chainml.rules.gate``), which the ``Registry`` calls inside its
 own session: one implementation, two ways in. The command line uses these.
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # impact's path imports no pydantic model at all
-    from chainml.schemas import CheckResult, StatusEntry
+    from chainml.schemas import CheckResult, PlanResult, StatusEntry
 
 
 def impact(url: str | None, name: str, max_depth: int | None = None) -> dict[str, Any]:
@@ -65,6 +65,18 @@ def env_check(url: str | None, env: str, names: Sequence[str] = (), strict: bool
 
     with reading(url) as db:
         return service.env_check(db, env, list(names), strict, utcnow())
+
+
+def plan(url: str | None, env: str, to: str = "current", nodes: Sequence[str] = ()
+         ) -> PlanResult:
+    """The release that brings ``nodes`` of ``env`` (default: every differing node) to
+    the versions of ``to`` ("current" or an environment) with nothing left broken."""
+    from chainml.db.direct import reading
+    from chainml.environments import plan as planning
+    from chainml.rules.status import utcnow
+
+    with reading(url) as db:
+        return planning.plan(db, env, to, list(nodes), utcnow())
 
 
 def redact(text: str, *urls: str) -> str:

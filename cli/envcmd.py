@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from chainml.cli.common import HelpGroup, db_option, echo_json, json_option, open_registry
+from chainml.cli.common import (
+    HelpGroup,
+    db_option,
+    db_url,
+    echo_json,
+    json_option,
+    open_registry,
+    read_only_run,
+)
 
 if TYPE_CHECKING:
     from chainml.schemas import PlanResult, ReleaseResult
@@ -297,7 +305,10 @@ def plan(ctx: click.Context, nodes: tuple[str, ...], env_name: str, to: str,
       chainml plan --env prod --to staging --json
       chainml plan --env prod txn_features
     """
-    result = open_registry(ctx).plan(env_name, to=to, nodes=list(nodes))
+    from chainml import fast
+
+    read_only_run()
+    result = fast.plan(db_url(ctx), env_name, to, nodes)
     if as_json:
         echo_json(result)
     else:

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_OPERATIONS = {
     "help", "apply", "apply-noop", "impact-hub", "impact-typical", "status", "graph-focus",
     "export", "register-hub", "check", "status-dirty", "test-record",
-    "env-check", "env-status-node", "env-plan", "env-deploy",
+    "env-check", "env-status-node", "env-check-behind", "env-plan", "env-deploy",
 }
 
 

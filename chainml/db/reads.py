@@ -477,13 +477,16 @@ def version_by_label(db: Db, node_id: int, label: str) -> int | None:
 
 def inputs_of_versions(db: Db, version_ids: Iterable[int]
                        ) -> dict[int, list[tuple[int, int | None]]]:
-    """Regular (non-feedback) inputs of each version: (upstream, pinned version or None)."""
+    """Regular (non-feedback) inputs of each version: (upstream, pinned version or None),
+    sorted by upstream then pin."""
     wanted = sorted(set(version_ids))
     out: dict[int, list[tuple[int, int | None]]] = {v: [] for v in wanted}
     for v, u, p in db.rows_in("SELECT version_id, upstream_id, pinned_version_id FROM "
                               "version_input WHERE feedback = FALSE AND version_id IN ({ids})",
                               wanted):
         out[v].append((u, p))
+    for ins in out.values():  # the walks' order (``environments.status.serving_lineage``)
+        ins.sort(key=lambda i: (i[0], i[1] or 0))
     return out
 
 

@@ -63,6 +63,7 @@ class Assignment:
         self.db = db
         self.env = env
         self.release = dict(release or {})
+        self._memo: dict[int, int | None] = {}  # node -> version(node), once settled
         self.whole: bool
         self._deployed: dict[int, int]
         self.states: dict[int, reads.NodeState]
@@ -105,6 +106,14 @@ class Assignment:
         return self._deployed.get(node)
 
     def version(self, node: int) -> int | None:
+        if node in self._memo:
+            return self._memo[node]
+        found = self._version(node)
+        if node in self.states:  # settled: its deployment has been read
+            self._memo[node] = found
+        return found
+
+    def _version(self, node: int) -> int | None:
         found = self.deployed(node)
         if found is not None or node in self.release:
             return found

@@ -23,7 +23,6 @@ from chainml.rules.status import (
     Waiver,
     by_node,
     considered_runs,
-    lineage_diff,
 )
 from chainml.schemas import Status
 
@@ -72,13 +71,15 @@ def serving_lineage(node: int, version: int, inputs_of: Callable[[int], Inputs],
     Each regular input counts at the version the environment serves (a pinned one at
     its pin, without crossing it); the walk goes on through the inputs of each served
     version. An input the environment does not serve is absent and ends that path.
+    ``inputs_of`` gives them sorted by (upstream, pin), as ``reads.inputs_of_versions``
+    does: the first way found to an ancestor is the path its reasons name.
     """
     out = Lineage()
     seen = {node}
     queue = deque([(node, version)])
     while queue:
         here, here_version = queue.popleft()
-        for upstream, pin in sorted(inputs_of(here_version), key=lambda i: (i[0], i[1] or 0)):
+        for upstream, pin in inputs_of(here_version):
             out.parent.setdefault(upstream, here)
             if pin is not None:
                 out.pairs.add((upstream, pin))
@@ -153,8 +154,20 @@ def _labels(f: EnvFacts, ids: Iterable[int]) -> list[str]:
 
 
 def skew_triples(snapshot: Iterable[Pair], lineage: Iterable[Pair]) -> list[Triple]:
-    """Per differing ancestor: (ancestor, versions tested with, versions served)."""
-    return sorted(lineage_diff([snapshot], lineage))
+    """Per differing ancestor: (ancestor, versions tested with, versions served), sorted
+    (``rules.status.lineage_diff`` of one snapshot). Only the ancestors in the symmetric
+    difference are grouped: a lineage holds thousands of pairs, and few differ."""
+    then, now = frozenset(snapshot), frozenset(lineage)
+    if then == now:
+        return []
+    differ = {n for n, _ in then ^ now}
+    old: dict[int, list[int]] = {n: [] for n in differ}
+    new: dict[int, list[int]] = {n: [] for n in differ}
+    for pairs, into in ((then, old), (now, new)):
+        for n, v in pairs:
+            if n in differ:
+                into[n].append(v)
+    return sorted((n, tuple(sorted(set(old[n]))), tuple(sorted(set(new[n])))) for n in differ)
 
 
 def covered(waivers: Sequence[EnvWaiver], triples: Iterable[Triple], run_ids: Sequence[int]
