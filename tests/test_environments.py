@@ -573,3 +573,22 @@ def test_a_release_that_would_serve_a_cycle_is_refused(registry: Registry,
     assert "m -> g -> m" in str(error) and error.exit_code == 2
     assert {(e.name, e.version) for e in r.env_show("prod").nodes if e.deployed} == {
         ("g", "2"), ("m", "2")}
+
+
+def test_a_run_of_an_old_version_sees_through_a_retired_input(registry: Registry) -> None:
+    """m 1 reads f, which is retired after m moved on to read s directly: a run recorded
+    for m 1 now is tested with f 1 and, through f's current version, with s 2 (a retired
+    node keeps its version and what it reads), so prod, serving s 1, is skewed on s."""
+    r = registry
+    r.register(kind="source", name="s", version="1")
+    r.register(kind="feature", name="f", version="1", inputs=["s"])
+    r.register(kind="model", name="m", version="1", inputs=["f"])
+    r.env_create("prod")
+    r.deploy(["s", "f", "m"], env="prod", force=True, reason="setup")
+    r.register(kind="model", name="m", version="2", inputs=["s"])
+    r.retire("f")
+    r.register(kind="source", name="s", version="2")
+    r.record_test("m", version="1", passed=True)
+    (m,) = r.env_status("prod", "m")
+    assert m.status.value == "skewed"
+    assert [(x.cause, x.tested_with, x.now) for x in m.reasons] == [("s", ["2"], ["1"])]

@@ -20,8 +20,6 @@ release must judge the same nodes as the model and name the same blocking ones. 
 every step, per environment: what it serves by deployment, the nodes with an
 environment status and each status, the causes of skewed and waived nodes as
 (ancestor, tested-with, served) triples, and the absent ancestors of missing_input ones.
-KNOWN_RETIRED_SNAPSHOT below skips the one disagreement known (CHAINML_MODEL_STRICT=1
-keeps it in).
 
 Two writers share the registry, one with a clock 90 s behind the other, so that
 an order taken from clocks instead of commits shows up. docs/reliability.md
@@ -71,12 +69,6 @@ STEPS = int(os.environ.get("CHAINML_MODEL_STEPS", "30"))
 # tests/mutate.py only needs to know that a failure exists: shrinking it takes minutes.
 PHASES = (list(Phase) if os.environ.get("CHAINML_MODEL_SHRINK", "1") == "1"
           else [Phase.explicit, Phase.reuse, Phase.generate])
-
-# A known disagreement, reported (issue 14 property test): a run recorded for an old version
-# whose lineage crosses a retired node gets a snapshot in chainml that stops at the retired
-# node (its own pair, none of its ancestors'), while DESIGN's lineage crosses it (a retired
-# node keeps its current version and inputs). True skips recording such runs.
-KNOWN_RETIRED_SNAPSHOT = os.environ.get("CHAINML_MODEL_STRICT", "0") != "1"
 
 Triple = tuple[str, frozenset[str], frozenset[str]]
 STATS: Counter[str] = Counter()  # what the comparisons saw, printed with -s
@@ -173,21 +165,6 @@ class Lockstep(RuleBasedStateMachine):
                                               feedback=feedback, now=self.now, **settings),
                   lambda: self.reg.register(kind=kind, name=name, version=label,
                                             inputs=specs, feedback=feedback, **api))
-
-    def reads_retired(self, name: str, label: str) -> bool:
-        """Whether that version's lineage crosses a retired node (see KNOWN_RETIRED_SNAPSHOT)."""
-        todo = [u for u, pin in self.model.nodes[name].versions[label].inputs if pin is None]
-        seen: set[str] = set()
-        while todo:
-            u = todo.pop()
-            if u in seen:
-                continue
-            seen.add(u)
-            node = self.model.nodes[u]
-            if node.retired:
-                return True
-            todo += [w for w, pin in node.versions[node.current].inputs if pin is None]
-        return False
 
     def live(self) -> list[str]:
         return sorted(n for n, node in self.model.nodes.items() if not node.retired)
@@ -319,8 +296,6 @@ class Lockstep(RuleBasedStateMachine):
         name = self.pick(data, "node")
         label = (data.draw(st.sampled_from(sorted(self.model.nodes[name].versions)), "version")
                  if older else None)
-        if KNOWN_RETIRED_SNAPSHOT and label and self.reads_retired(name, label):
-            return
         on_model = lambda: self.model.record(name, passed=passed, suite=suite,  # noqa: E731
                                              version=label, now=self.now)
         if via_cli:
@@ -733,8 +708,6 @@ class Lockstep(RuleBasedStateMachine):
         if not testable:
             return
         name = data.draw(st.sampled_from(testable), "node")
-        if KNOWN_RETIRED_SNAPSHOT and self.reads_retired(name, served[name]):
-            return
         self.both(lambda: self.model.record(name, passed=passed, suite=suite,
                                             version=served[name], now=self.now),
                   lambda: self.reg.record_test(name, passed=passed, suite=suite,
@@ -818,8 +791,7 @@ class Lockstep(RuleBasedStateMachine):
                 tested = next(t for c, t, _ in verdict.reasons if c == cause)
                 label = min(tested) if tested else label
             self.deploy_both(env, [(cause, label)], force=True)
-        elif then == "retest" and not (KNOWN_RETIRED_SNAPSHOT
-                                       and self.reads_retired(name, served[name])):
+        elif then == "retest":
             self.both(lambda: self.model.record(name, passed=True, version=served[name],
                                                 now=now),
                       lambda: self.reg.record_test(name, passed=True, version=served[name]))

@@ -164,3 +164,23 @@ def test_bad_input_through_the_api(reg: Registry) -> None:
         reg.plan("prod", nodes=["X"])
     with pytest.raises(InvalidInput, match="not in the plan's scope"):
         reg.plan("prod", to="staging", nodes=["F"])
+
+
+def test_a_plan_that_would_serve_a_cycle_is_refused(registry: Registry) -> None:
+    """g 2 reads m, and m 1 (what prod serves) reads g: bringing g alone to its current
+    version would make prod serve a loop, and m 2, the way out, is untested; the plan is
+    refused (exit 2) with the cycle named, on the command line too."""
+    r = registry
+    r.register(kind="source", name="s", version="1")
+    r.register(kind="feature", name="g", version="1", inputs=["s"])
+    r.register(kind="model", name="m", version="1", inputs=["g"])
+    r.record_test("m", passed=True)
+    r.env_create("prod")
+    r.deploy(["s", "g", "m"], env="prod")
+    r.register(kind="model", name="m", version="2", inputs=["s"])
+    r.register(kind="feature", name="g", version="2", inputs=["m"])
+    with pytest.raises(InvalidInput, match="No plan for 'prod': the release would make it "
+                                           "serve a cycle, g -> m -> g"):
+        r.plan("prod", nodes=["g"])
+    result = run(r.url, "plan", "--env", "prod", "g")
+    assert result.exit_code == 2 and "a cycle, g -> m -> g" in error_line(result)

@@ -828,8 +828,8 @@ def test_env_retired_nodes(c: Chain) -> None:
 
 def test_run_of_a_version_reading_a_retired_node_crosses_it(c: Chain) -> None:
     """DESIGN's lineage crosses a retired node (it keeps its current version and inputs):
-    a run of m 1 recorded while f is retired still holds s (chainml's snapshot stops at f:
-    see KNOWN_RETIRED_SNAPSHOT in tests/test_model_based.py)."""
+    a run of m 1 recorded while f is retired still holds s (as chainml's does:
+    tests/test_environments.py, test_a_run_of_an_old_version_sees_through_a_retired_input)."""
     c.reg("source", "s", "1")
     c.reg("feature", "f", "1", "s")
     c.reg("model", "m", "1", "f")

@@ -323,6 +323,14 @@ def current_versions(db: Db, ids: Iterable[int]) -> dict[int, int]:
     return {i: v for i, v in rows if v is not None}
 
 
+def retired_current(db: Db, ids: Iterable[int]) -> dict[int, int]:
+    """Of ``ids``, each retired node with its current version (a retired node keeps it,
+    and what it reads, though the edge table no longer holds its inputs)."""
+    rows = db.rows_in("SELECT id, current_version_id FROM node WHERE retired_at IS NOT NULL "
+                      "AND current_version_id IS NOT NULL AND id IN ({ids})", sorted(set(ids)))
+    return {i: v for i, v in rows}
+
+
 def lineage_nodes(db: Db, version_id: int) -> set[int]:
     """Every node in a version's lineage: its inputs, and their unpinned ancestors' inputs
     (a pinned input counts, but the walk does not cross it)."""

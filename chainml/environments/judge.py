@@ -44,8 +44,8 @@ WHOLE = 5_000
 # Changed nodes walked down in SQL up to this many; beyond, over the edges in memory.
 WALK_IN_SQL = 500
 # Up to this many nodes judged, decide from the lineages above them alone (one walk up)
-# rather than from every change in the environment.
-ABOVE_UP_TO = 2_000
+# rather than from every change in the environment (which reads what it serves whole).
+ABOVE_UP_TO = 20
 
 
 class Assignment:
@@ -173,6 +173,12 @@ class Assignment:
         version = self.deployed(node)
         assert version is not None
         return serving_lineage(node, version, self.inputs_of, self)
+
+    def read_by(self, ids: Collection[int]) -> set[int]:
+        """The nodes whose served version reads one of ``ids`` (pinned or not)."""
+        rows = reads.readers(self.db, ids)
+        self.resolve({n for n, _, _, _ in rows})
+        return {n for n, v, _, _ in rows if self.version(n) == v}
 
     def reached_by(self, released: Collection[int]) -> set[int]:
         """The nodes whose serving lineage holds one of ``released``: those whose served

@@ -233,7 +233,6 @@ def plan(db: Db, env_name: str, to: str, names: Iterable[str], now: datetime) ->
             release[node] = choice
             why[node] = "lineage"
             break
-    after.load_lineages(release, pins_too=True)
     refuse_cycle(db, after, set(release),
                  f"No plan for '{env.name}': the release would make it serve",
                  "name versions whose inputs do not loop")

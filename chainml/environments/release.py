@@ -157,10 +157,18 @@ def _ups(view: ServedGraph, node: int) -> list[int]:
     return [u for u, _ in view.inputs_of(version)] if version is not None else []
 
 
-def refuse_cycle(db: Db, view: ServedGraph, released: set[int], lead: str, advice: str
-                 ) -> None:
+def refuse_cycle(db: Db, view: ServedGraph | judge.Assignment, released: set[int], lead: str,
+                 advice: str) -> None:
     """InvalidInput (exit 2) when ``view`` serves a cycle through a released node:
-    ``lead`` a cycle, a -> b -> a (each reads the next); ``advice``."""
+    ``lead`` a cycle, a -> b -> a (each reads the next); ``advice``.
+
+    With an ``Assignment``, what is above the release is read first, unless nothing it
+    serves reads a released node: then no cycle can pass through one (a release of
+    leaves, the common case, reads nothing more)."""
+    if isinstance(view, judge.Assignment):
+        if not view.read_by(released):
+            return
+        view.load_lineages(released, pins_too=True)
     loop = served_cycle(view, released)
     if loop is not None:
         names = reads.names(db, loop)
@@ -195,7 +203,6 @@ def deploy(s: Session, env_name: str, specs: Sequence[str], *, link: str | None,
     released = {node.id: vid for node, vid, _ in parsed}
     before = judge.Assignment(db, env)
     after = before.with_release(released)
-    after.load_lineages(released, pins_too=True)
     refuse_cycle(db, after, set(released),
                  f"Release to '{env.name}' refused, nothing recorded: {env.name} would serve",
                  "deploy versions whose inputs do not loop")

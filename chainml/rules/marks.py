@@ -36,12 +36,31 @@ from chainml.rules.status import Triple, considered_runs, lineage_diff
 
 
 def version_lineage(s: Session, version_id: int) -> tuple[set[graph.Pair], dict[int, int]]:
-    """(node, version) pairs the version is built from, and next hops for paths."""
+    """(node, version) pairs the version is built from, and next hops for paths.
+
+    The walk follows the edge table, which holds current versions' inputs; a retired
+    node has none there, but keeps its current version and what it reads (DESIGN.md),
+    so an old version that reads one is walked on through its current version's
+    inputs (``test record --version`` of such a version)."""
     db = Db.over(s)
     seeds = reads.regular_inputs(db, version_id)
-    unpinned = [u for u, p in seeds if p is None]
-    edges = reads.edges_above(db, unpinned)
-    ids = set(unpinned) | {u for u, _, _ in edges} | {d for _, d, _ in edges}
+    frontier = [u for u, p in seeds if p is None]
+    edges: list[tuple[int, int, int | None]] = []
+    crossed: set[int] = set()
+    while frontier:
+        found = reads.edges_above(db, frontier)
+        edges += found
+        walked = set(frontier) | {u for u, _, pin in found if pin is None}
+        retired = {n: v for n, v in reads.retired_current(db, walked).items()
+                   if n not in crossed}
+        crossed |= retired.keys()
+        frontier = []
+        reader = {v: n for n, v in retired.items()}
+        for version, ins in reads.inputs_of_versions(db, retired.values()).items():
+            edges += [(u, reader[version], pin) for u, pin in ins]
+            frontier += [u for u, pin in ins if pin is None]
+    ids = {u for u, p in seeds if p is None} | {u for u, _, _ in edges} \
+        | {d for _, d, _ in edges}
     return graph.lineage(seeds, edges, reads.current_versions(db, ids))
 
 
