@@ -64,6 +64,7 @@ class Assignment:
         self.env = env
         self.release = dict(release or {})
         self._memo: dict[int, int | None] = {}  # node -> version(node), once settled
+        self._changed: set[int] | None = None  # every changed node (``whole`` only)
         self.whole: bool
         self._deployed: dict[int, int]
         self.states: dict[int, reads.NodeState]
@@ -85,6 +86,11 @@ class Assignment:
             self._deployed.update(reads.served_map(self.db, self.env.id))
             self.states.update(reads.node_states(self.db))
             self.whole = True
+
+    def add_deployed(self, deployed: Mapping[int, int]) -> None:
+        """Deployments read elsewhere (``reads.env_summary``); the nodes' facts are read
+        as walks reach them."""
+        self._deployed.update(deployed)
 
     def with_release(self, release: Mapping[int, int | None]) -> Assignment:
         return Assignment(self.db, self.env, {**self.release, **release}, _base=self)
@@ -133,13 +139,33 @@ class Assignment:
         they need tests and are part of the chain."""
         pool = self.deployed_ids() if ids is None else set(ids)
         self.resolve(pool)
-        return sorted(i for i in pool if self.deployed(i) is not None
-                      and self.states[i].needs_tests and not self.states[i].retired)
+        states, deployed, release = self.states, self._deployed, self.release
+        return sorted(i for i in pool
+                      if (release[i] if i in release else deployed.get(i)) is not None
+                      and states[i].needs_tests and not states[i].retired)
 
     def changed(self, node: int) -> bool:
         """Served otherwise than at the registry's current version (or retired)."""
+        if self.whole:
+            return node in self.changed_nodes()
         st = self.states[node]
         return st.retired or self.version(node) != st.current_version_id
+
+    def changed_nodes(self) -> set[int]:
+        """Every changed node (``whole`` only): one pass over what was read, as ``changed``
+        and ``version`` say it (100,000 method calls cost 0.2 s)."""
+        assert self.whole
+        if self._changed is None:
+            out: set[int] = set()
+            deployed, release = self._deployed, self.release
+            for n, st in self.states.items():
+                v = release[n] if n in release else deployed.get(n)
+                if v is None and n not in release and st.kind == "source" and not st.retired:
+                    v = st.current_version_id
+                if st.retired or v != st.current_version_id:
+                    out.add(n)
+            self._changed = out
+        return self._changed
 
     # ---- walks ---------------------------------------------------------------------------------
 
@@ -201,13 +227,12 @@ class Assignment:
 # ---- which way -------------------------------------------------------------------------------
 
 
-def _below_changed(assign: Assignment) -> set[int]:
-    """Every node whose lineage now holds a changed node (``whole`` only)."""
-    changed = [n for n in assign.states if assign.changed(n)]
+def _below_changed(db: Db, changed: Collection[int]) -> set[int]:
+    """Every node whose lineage now holds one of the ``changed`` nodes."""
     if len(changed) <= WALK_IN_SQL:
-        return reads.reached_below(assign.db, changed)
+        return reads.reached_below(db, sorted(changed))
     down: dict[int, list[int]] = {}
-    for u, d in reads.unpinned_edges(assign.db):
+    for u, d in reads.unpinned_edges(db):
         down.setdefault(u, []).append(d)
     seen: set[int] = set()
     queue = deque(changed)
@@ -243,9 +268,13 @@ def split(assign: Assignment, ids: list[int]) -> tuple[list[int], list[int]]:
     """``ids`` (deployed, testable) into (judged from marks, judged directly)."""
     if not ids:
         return [], []
-    at_current = [i for i in ids if not assign.changed(i)]
+    if assign.whole:
+        changed = assign.changed_nodes()
+        at_current = [i for i in ids if i not in changed]
+    else:
+        at_current = [i for i in ids if not assign.changed(i)]
     below = _above_changed(assign, at_current) if len(ids) <= ABOVE_UP_TO or not assign.whole \
-        else _below_changed(assign)
+        else _below_changed(assign.db, assign.changed_nodes())
     fast = [i for i in at_current if i not in below]
     chosen = set(fast)
     return fast, [i for i in ids if i not in chosen]
@@ -294,15 +323,14 @@ def _from_marks(assign: Assignment, ids: list[int], now: datetime
     open_: list[int] = []
     entries = []
     done: list[int] = []
+    env = assign.env.name
     for i in ids:
         n = nodes[i]
-        facts = EnvFacts(id=i, name=n.name, kind=n.kind, owner=n.owner, env=assign.env.name,
-                         version=n.label, version_created_at=n.created_at,
-                         max_age_s=n.max_age_s, required_suites=list(n.required_suites),
-                         names=names, labels=labels)
-        ev = FromMarks(deciding=deciding[i], marks=marks.get(i, []), seen=seen)
+        facts = EnvFacts(i, n.name, n.kind, n.owner, env, n.label, n.created_at, n.max_age_s,
+                         n.required_suites, names, labels)
+        ev = FromMarks(deciding[i], marks.get(i, ()), seen)
         try:
-            entries.append(evaluate(facts, ev, runs.get(i, []), waivers.get(i, []), now))
+            entries.append(evaluate(facts, ev, runs.get(i, ()), waivers.get(i, ()), now))
             done.append(i)
         except Undecided:
             open_.append(i)
@@ -361,12 +389,31 @@ def judge(assign: Assignment, ids: Iterable[int] | None, now: datetime,
           *, direct_only: bool = False) -> dict[int, StatusEntry]:
     """Environment status of ``ids`` (default: every deployed node) that get one, by node
     id. ``direct_only`` judges every node by the definition (the tests' oracle)."""
+    if ids is None and not assign.whole and not assign.release and not direct_only:
+        return _judge_served(assign, now)
     if ids is not None and not assign.whole:
         ids = list(ids)
         if len(ids) > ABOVE_UP_TO:
             assign.read_whole()
+    if ids is None:
+        assign.read_whole()
     cands = assign.testable(ids)
     fast, slow = ([], cands) if direct_only else split(assign, cands)
     out, open_ = _from_marks(assign, fast, now)
     out.update(_direct(assign, sorted(slow + open_), now))
+    return out
+
+
+def _judge_served(assign: Assignment, now: datetime) -> dict[int, StatusEntry]:
+    """Every node the environment serves as it is (``status --env``, ``check --env``),
+    from two lean reads: its testable deployed nodes with their versions, and the changed
+    nodes, rather than every node and deployment (0.6 s of a 100,000-node check)."""
+    served, changed = reads.env_summary(assign.db, assign.env.id)
+    assign.add_deployed({n: v for n, (v, _) in served.items()})
+    below = _below_changed(assign.db, changed) if changed else set()
+    fast = sorted(n for n, (v, current) in served.items()
+                  if v == current and n not in below)
+    chosen = set(fast)
+    out, open_ = _from_marks(assign, fast, now)
+    out.update(_direct(assign, sorted([n for n in served if n not in chosen] + open_), now))
     return out

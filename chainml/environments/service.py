@@ -114,8 +114,7 @@ def statuses(db: Db, env: reads.EnvRow, ids: Iterable[int] | None, now: datetime
              direct: bool = False) -> dict[int, StatusEntry]:
     """Environment status of the deployed nodes of ``ids`` (default: all) that get one
     (``direct``: from the definition alone, see ``judge``)."""
-    return judge.judge(judge.Assignment(db, env, whole=ids is None), ids, now,
-                       direct_only=direct)
+    return judge.judge(judge.Assignment(db, env), ids, now, direct_only=direct)
 
 
 # ---- the questions ----------------------------------------------------------------------------

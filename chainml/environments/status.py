@@ -107,7 +107,7 @@ def path_to(parent: Mapping[int, int], ancestor: int, node: int) -> list[int]:
 EnvWaiver = Waiver
 
 
-@dataclass
+@dataclass(slots=True)
 class EnvFacts:
     """What environment status needs about one deployed node."""
 
@@ -236,7 +236,7 @@ class Direct:
         return _names(f, path_to(self.lineage.parent, cause, f.id))
 
 
-@dataclass
+@dataclass(slots=True)
 class FromMarks:
     """Evidence from the registry's open retest marks, for a node deployed at its current
     version whose lineage the environment serves at the registry's current versions: its
