@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 from chainml.errors import (
     ChainmlError,
     CycleError,
+    Forbidden,
     InvalidInput,
     KindRuleError,
     NodeNotFound,
     RegistryUnavailable,
     ReleaseRefused,
     SchemaOutdated,
+    Unauthorized,
     VersionConflict,
     VersionNotFound,
 )
@@ -28,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ChainmlError",
     "CycleError",
+    "Forbidden",
     "InvalidInput",
     "KindRuleError",
     "NodeNotFound",
@@ -35,6 +38,7 @@ __all__ = [
     "RegistryUnavailable",
     "ReleaseRefused",
     "SchemaOutdated",
+    "Unauthorized",
     "VersionConflict",
     "VersionNotFound",
 ]

@@ -110,3 +110,12 @@ class SchemaOutdated(ChainmlError):
     """The registry's schema is behind (or ahead of) this chainml."""
 
     exit_code = 3
+
+
+class Unauthorized(ChainmlError):
+    """A request to the HTTP API without a valid token (none, unknown, expired, revoked):
+    HTTP 401."""
+
+
+class Forbidden(ChainmlError):
+    """A valid token whose scope does not allow the request: HTTP 403."""

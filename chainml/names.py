@@ -54,6 +54,12 @@ def check_env_name(name: object) -> str:
     return _identifier(name, "environment name", ENV_NAME_RE, 100)
 
 
+def check_token_name(name: object) -> str:
+    """Return ``name`` if it is a valid API token name (as an environment's), else raise
+    InvalidInput."""
+    return _identifier(name, "token name", ENV_NAME_RE, 100)
+
+
 def check_label(label: object, what: str = "version label") -> str:
     """Return ``label`` if it is a valid version label, else raise InvalidInput."""
     if not isinstance(label, str):

@@ -57,6 +57,8 @@ from chainml.schemas import (
     Status,
     StatusEntry,
     TestRunOut,
+    TokenCreated,
+    TokenOut,
     UndeployResult,
     VersionOut,
     WaiverOut,
@@ -161,6 +163,12 @@ class Registry:
                 repo.lock_writes(s)
                 marks.rebuild_all(s, self._write_time(s))
         return before, migrate.HEAD
+
+    def as_actor(self, actor: str) -> Registry:
+        """The same registry (one engine, one connection pool) recording ``actor`` as who
+        writes: the server's way to put a token's name in the history."""
+        return Registry(engine=self.engine, actor=actor[:200],
+                        clock=self.clock if self._clock_given else None, check_schema=False)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -310,6 +318,48 @@ class Registry:
             before = len(reads.status_marks(Db.over(s), [node.id]).get(node.id, []))
             done = registration.retire(s, [name], at, self.actor, reason)
             return RetireResult(node=name, retired=done, closed_marks=before if done else 0)
+
+    # ---- API tokens (chainml serve) --------------------------------------------------------
+
+    @dbe.retrying
+    def token_create(self, name: str, *, scope: str = "read",
+                     expires: str | None = "90d") -> TokenCreated:
+        """Create an API token (``scope``: read, write or admin; ``expires``: a duration
+        like 90d, or None for never). The result holds the token itself, this once.
+
+        Raises:
+            InvalidInput: a bad or taken name, an unknown scope, a bad duration.
+        """
+        from chainml import tokens
+
+        lifetime = parse_duration(expires, "expiry") if expires is not None else None
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            return tokens.create(s, name, scope, lifetime, self._write_time(s), self.actor)
+
+    def token_list(self) -> list[TokenOut]:
+        """Every API token, by name, without secrets."""
+        from chainml import tokens
+
+        with dbe.read_session(self.engine) as s:
+            return tokens.listing(s, self.clock())
+
+    @dbe.retrying
+    def token_revoke(self, name: str) -> TokenOut:
+        """Revoke an API token: requests presenting it get 401 from now on."""
+        from chainml import tokens
+
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            return tokens.revoke(s, name, self._write_time(s), self.actor)
+
+    def authenticate(self, token: str | None, needed: str) -> TokenOut:
+        """The active token ``token`` names, if its scope allows ``needed`` (read, write,
+        admin). Raises Unauthorized (HTTP 401) or Forbidden (403)."""
+        from chainml import tokens
+
+        with dbe.read_session(self.engine) as s:
+            return tokens.authenticate(s, token, needed, self.clock())
 
     # ---- environments ----------------------------------------------------------------------
 
@@ -576,6 +626,13 @@ class Registry:
             return [EventOut(id=e.id, at=e.at, actor=e.actor, action=e.action, node=e.node_name,
                              version=e.version_label, env=e.env_name, details=e.details)
                     for e in repo.events(s, name, limit, env)]
+
+    def generation(self) -> int:
+        """The id of the newest history event (0 when there is none). Every write records
+        one, so a cache of anything read from the registry is current while this is
+        unchanged (time alone can still make a node stale or end a waiver)."""
+        with dbe.read_session(self.engine) as s:
+            return reads.latest_event(Db.over(s))
 
     def impact(self, name: str, max_depth: int | None = None) -> ImpactResult:
         """What a new version of ``name`` would mark: every node it reaches. Writes nothing."""

@@ -336,3 +336,21 @@ class PlanResult(Out):
     nodes: list[PlanNode] = []  # the release, upstream first
     blocked: list[PlanBlocker] = []
     command: str | None = None  # the deploy command that applies it (None: empty or blocked)
+
+
+class TokenOut(Out):
+    """An API token as listed: never its secret."""
+
+    name: str
+    scope: str  # read, write or admin
+    state: str  # active, expired or revoked
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class TokenCreated(TokenOut):
+    """``token create``: the token itself, shown this once (only its digest is stored)."""
+
+    token: str

@@ -51,9 +51,9 @@ def cli() -> None:
 
 
 def _load() -> None:
-    from chainml.cli import chainfile, dbcmd, envcmd, graphcmd, nodes, testing
+    from chainml.cli import chainfile, dbcmd, envcmd, graphcmd, nodes, servecmd, testing
 
-    for module in (dbcmd, nodes, testing, envcmd, graphcmd, chainfile):
+    for module in (dbcmd, nodes, testing, envcmd, graphcmd, chainfile, servecmd):
         module.attach(cli)
 
 

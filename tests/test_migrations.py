@@ -118,6 +118,13 @@ def _check_upgraded(url: str, snapshots: dict[int, set[tuple[int, int]]] | None,
                     revision: str = "0000") -> None:
     reg = Registry.init(url=url)  # init == upgrade for an existing registry
     try:
+        if revision >= "0005":
+            assert [(t.name, t.scope, t.state) for t in reg.token_list()] == [
+                ("fixture-bot", "write", "active"), ("old-bot", "read", "revoked")]
+        else:  # an older registry has no token: one can be made and used
+            assert reg.token_list() == []
+            made = reg.token_create("new-bot", scope="write")
+            assert reg.authenticate(made.token, "write").name == "new-bot"
         if revision >= "0004":
             _check_environments(reg)
         else:  # an older registry has no environment: one can be added and used
@@ -192,6 +199,23 @@ def test_downgrading_0004_drops_the_environments(tmp_path: Path) -> None:
         migrate.downgrade(engine, "0003")
         assert migrate.current(engine) == "0003"
         _after_downgrade_to_0003(engine)
+        migrate.upgrade(engine)
+        assert migrate.current(engine) == migrate.HEAD
+    finally:
+        engine.dispose()
+
+
+def test_downgrading_0005_drops_the_tokens(tmp_path: Path) -> None:
+    fixture = next(f for f in FIXTURES if f.stem == "0005")
+    db = tmp_path / fixture.name
+    shutil.copy(fixture, db)
+    engine = create(f"sqlite:///{db}")
+    try:
+        migrate.downgrade(engine, "0004")
+        assert "api_token" not in inspect(engine).get_table_names()
+        with engine.connect() as conn:  # their history stays
+            actions = [a for (a,) in conn.exec_driver_sql("SELECT action FROM event")]
+        assert actions.count("token.created") == 2
         migrate.upgrade(engine)
         assert migrate.current(engine) == migrate.HEAD
     finally:

@@ -110,7 +110,11 @@ def create(url: str, *, create_file: bool = False) -> Engine:
     busy = sqlite_busy_timeout() if backend == "sqlite" else 0.0
     if backend == "sqlite":
         kwargs["connect_args"] = {"timeout": busy}
-    elif backend == "postgresql":
+    else:
+        # A connection the server dropped (a restart, a failover) is replaced when it is
+        # taken from the pool, not handed to a request: ``chainml serve`` recovers alone.
+        kwargs["pool_pre_ping"] = True
+    if backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
         # Writers queue on the write_lock row and must then see what the writer before
         # them committed: READ COMMITTED, whatever default_transaction_isolation says

@@ -282,6 +282,24 @@ class Deployment(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class ApiToken(Base):
+    """A credential for the HTTP API (migration 0005): a name, a scope, and the SHA-256
+    digest of its secret (``rules.tokens``), never the secret itself."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Name(100), unique=True)
+    name_key: Mapped[str] = mapped_column(String(100), unique=True)  # refuses case twins
+    scope: Mapped[str] = mapped_column(String(10))
+    secret_digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+
+
 class WriteLock(Base):
     """One row every write transaction updates first, so writers queue instead of racing.
 

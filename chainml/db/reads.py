@@ -124,6 +124,13 @@ def reaches_any(db: Db, start: int, targets: Sequence[int]) -> bool:
                            "WHERE id IN ({ids})", sorted(set(targets)), [start]))
 
 
+def latest_event(db: Db) -> int:
+    """The id of the newest history event (0 for an empty history): every write adds one,
+    so it tells whether anything changed since it was last read."""
+    rows = db.rows("SELECT MAX(id) FROM event")
+    return int(rows[0][0] or 0) if rows else 0
+
+
 def labels(db: Db, version_ids: Iterable[int | None]) -> dict[int, str]:
     wanted = sorted({i for i in version_ids if i is not None})
     return dict(db.rows_in("SELECT id, label FROM version WHERE id IN ({ids})", wanted))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from chainml.db import reads
 from chainml.db.direct import Db
 from chainml.db.models import (
+    ApiToken,
     Deployment,
     Edge,
     Environment,
@@ -448,3 +449,26 @@ def version_labels(s: Session, ids: list[int] | None) -> dict[int, list[str]]:
         for nid, label in s.execute(q):
             out.setdefault(nid, []).append(label)
     return out
+
+
+# ---- API tokens ---------------------------------------------------------------------------
+
+
+def token_by_key(s: Session, name: str) -> ApiToken | None:
+    """The token whose name equals ``name`` ignoring case (names stay taken for good)."""
+    return s.scalars(select(ApiToken).where(ApiToken.name_key == name.lower())).first()
+
+
+def token_by_id(s: Session, token_id: int) -> ApiToken | None:
+    return s.get(ApiToken, token_id)
+
+
+def tokens(s: Session) -> list[ApiToken]:
+    return list(s.scalars(select(ApiToken).order_by(ApiToken.name)))
+
+
+def add_token(s: Session, row: ApiToken) -> ApiToken:
+    s.add(row)
+    s.flush()
+    return row
+

@@ -11,7 +11,10 @@ Safety (names and descriptions are untrusted, see DESIGN.md "Bad input"):
   are doubled so ``\\N``, ``\\G``, ``\\l`` stay literal, quotes are escaped, ``&``
   becomes ``&amp;`` (``dot`` decodes entities in labels) and control characters,
   bidi overrides and surplus length are removed by :func:`~chainml.render.text.clean`.
-* No ``URL``/``href``/``image`` attribute is ever emitted.
+* No ``URL``/``image`` attribute is ever emitted, and an ``href`` only when the
+  caller passes ``links``: each must be a path on the same site (``/lineage/x%2Fy``),
+  checked against :data:`~chainml.render.text.LINK_RE`, so a link never leaves the
+  page's host nor runs a script.
 * The one HTML-like label is the legend's table (:func:`_legend_table`), built from
   chainml's own words and colours only.
 """
@@ -19,12 +22,14 @@ Safety (names and descriptions are untrusted, see DESIGN.md "Bad input"):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import graphviz  # type: ignore[import-untyped, unused-ignore]
 from graphviz.quoting import nohtml  # type: ignore[import-untyped, unused-ignore]
 
 from chainml.render.text import (
     KIND_ORDER,
+    LINK_RE,
     STATUS_COLORS,
     STATUS_LABELS,
     clean,
@@ -94,7 +99,17 @@ def _tooltip(node: ViewNode) -> str:
     return _lines(*head)
 
 
-def _node_attrs(node: ViewNode, node_id: str) -> dict[str, str]:
+def _link(href: str) -> dict[str, str]:
+    """The attributes that make a node a link to ``href``, a same-site path."""
+    if LINK_RE.fullmatch(href) is None:
+        raise ValueError(f"a node link must be a percent-encoded path on this site, not "
+                         f"{href[:80]!r}")
+    # '&' as '&amp;': dot copies an href into the SVG as it is, and a bare '&' there
+    # would make the SVG unreadable as XML.
+    return {"href": nohtml(href.replace("&", "&amp;")), "target": "_top"}
+
+
+def _node_attrs(node: ViewNode, node_id: str, href: str | None = None) -> dict[str, str]:
     fill = STATUS_COLORS.get(node.status, STATUS_COLORS[None])
     attrs = {
         "id": node_id,
@@ -111,6 +126,8 @@ def _node_attrs(node: ViewNode, node_id: str) -> dict[str, str]:
         attrs.update(fillcolor=fill + FADED_ALPHA, color=FADED_INK, fontcolor="#9A9A9A")
     elif node.highlighted:
         attrs.update(color=HIGHLIGHT_INK, penwidth="3", style="filled,bold")
+    if href is not None:
+        attrs.update(_link(href))
     return attrs
 
 
@@ -212,7 +229,8 @@ def _legend(graph: graphviz.Digraph, view: GraphView) -> None:
                 legend.edge(ids[-1][0], "legend_table", style="invis")
 
 
-def to_dot(view: GraphView, cluster: bool = False, *, legend: bool = True) -> str:
+def to_dot(view: GraphView, cluster: bool = False, *, legend: bool = True,
+           links: Mapping[str, str] | None = None) -> str:
     """Return Graphviz DOT source for ``view``, laid out left to right.
 
     Shapes follow :data:`SHAPES`, fills :data:`STATUS_COLORS`; each node is labelled
@@ -225,9 +243,15 @@ def to_dot(view: GraphView, cluster: bool = False, *, legend: bool = True) -> st
         cluster: Group nodes into ``cluster_<prefix>`` boxes by namespace (the text
             before the first ``/``, or scheme and host of a URI).
         legend: Add the ``cluster_legend`` box explaining shapes and colours.
+        links: Node name -> a path on the same site (``/lineage/embed?depth=2``) the
+            node links to in SVG output (the web UI's click to refocus); nodes not in
+            it, and every node without it, link nowhere.
 
     Returns:
         DOT source text.
+
+    Raises:
+        ValueError: A link is not a percent-encoded path on the same site.
     """
     ids = node_ids(view)
     big = len(view.nodes) > 500
@@ -262,14 +286,16 @@ def to_dot(view: GraphView, cluster: bool = False, *, legend: bool = True) -> st
     for prefix, members in groups.items():
         if prefix is None:
             for node in members:
-                graph.node(ids[node.name], _attributes=_node_attrs(node, ids[node.name]))
+                graph.node(ids[node.name], _attributes=_node_attrs(
+                    node, ids[node.name], links.get(node.name) if links else None))
             continue
         with graph.subgraph(name=clusters[prefix]) as sub:
             sub.attr(label=dot_text(prefix, 60), style="rounded,dashed", color="#9A9A9A",
                      fontcolor="#555555", fontsize="12", margin="10",
                      **{"class": "namespace"})
             for node in members:
-                sub.node(ids[node.name], _attributes=_node_attrs(node, ids[node.name]))
+                sub.node(ids[node.name], _attributes=_node_attrs(
+                    node, ids[node.name], links.get(node.name) if links else None))
 
     by_name = {node.name: node for node in view.nodes}
     for index, edge in drawable_edges(view):

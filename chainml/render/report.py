@@ -28,7 +28,8 @@ from chainml.schemas import CheckResult, Reason, Status, StatusEntry
 if TYPE_CHECKING:
     from chainml.render.mermaid import MermaidChart
 
-__all__ = ["FORMATS", "clear_lines", "clear_ways", "missing_suites", "render_check"]
+__all__ = ["FORMATS", "CauseGroup", "cause_groups", "clear_lines", "clear_ways",
+           "missing_suites", "render_check", "verdict"]
 
 FORMATS: tuple[str, ...] = ("text", "json", "junit", "github", "markdown")
 
@@ -432,6 +433,45 @@ def clear_lines(entry: StatusEntry, env: str | None = None, indent: str = "  ") 
             label = "and" if j else "or" if i else "to clear"
             lines.append(f"{indent}{label:>8}: {'' if j else note}{_printable(cmd)}")
     return lines
+
+
+@dataclass(frozen=True)
+class CauseGroup:
+    """One group of the text report, as data for other media (the web UI's gate).
+
+    ``headline`` says what the nodes share ('embed 2 -> 3 is untested by 4 nodes');
+    ``ways`` are the ways to clear them, alternatives in order, each (what to do, every
+    command it takes); ``warning``: stale nodes that fail only under ``--strict``.
+    Text from the registry in ``headline`` went through the caller's ``show``.
+    """
+
+    headline: str
+    warning: bool
+    nodes: list[StatusEntry]
+    ways: list[tuple[str, list[str]]]
+
+
+def cause_groups(result: CheckResult, show: Callable[[str], str] = _printable,
+                 arrow: str = "\u2192") -> list[CauseGroup]:
+    """The groups of the text report, failing ones first, largest first: every group,
+    none cut (the caller decides how many to show).
+
+    Args:
+        result: what ``check`` found (in the registry or an environment).
+        show: how untrusted text enters a headline (escaping or cleaning it).
+        arrow: between an old and a new version ('2 -> 3').
+    """
+    required = {e.name: e.required_suites for e in (*result.failing, *result.warnings)
+                if e.required_suites}
+    return [CauseGroup(_headline(g, show, arrow), g.warning,
+                       sorted(g.entries.values(), key=lambda e: e.name),
+                       _fixes(g.key, list(g.entries.values())))
+            for g in _groups(result, required)]
+
+
+def verdict(result: CheckResult) -> str:
+    """'failed: 12 of 40 nodes are not verified' / 'passed: all 40 nodes verified'."""
+    return _verdict(result)
 
 
 def _verdict(result: CheckResult) -> str:

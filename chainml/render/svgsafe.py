@@ -6,6 +6,8 @@ given: only the drawing elements ``dot`` produces are kept, and every event
 handler (``on*``), link (``href``, ``xlink:href``), ``src`` and ``style``
 attribute is dropped, as is any attribute value but a tooltip (``title``)
 naming a ``javascript:`` or ``data:`` URL. Comments, the XML prolog and the DOCTYPE go too.
+With ``links=True`` (the web UI's lineage view) a link survives when it is a path on the
+same site (:data:`~chainml.render.text.LINK_RE`), with its ``target``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import xml.etree.ElementTree as ET
 
 from chainml.errors import InvalidInput
 from chainml.names import NOT_XML
+from chainml.render.text import LINK_RE
 
 __all__ = ["UnsafeSvg", "sanitize_svg"]
 
@@ -43,19 +46,31 @@ def _split(tag: str) -> tuple[str, str]:
     return "", tag
 
 
-def _clean(element: ET.Element) -> None:
+def _kept_link(local: str, name: str, value: str) -> bool:
+    """With links on: an ``<a>``'s same-site href, or its target (_top only)."""
+    if local != "a":
+        return False
+    if name == "href":
+        return LINK_RE.fullmatch(value) is not None
+    return name == "target" and value == "_top"
+
+
+def _clean(element: ET.Element, links: bool = False) -> None:
     for child in list(element):
         ns, local = _split(child.tag) if isinstance(child.tag, str) else ("", "")
         if ns != SVG_NS or local not in _ALLOWED:
             element.remove(child)
             continue
-        _clean(child)
+        _clean(child, links)
     ns, local = _split(element.tag)
     element.tag = local  # re-namespaced by the root's xmlns on output
     for key in list(element.attrib):
         value = element.attrib.pop(key)
         ans, name = _split(key)
-        if name.lower().startswith("on") or name.lower() in _DROPPED_ATTRS:
+        if links and _kept_link(local, name, value):
+            pass
+        elif (name.lower().startswith("on") or name.lower() in _DROPPED_ATTRS
+              or (links and name == "target")):
             continue
         if name != "title" and _URL_SCHEME.search("".join(value.split())):
             continue  # a title is text (a tooltip), never followed as a URL
@@ -66,11 +81,13 @@ def _clean(element: ET.Element) -> None:
         # Attributes in any other namespace are dropped.
 
 
-def sanitize_svg(svg: str | bytes) -> str:
+def sanitize_svg(svg: str | bytes, *, links: bool = False) -> str:
     """Return ``svg`` reduced to plain drawing elements, ready to inline into HTML.
 
     Args:
         svg: An SVG document, e.g. ``dot -Tsvg`` output.
+        links: Keep the links of ``<a>`` elements that are paths on the same site
+            (and ``target="_top"``); any other link is dropped all the same.
 
     Returns:
         The ``<svg>`` element as text (no prolog), with namespaces declared on it.
@@ -93,7 +110,7 @@ def sanitize_svg(svg: str | bytes) -> str:
         raise UnsafeSvg(f"The SVG is not well-formed XML ({exc}).") from exc
     if _split(root.tag) != (SVG_NS, "svg"):
         raise UnsafeSvg("The document is not an SVG image (its root is not <svg>).")
-    _clean(root)
+    _clean(root, links)
     root.set("xmlns", SVG_NS)
     root.set("xmlns:xlink", XLINK_NS)
     return ET.tostring(root, encoding="unicode")

@@ -11,6 +11,7 @@ unbounded length (a 10k-character description would make a node 10k wide).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Bidirectional formatting characters: embeddings, overrides, isolates and marks.
@@ -49,6 +50,11 @@ STATUS_LABELS: dict[str | None, str] = {
     "missing_input": "missing input",
     None: "no tests needed",
 }
+
+# A path on the same site, percent-encoded, with an optional query: the only links a
+# drawing may carry (the web UI's nodes link to their lineage pages). No scheme, no
+# host ('//' is refused), so a link cannot leave the page's host or run a script.
+LINK_RE = re.compile(r"/(?!/)[A-Za-z0-9_\-./%~]*(\?[A-Za-z0-9_\-./%~=&]*)?")
 
 KIND_ORDER: tuple[str, ...] = ("source", "feature", "model", "policy", "consumer")
 

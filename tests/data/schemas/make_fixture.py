@@ -31,6 +31,8 @@ def main() -> None:
     reg.waive("fraud_scorer", reason="fixture waiver", expires="90d")
     if migrate.HEAD >= "0004":
         environments(reg)
+    if migrate.HEAD >= "0005":
+        tokens(reg)
     reg.close()
     print(out)
 
@@ -51,6 +53,14 @@ def environments(reg: Registry) -> None:
                env="prod", force=True, reason="fixture")
     reg.undeploy("feed_app", env="prod")
     reg.waive("fraud_scorer", env="staging", reason="fixture env waiver", expires="90d")
+
+
+def tokens(reg: Registry) -> None:
+    """Revision 0005: an active API token and a revoked one (neither expires, so the
+    upgrade tests read the same states whatever the day)."""
+    reg.token_create("fixture-bot", scope="write", expires=None)
+    reg.token_create("old-bot", scope="read", expires=None)
+    reg.token_revoke("old-bot")
 
 
 if __name__ == "__main__":

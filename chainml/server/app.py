@@ -1,0 +1,145 @@
+"""The ASGI application behind ``chainml serve``: the HTTP API under ``/api/v1/``, the
+health probes, and the web UI, over one ``Registry`` (one engine and connection pool
+per server process; any number of processes may share a PostgreSQL registry).
+
+Routes only parse, call the library and present (``api.py``, ``pages.py``); who may
+do what is ``auth.py``; errors become one sentence with their status (``errors.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from chainml.registry import Registry
+from chainml.server import api, errors, pages
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_BODY = 16 * 1024 * 1024  # bytes: a chain file's own limit
+# Pages load nothing from another host, run no inline script and cannot be framed.
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+@dataclass
+class Settings:
+    """How the server was started (``chainml serve``'s options)."""
+
+    require_token_for_reads: bool = False
+    anonymous_writes: bool = False  # loopback only: a developer's own machine
+    max_body: int = MAX_BODY
+
+
+class BodyLimit:
+    """413 for a request body over ``limit`` bytes, whether it declares its length or
+    streams it, before any route reads it."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._too_large(scope, receive, send)
+            return
+        if declared is not None:
+            await self.app(scope, receive, send)  # the server stops at the declared length
+            return
+        # A streamed body: read it here, up to the limit, and hand it on whole.
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await self._too_large(scope, receive, send)
+                return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        mib = self.limit / (1024 * 1024)
+        response = errors.error(413, f"The request body is over chainml's limit of "
+                                     f"{mib:g} MiB.")
+        await response(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Headers every answer carries: no sniffing, no referrer, the pages' CSP."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"no-referrer"),
+                            (b"x-frame-options", b"DENY"),
+                            (b"content-security-policy", CSP.encode())]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_app(registry: Registry | None, settings: Settings | None = None) -> FastAPI:
+    """The application over ``registry`` (its engine is shared by every request); None
+    builds the routes alone, for their OpenAPI document (``apidoc``)."""
+    settings = settings or Settings()
+    app = FastAPI(title="chainml", version="1", openapi_url="/api/v1/openapi.json",
+                  docs_url=None, redoc_url=None,  # Swagger UI would load from a CDN
+                  description="The chainml registry over HTTP: every command of the command "
+                              "line, with the same validation, errors and JSON shapes.")
+    app.state.registry = registry
+    app.state.settings = settings
+    app.state.secrets = [registry.engine.url.render_as_string(hide_password=False)] \
+        if registry is not None else []
+    errors.install(app)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(files("chainml.server").joinpath("static"))),
+              name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        return errors.json_response({"ok": True})
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        assert registry is not None
+        revision = registry.schema_revision()  # RegistryUnavailable: 503 by the handler
+        if not revision.up_to_date:
+            return errors.error(503, f"The registry's schema is at {revision.current}, not "
+                                     f"{revision.head}; run 'chainml db upgrade'.")
+        return errors.json_response({"ok": True, "schema": revision.current})
+
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, limit=settings.max_body)
+    return app

@@ -1,0 +1,32 @@
+"""The application as uvicorn's worker processes build it: from the environment that
+``chainml serve`` set (each worker opens its own engine on the same registry)."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from chainml.registry import Registry
+from chainml.server.app import Settings, create_app
+
+ENV_READS = "CHAINML_SERVE_REQUIRE_TOKEN_FOR_READS"
+ENV_ANON = "CHAINML_SERVE_ANONYMOUS_WRITES"
+
+
+def app_from_env() -> FastAPI:
+    registry = Registry(os.environ.get("CHAINML_DATABASE_URL") or None)
+    return create_app(registry, Settings(
+        require_token_for_reads=os.environ.get(ENV_READS) == "1",
+        anonymous_writes=os.environ.get(ENV_ANON) == "1"))
+
+
+def resolve(url: str | None) -> tuple[str, str]:
+    """The registry URL ``serve`` hands its workers (``--db``, the environment, or the
+    nearest registry), and the same with credentials hidden, to print."""
+    from chainml.db import location
+    from chainml.db.failures import redact_text
+
+    found = location.resolve_url(url)
+    return found, redact_text(found, found)
+

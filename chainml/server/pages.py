@@ -1,0 +1,388 @@
+"""The web UI: server-rendered pages over the same library calls and models as the API.
+
+Each page parses its query, calls the ``Registry`` and renders one template of
+``templates/``; it links to its JSON twin under ``/api/v1/``. Jinja2 escapes every
+value (``autoescape``), and no template marks registry text safe: the one piece of
+markup built here is the lineage SVG, drawn by Graphviz from a view whose text
+``render.dot`` escapes, then reduced by ``render.svgsafe`` to drawing elements and
+same-site links. The pages run no inline script and load nothing from another host
+(the CSP in ``app.py`` says so to the browser too).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from importlib.resources import files
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
+
+from chainml.errors import ChainmlError, InvalidInput, NodeNotFound
+from chainml.kinds import ALL_KINDS
+from chainml.registry import Registry
+from chainml.render import report
+from chainml.render.text import STATUS_LABELS, clean, status_key
+from chainml.render.view import ViewNode
+from chainml.schemas import CheckResult, EventOut, NodeOut, Status, StatusEntry
+from chainml.server.auth import Reader
+from chainml.server.errors import status_of
+
+router = APIRouter(include_in_schema=False)
+
+DIRECTIONS = ("both", "upstream", "downstream")
+MAX_DEPTH = 6
+SEARCH_LIMIT = 200  # results listed; the rest are counted
+GROUPS_SHOWN = 20  # cause groups per gate, as the text report
+NAMES_SHOWN = 30  # node names per cause group
+ENV_ROWS = 500  # nodes in the environments table
+MAX_DRAWN = 400  # nodes a lineage drawing may hold: more is a wall, and slow for dot
+
+Drawing = tuple[str, list[ViewNode]]  # sanitised SVG, the nodes drawn
+
+
+# ---- links (every URL a page writes is built here, percent-encoded) --------------------
+
+
+def _path(name: str) -> str:
+    """A name as one path segment: '/' and ':' encoded, so 's3://lake/x' stays one
+    segment and no browser resolves it as a scheme or a folder."""
+    return quote(name, safe="")
+
+
+def node_url(name: str) -> str:
+    return f"/nodes/{_path(name)}"
+
+
+def lineage_url(name: str, depth: int = 2, direction: str = "both") -> str:
+    return f"/lineage/{_path(name)}?{urlencode({'depth': depth, 'direction': direction})}"
+
+
+def impact_url(name: str) -> str:
+    return f"/impact/{_path(name)}"
+
+
+def history_url(node: str | None = None, env: str | None = None) -> str:
+    query = {k: v for k, v in (("node", node), ("env", env)) if v}
+    return "/history" + (f"?{urlencode(query)}" if query else "")
+
+
+def api_url(path: str, **query: Any) -> str:
+    """A JSON twin: ``path`` already encoded, ``query`` values encoded here."""
+    pairs = {k: v for k, v in query.items() if v not in (None, "")}
+    return f"/api/v1/{path}" + (f"?{urlencode(pairs, doseq=True)}" if pairs else "")
+
+
+# ---- templates ----------------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _value(value: object) -> str:
+    """A value from an event's details or a meta field as short text (the template
+    escapes it): lists joined, mappings as key=value, booleans as yes/no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):
+        return ", ".join(_value(v) for v in value)
+    if isinstance(value, dict):
+        if "node" in value and "version" in value:
+            return f"{value['node']}@{value['version']}"
+        return " ".join(f"{k}={_value(v)}" for k, v in value.items())
+    return clean(value, 2000)
+
+
+def _status_label(status: object) -> str:
+    key = getattr(status, "value", status)
+    return STATUS_LABELS.get(key if isinstance(key, str) else None, str(key))
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(files("chainml.server").joinpath("templates"))),
+        autoescape=True,  # every template, whatever its name
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(node_url=node_url, lineage_url=lineage_url, impact_url=impact_url,
+                       history_url=history_url, api_url=api_url, path=_path,
+                       kinds=ALL_KINDS, directions=DIRECTIONS, max_depth=MAX_DEPTH)
+    env.filters.update(when=_when, st=lambda s: status_key(getattr(s, "value", s)),
+                       status_label=_status_label, clean=clean, value=_value)
+    return env
+
+
+_TEMPLATES = _env()
+
+
+def _render(request: Request, template: str, http_status: int = 200, **context: Any
+            ) -> Response:
+    html = _TEMPLATES.get_template(template).render(request=request, **context)
+    return HTMLResponse(html, status_code=http_status)
+
+
+def _failure(request: Request, e: ChainmlError) -> Response:
+    """The library's one sentence as a page, with the API's status (404 for an unknown
+    node)."""
+    code = status_of(e)
+    title = "Not found" if code == 404 else "Cannot show this"
+    look_for = e.name if isinstance(e, NodeNotFound) else None
+    return _render(request, "error.html", code, title=title, sentence=str(e),
+                   look_for=look_for)
+
+
+def _guard(page: Callable[..., Response]) -> Callable[..., Response]:
+    """``page`` answering a ChainmlError with an HTML page rather than the API's JSON."""
+
+    @functools.wraps(page)
+    def wrapped(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return page(*args, **kwargs)
+        except ChainmlError as e:
+            request = kwargs["request"]
+            return _failure(request, e)
+
+    return wrapped
+
+
+def _number(text: str, what: str, low: int, high: int) -> int:
+    """A whole number from a query parameter, refused in one sentence (as an HTML page,
+    not FastAPI's JSON 422) when it is not one or out of range."""
+    value = int(text) if text.strip().isdigit() and len(text) < 8 else None
+    if value is None or not low <= value <= high:
+        raise InvalidInput(f"{what} is a whole number from {low} to {high}, not "
+                           f"{clean(text, 40)!r}.")
+    return value
+
+
+# ---- the gate -----------------------------------------------------------------------------
+
+
+def _gate(result: CheckResult) -> dict[str, Any]:
+    """What the gate template shows of one check: verdict, counts and groups by cause."""
+    groups = report.cause_groups(result, show=lambda s: clean(s, 400))
+    return {"result": result, "verdict": report.verdict(result),
+            "groups": groups[:GROUPS_SHOWN], "more_groups": len(groups) - GROUPS_SHOWN,
+            "counts": sorted(result.counts.items(), key=lambda kv: -kv[1])}
+
+
+@router.get("/", response_class=HTMLResponse)
+@_guard
+def gate_page(reg: Reader, request: Request) -> Response:
+    envs = reg.env_list()
+    return _render(request, "gate.html", gate=_gate(reg.check()),
+                   envs=[(e, _gate(reg.env_check(e.name))) for e in envs],
+                   names_shown=NAMES_SHOWN)
+
+
+# ---- search -------------------------------------------------------------------------------
+
+
+def _matches(node: NodeOut, terms: list[str]) -> bool:
+    """Every term matches: 'kind:model', 'owner:ana', 'tag:ads', or a part of the name,
+    the owner, a tag or the kind."""
+    for term in terms:
+        field, sep, value = term.partition(":")
+        if sep and field in ("kind", "owner", "tag"):
+            if field == "kind" and node.kind != value:
+                return False
+            if field == "owner" and value not in (node.owner or "").lower():
+                return False
+            if field == "tag" and not any(value in t.lower() for t in node.tags):
+                return False
+            continue
+        hay = [node.name.lower(), (node.owner or "").lower(), node.kind,
+               *(t.lower() for t in node.tags)]
+        if not any(term in h for h in hay):
+            return False
+    return True
+
+
+@router.get("/search", response_class=HTMLResponse)
+@_guard
+def search_page(reg: Reader, request: Request, q: str = "") -> Response:
+    q = q[:400]
+    terms = q.lower().split()
+    found: list[NodeOut] = []
+    statuses: dict[str, StatusEntry] = {}
+    if terms:
+        found = [n for n in reg.nodes() if _matches(n, terms)]
+        found.sort(key=lambda n: (n.name.lower() != q.strip().lower(), n.name))
+        statuses = {e.name: e for e in reg.status()} if found else {}
+    return _render(request, "search.html", q=q, results=found[:SEARCH_LIMIT],
+                   total=len(found), statuses=statuses, searched=bool(terms),
+                   twin=_search_twin(q.split()))
+
+
+def _search_twin(terms: list[str]) -> str:
+    """The API's nearest query: /api/v1/nodes filters by exact kind, owner and tag, and
+    by part of the name."""
+    query: dict[str, str] = {}
+    for term in terms:
+        field, sep, value = term.partition(":")
+        if sep and field.lower() in ("kind", "owner", "tag"):
+            query.setdefault(field.lower(), value)
+        else:
+            query.setdefault("q", term)
+    return api_url("nodes", **query)
+
+
+# ---- one node -----------------------------------------------------------------------------
+
+
+def _served(events: list[EventOut], name: str) -> dict[str, str]:
+    """Environment -> the version of ``name`` it serves, from the node's releases."""
+    served: dict[str, str] = {}
+    for e in events:
+        if e.env is None:
+            continue
+        if e.action == "deploy":
+            for item in e.details.get("nodes") or []:
+                if isinstance(item, dict) and item.get("node") == name:
+                    served[e.env] = str(item.get("version"))
+        elif e.action == "undeploy" and e.node == name:
+            served.pop(e.env, None)
+    return served
+
+
+@router.get("/nodes/{name:path}", response_class=HTMLResponse)
+@_guard
+def node_page(reg: Reader, request: Request, name: str) -> Response:
+    detail = reg.node(name)
+    events = reg.log(name)
+    served = _served(events, name)
+    env_status: dict[str, StatusEntry | None] = {}
+    for env in served:
+        entries = reg.env_status(env, name) if detail.retired_at is None else []
+        env_status[env] = entries[0] if entries else None
+    runs = [e for e in reversed(events) if e.action == "test.recorded"]
+    releases = [e for e in reversed(events) if e.action in ("deploy", "undeploy")]
+    status = detail.status
+    return _render(request, "node.html", node=detail, status=status,
+                   ways=report.clear_ways(status) if status and status.status not in
+                   (Status.VERIFIED, Status.WAIVED) else [],
+                   runs=runs, releases=releases, served=served, env_status=env_status,
+                   history=list(reversed(events))[:50], events_total=len(events),
+                   env_ways={env: report.clear_ways(e, env) for env, e in env_status.items()
+                             if e is not None and e.status is not Status.VERIFIED})
+
+
+# ---- lineage ------------------------------------------------------------------------------
+
+
+class SvgCache:
+    """Lineage drawings by (registry generation, node, depth, direction), the newest
+    ``size`` kept.
+
+    The generation (newest event id) changes with every write; ``ttl`` bounds what only
+    time changes (a node going stale, a waiver expiring)."""
+
+    def __init__(self, size: int = 64, ttl: float = 60.0) -> None:
+        self.size, self.ttl = size, ttl
+        self._items: OrderedDict[tuple[Any, ...], tuple[float, Drawing]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> Drawing | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or time.monotonic() - hit[0] > self.ttl:
+                return None
+            self._items.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: tuple[Any, ...], drawing: Drawing) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), drawing)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+def _cache(request: Request) -> SvgCache:
+    state = request.app.state
+    if not hasattr(state, "lineage_svgs"):
+        state.lineage_svgs = SvgCache()
+    cache: SvgCache = state.lineage_svgs
+    return cache
+
+
+def _draw(reg: Registry, name: str, depth: int, direction: str) -> Drawing:
+    """The lineage around ``name`` as sanitised SVG (every node a link to its own
+    lineage page, the focus in bold; "" when over MAX_DRAWN nodes) and its nodes."""
+    from chainml.render import dot, run, svgsafe
+
+    view = reg.graph_view(focus=name, direction=direction, depth=depth)
+    nodes = sorted(view.nodes, key=lambda n: (n.name != name, n.name))
+    if len(view.nodes) > MAX_DRAWN:
+        return "", nodes
+    view = view.model_copy(update={"title": None, "nodes": [
+        n.model_copy(update={"highlighted": n.name == name}) for n in view.nodes]})
+    links = {n.name: lineage_url(n.name, depth, direction) for n in view.nodes}
+    source = dot.to_dot(view, legend=False, links=links)
+    svg = svgsafe.sanitize_svg(run.render_bytes(source, "svg", timeout=30), links=True)
+    return svg, nodes
+
+
+@router.get("/lineage/{name:path}", response_class=HTMLResponse)
+@_guard
+def lineage_page(reg: Reader, request: Request, name: str, depth: str = "2",
+                 direction: str = "both") -> Response:
+    hops = _number(depth, "depth", 0, MAX_DEPTH)
+    if direction not in DIRECTIONS:
+        raise InvalidInput("direction is both, upstream or downstream.")
+    key = (reg.generation(), name, hops, direction)
+    cache = _cache(request)
+    drawing = cache.get(key)
+    if drawing is None:
+        drawing = _draw(reg, name, hops, direction)
+        cache.put(key, drawing)
+    svg, nodes = drawing
+    return _render(request, "lineage.html", name=name, depth=hops, direction=direction,
+                   svg=Markup(svg),  # sanitised by _draw: drawing elements, same-site links
+                   nodes=nodes, max_drawn=MAX_DRAWN)
+
+
+# ---- impact, environments, history ---------------------------------------------------------
+
+
+@router.get("/impact/{name:path}", response_class=HTMLResponse)
+@_guard
+def impact_page(reg: Reader, request: Request, name: str) -> Response:
+    result = reg.impact(name)
+    entries = sorted(result.impacted, key=lambda e: (e.distance, e.name))
+    return _render(request, "impact.html", result=result, entries=entries,
+                   marked=sum(1 for e in entries if e.needs_tests))
+
+
+@router.get("/envs", response_class=HTMLResponse)
+@_guard
+def envs_page(reg: Reader, request: Request) -> Response:
+    envs = [reg.env_show(e.name) for e in reg.env_list()]
+    rows: dict[str, dict[str, Any]] = {}
+    for env in envs:
+        for n in env.nodes:
+            row = rows.setdefault(n.name, {"kind": n.kind, "current": n.current_version})
+            row[env.name] = n
+    names = sorted(rows)
+    return _render(request, "envs.html", envs=envs, rows=rows, names=names[:ENV_ROWS],
+                   total=len(names))
+
+
+@router.get("/history", response_class=HTMLResponse)
+@_guard
+def history_page(reg: Reader, request: Request, node: str = "", env: str = "",
+                 limit: str = "100") -> Response:
+    count = _number(limit, "limit", 1, 1000)
+    events = reg.log(node or None, count, env or None)
+    return _render(request, "history.html", events=list(reversed(events)), node=node,
+                   env=env, limit=count, envs=reg.env_list())
