@@ -79,6 +79,16 @@ def plan(url: str | None, env: str, to: str = "current", nodes: Sequence[str] = 
         return planning.plan(db, env, to, list(nodes), utcnow())
 
 
+def registry_url(url: str | None) -> tuple[str, str]:
+    """The registry's URL (``--db``, CHAINML_DATABASE_URL, or the nearest
+    ``.chainml/registry.db``), and the same with credentials hidden, to print."""
+    from chainml.db import location
+    from chainml.db.failures import redact_text
+
+    found = location.resolve_url(url)
+    return found, redact_text(found, found)
+
+
 def redact(text: str, *urls: str) -> str:
     """``text`` with every credential a database URL can carry hidden (see
     ``db.failures.redact_text``): for messages about unexpected errors."""

@@ -57,9 +57,10 @@ def serve(ctx: click.Context, host: str, port: int, workers: int,
     if allow_anonymous_writes and not local:
         raise InvalidInput(f"--allow-anonymous-writes is for the loopback address only; "
                            f"binding {host} without tokens for writes is refused.")
-    from chainml.server.main import ENV_ANON, ENV_READS, resolve
+    from chainml.fast import registry_url
+    from chainml.server.main import ENV_ANON, ENV_READS
 
-    url, shown_url = resolve(db_url(ctx))
+    url, shown_url = registry_url(db_url(ctx))
     if workers > 1 and url.startswith("sqlite"):
         raise InvalidInput("Several workers need PostgreSQL or MariaDB; the embedded SQLite "
                            "registry is served by one process (--workers 1).")

@@ -100,10 +100,10 @@ def install(app: FastAPI) -> None:
     async def bug(request: Request, e: Exception) -> Response:
         import traceback
 
-        from chainml.db.failures import redact_text
+        from chainml.fast import redact
 
         # A driver's message can carry the database URL: credentials never reach the log.
-        text = redact_text("".join(traceback.format_exception(e)), *app.state.secrets)
+        text = redact("".join(traceback.format_exception(e)), *app.state.secrets)
         log.error("unexpected error answering %s %s\n%s", request.method, request.url.path,
                   text)
         return error(500, "chainml failed unexpectedly; the server's log has the details.")

@@ -19,14 +19,3 @@ def app_from_env() -> FastAPI:
     return create_app(registry, Settings(
         require_token_for_reads=os.environ.get(ENV_READS) == "1",
         anonymous_writes=os.environ.get(ENV_ANON) == "1"))
-
-
-def resolve(url: str | None) -> tuple[str, str]:
-    """The registry URL ``serve`` hands its workers (``--db``, the environment, or the
-    nearest registry), and the same with credentials hidden, to print."""
-    from chainml.db import location
-    from chainml.db.failures import redact_text
-
-    found = location.resolve_url(url)
-    return found, redact_text(found, found)
-
