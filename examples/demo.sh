@@ -97,3 +97,4 @@ if command -v dot >/dev/null 2>&1; then
   step chainml graph --env prod --format png -o prod.png
 fi
 echo; echo "Done. Open $out/chain.html (or chain.svg) to see the chain, prod.svg for what prod serves."
+echo "Browse it: cd $out && chainml serve   (then http://127.0.0.1:8700/)"
