@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chainml.registry import Registry
 
 # (kind, name, version, inputs) in topological order; mirrors examples/chain.yaml
@@ -47,3 +49,16 @@ def build_feature_chain(reg: Registry) -> Registry:
     reg.record_test("M", passed=True)
     reg.record_test("P", passed=True)
     return reg
+
+
+def unrouted(entries: list[Any]) -> list[dict[str, Any]]:
+    """Status entries as plain data without the path each reason names (and the message
+    that spells it): judged from marks or from the definition, the rest must be equal."""
+    out = []
+    for e in entries:
+        d = e.model_dump()
+        d["reasons"] = [{k: v for k, v in r.items() if k not in ("path", "message")}
+                        for r in d["reasons"]]
+        out.append(d)
+    return out
+

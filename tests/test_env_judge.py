@@ -9,14 +9,12 @@ not settle (an older run that matches again, runs of several suites) end right.
 
 from __future__ import annotations
 
-from typing import Any
-
 from chainml.db import engine as dbe
 from chainml.db import reads
 from chainml.db.direct import Db
 from chainml.environments import judge
 from chainml.registry import Registry
-from tests.chains import TESTABLE, build_example, build_feature_chain
+from tests.chains import TESTABLE, build_example, build_feature_chain, unrouted
 
 
 def _split(reg: Registry, env: str) -> tuple[set[str], set[str]]:
@@ -29,19 +27,9 @@ def _split(reg: Registry, env: str) -> tuple[set[str], set[str]]:
         return {names[i] for i in fast}, {names[i] for i in slow}
 
 
-def _unrouted(entries: list[Any]) -> list[dict[str, Any]]:
-    out = []
-    for e in entries:
-        d = e.model_dump()
-        d["reasons"] = [{k: v for k, v in r.items() if k not in ("path", "message")}
-                        for r in d["reasons"]]
-        out.append(d)
-    return out
-
-
 def _agree(reg: Registry, env: str) -> dict[str, str]:
     got = reg.env_status(env)
-    assert _unrouted(got) == _unrouted(reg.recompute_env_status(env))
+    assert unrouted(got) == unrouted(reg.recompute_env_status(env))
     return {e.name: e.status.value for e in got}
 
 

@@ -47,6 +47,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from chainml.environments import judge
 from chainml.errors import ChainmlError
 from chainml.registry import Registry, utcnow
+from tests.chains import unrouted
 from tests.clirun import run
 from tests.conftest import BACKENDS, create_database, drop_database
 from tests.reference_model import BLOCKING, Blocked, Model, Refused
@@ -896,11 +897,11 @@ class Lockstep(RuleBasedStateMachine):
         they apply to are found) equal, field for field, those from the definition; but
         the path a reason names: both are a way from the cause down to the node, and the
         marks keep the one the change travelled (as ``status`` shows it)."""
-        want = _unrouted(self.reg.recompute_env_status(env))
-        assert _unrouted(got) == want, (env, "marks and definition differ")
+        want = unrouted(self.reg.recompute_env_status(env))
+        assert unrouted(got) == want, (env, "marks and definition differ")
         for above, in_sql in ((0, 0), (0, 10_000)):
             with judge_thresholds(above, in_sql):
-                again = _unrouted(self.reg.env_status(env))
+                again = unrouted(self.reg.env_status(env))
             assert again == want, (env, above, in_sql)
 
 
@@ -915,16 +916,6 @@ def judge_thresholds(above_up_to: int, in_sql: int) -> Iterator[None]:
         yield
     finally:
         judge.ABOVE_UP_TO, judge.WALK_IN_SQL = saved
-
-
-def _unrouted(entries: list[Any]) -> list[dict[str, Any]]:
-    out = []
-    for e in entries:
-        d = e.model_dump()
-        d["reasons"] = [{k: v for k, v in r.items() if k not in ("path", "message")}
-                        for r in d["reasons"]]
-        out.append(d)
-    return out
 
 
 def _triples(entry: Any) -> set[Triple]:

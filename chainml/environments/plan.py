@@ -18,7 +18,7 @@ serves through a ``judge.Assignment``, with each trial release layered on it.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from chainml.db import reads
@@ -50,11 +50,6 @@ def upstream_first(view: ServedGraph, ids: Iterable[int], names: Mapping[int, st
         return d
 
     return sorted(set(ids), key=lambda i: (walk(i, frozenset()), names.get(i, "")))
-
-
-def differing(served: Callable[[int], int | None], target: Mapping[int, int]) -> list[int]:
-    """The nodes of ``target`` whose served version differs from it."""
-    return sorted(n for n, v in target.items() if served(n) != v)
 
 
 def deploy_command(env: str, specs: Iterable[tuple[str, str]]) -> str:
