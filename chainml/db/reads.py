@@ -556,11 +556,13 @@ def node_states(db: Db, ids: Iterable[int] | None = None) -> dict[int, NodeState
 
 def served_map(db: Db, env_id: int) -> dict[int, int]:
     """node -> the version the environment has deployed (undeployed nodes left out): the
-    latest deployment row per node, by id."""
-    rows = db.rows("SELECT d.node_id, d.version_id FROM deployment d JOIN (SELECT node_id, "
-                   "MAX(id) AS id FROM deployment WHERE environment_id = ? GROUP BY node_id) m "
-                   "ON d.id = m.id WHERE d.version_id IS NOT NULL", [env_id])
-    return {n: v for n, v in rows}
+    latest deployment row per node, by id.
+
+    The environment's rows in the order of ix_deployment_env_node (node, id), the last one
+    per node kept: a third cheaper on SQLite than joining with the latest id per node."""
+    latest = dict(db.rows("SELECT node_id, version_id FROM deployment WHERE environment_id = ? "
+                          "ORDER BY node_id, id", [env_id]))
+    return {n: v for n, v in latest.items() if v is not None}
 
 
 def env_summary(db: Db, env_id: int) -> tuple[dict[int, tuple[int, int]], set[int]]:
@@ -570,19 +572,23 @@ def env_summary(db: Db, env_id: int) -> tuple[dict[int, tuple[int, int]], set[in
     or undeployed, and no source), or retired.
 
     Two plain scans, joined here: in SQL (a join with the latest deployment per node)
-    the same answer took twice as long on SQLite."""
+    the same answer took twice as long on SQLite. The node scan asks only what the join
+    needs (whether a node is a live source, whether it is judged: NULL when retired)."""
     deployed = served_map(db, env_id)
     served: dict[int, tuple[int, int]] = {}
     changed: set[int] = set()
-    for n, kind, needs, current, retired in db.rows(
-            "SELECT id, kind, needs_tests, current_version_id, retired_at FROM node"):
+    for n, current, live_source, judged in db.rows(
+            "SELECT id, current_version_id, kind = 'source' AND retired_at IS NULL, "
+            "CASE WHEN retired_at IS NULL THEN needs_tests END FROM node"):
         v = deployed.get(n)
-        if v is None and kind == "source" and retired is None:
-            v = current
-        if retired is not None or current is None or v != current:
+        if v is None:  # absent, unless a live source (at its current version)
+            if not live_source or current is None:
+                changed.add(n)
+            continue
+        if v != current or judged is None:  # judged is NULL: retired
             changed.add(n)
-        if needs and retired is None and n in deployed:
-            served[n] = (deployed[n], current)
+        if judged:
+            served[n] = (v, current)
     return served, changed
 
 

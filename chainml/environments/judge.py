@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from chainml.db import reads
 from chainml.db.direct import Db
@@ -36,8 +37,11 @@ from chainml.environments.status import (
     evaluate,
     serving_lineage,
 )
-from chainml.rules.status import considered_runs, to_entries
-from chainml.schemas import StatusEntry
+from chainml.errors import InvalidInput
+from chainml.rules.status import Entry, considered_runs, to_entries
+
+if TYPE_CHECKING:  # ``status --env`` writes the entries as plain data, without pydantic
+    from chainml.schemas import StatusEntry
 
 # Above this many nodes, read whole tables rather than by id.
 WHOLE = 5_000
@@ -284,7 +288,7 @@ def split(assign: Assignment, ids: list[int]) -> tuple[list[int], list[int]]:
 
 
 def _from_marks(assign: Assignment, ids: list[int], now: datetime
-                ) -> tuple[dict[int, StatusEntry], list[int]]:
+                ) -> tuple[dict[int, Entry], list[int]]:
     """Entries of ``ids`` from the registry's marks, and the ids the marks leave open."""
     if not ids:
         return {}, []
@@ -299,12 +303,20 @@ def _from_marks(assign: Assignment, ids: list[int], now: datetime
     deciding: dict[int, list[int]] = {}
     probe: set[int] = set()
     causes: set[int] = set()
+    named: set[int] = set()  # what the reasons name: the marks' causes and versions
+    labelled: set[int] = set()
     for i in ids:
         rs = runs.get(i, [])
         chosen, _ = considered_runs(rs, nodes[i].required_suites)
         deciding[i] = [r.id for r in chosen]
-        ms = marks.get(i, [])
-        if ms and not (len(rs) == 1 and len(chosen) == 1):
+        ms = marks.get(i)
+        if not ms:
+            continue
+        for m in ms:
+            named.add(m.cause_id)
+            labelled.update(m.tested_versions)
+            labelled.update(m.now_versions)
+        if not (len(rs) == 1 and len(chosen) == 1):
             probe.update(r.id for r in rs)
             causes.update(m.cause_id for m in ms)
     seen: dict[int, dict[int, tuple[int, ...]]] = {}
@@ -314,15 +326,10 @@ def _from_marks(assign: Assignment, ids: list[int], now: datetime
             for cause, v in pairs:
                 got.setdefault(run, {}).setdefault(cause, []).append(v)
         seen = {r: {c: tuple(sorted(vs)) for c, vs in by.items()} for r, by in got.items()}
-    named = {m.cause_id for i in ids for m in marks.get(i, [])}
-    labelled = {v for i in ids for m in marks.get(i, []) for v in (*m.tested_versions,
-                                                                    *m.now_versions)}
     names = reads.names(db, named)
     labels = reads.labels(db, labelled)
-    out: dict[int, StatusEntry] = {}
+    out: dict[int, Entry] = {}
     open_: list[int] = []
-    entries = []
-    done: list[int] = []
     env = assign.env.name
     for i in ids:
         n = nodes[i]
@@ -330,11 +337,9 @@ def _from_marks(assign: Assignment, ids: list[int], now: datetime
                          n.required_suites, names, labels)
         ev = FromMarks(deciding[i], marks.get(i, ()), seen)
         try:
-            entries.append(evaluate(facts, ev, runs.get(i, ()), waivers.get(i, ()), now))
-            done.append(i)
+            out[i] = evaluate(facts, ev, runs.get(i, ()), waivers.get(i, ()), now)
         except Undecided:
             open_.append(i)
-    out.update(zip(done, to_entries(entries), strict=True))
     return out, open_
 
 
@@ -374,21 +379,28 @@ def facts_direct(assign: Assignment, lines: Mapping[int, Lineage], now: datetime
     return facts, runs, evidence, reads.env_waivers(db, assign.env.id, ids, now)
 
 
-def _direct(assign: Assignment, ids: list[int], now: datetime) -> dict[int, StatusEntry]:
+def _direct(assign: Assignment, ids: list[int], now: datetime) -> dict[int, Entry]:
     if not ids:
         return {}
     assign.load_lineages(ids)
     lines = {i: assign.lineage(i) for i in ids}
     facts, runs, evidence, waivers = facts_direct(assign, lines, now)
-    entries = [evaluate(facts[i], evidence[i], runs[i], waivers.get(i, []), now)
-               for i in sorted(ids)]
-    return dict(zip(sorted(ids), to_entries(entries), strict=True))
+    return {i: evaluate(facts[i], evidence[i], runs[i], waivers.get(i, []), now)
+            for i in sorted(ids)}
 
 
 def judge(assign: Assignment, ids: Iterable[int] | None, now: datetime,
           *, direct_only: bool = False) -> dict[int, StatusEntry]:
     """Environment status of ``ids`` (default: every deployed node) that get one, by node
     id. ``direct_only`` judges every node by the definition (the tests' oracle)."""
+    plain = entries(assign, ids, now, direct_only=direct_only)
+    return dict(zip(plain, to_entries(list(plain.values())), strict=True))
+
+
+def entries(assign: Assignment, ids: Iterable[int] | None, now: datetime,
+            *, direct_only: bool = False) -> dict[int, Entry]:
+    """``judge``'s entries as plain data (``rules.status.Entry``), which ``chainml status
+    --env`` writes as they are."""
     if ids is None and not assign.whole and not assign.release and not direct_only:
         return _judge_served(assign, now)
     if ids is not None and not assign.whole:
@@ -404,7 +416,7 @@ def judge(assign: Assignment, ids: Iterable[int] | None, now: datetime,
     return out
 
 
-def _judge_served(assign: Assignment, now: datetime) -> dict[int, StatusEntry]:
+def _judge_served(assign: Assignment, now: datetime) -> dict[int, Entry]:
     """Every node the environment serves as it is (``status --env``, ``check --env``),
     from two lean reads: its testable deployed nodes with their versions, and the changed
     nodes, rather than every node and deployment (0.6 s of a 100,000-node check)."""
@@ -417,3 +429,30 @@ def _judge_served(assign: Assignment, now: datetime) -> dict[int, StatusEntry]:
     out, open_ = _from_marks(assign, fast, now)
     out.update(_direct(assign, sorted([n for n in served if n not in chosen] + open_), now))
     return out
+
+
+# ---- the questions the command line asks without pydantic ------------------------------------
+
+
+def require_deployed(db: Db, env: reads.EnvRow, name: str) -> reads.NodeRow:
+    """The node named ``name``, deployed to the environment (else one sentence)."""
+    node = reads.require_node(db, name)
+    latest = reads.latest_deployments(db, env.id, [node.id]).get(node.id)
+    if latest is None or latest.version_id is None:
+        how = "was undeployed from" if latest is not None else "is not deployed to"
+        raise InvalidInput(f"'{name}' {how} '{env.name}'; 'chainml env show "
+                           f"{env.name}' lists what it serves.")
+    if node.retired:
+        raise InvalidInput(f"'{name}' is retired: it is no longer part of the chain (its "
+                           "history stays in chainml log; registering it again revives it).")
+    return node
+
+
+def env_status(db: Db, env_name: str, name: str | None, now: datetime, direct: bool = False
+               ) -> list[Entry]:
+    """Environment status of every deployed node that needs tests (or of one), by name, as
+    plain data (``service.env_status`` makes them models)."""
+    env = reads.require_env(db, env_name)
+    ids = [require_deployed(db, env, name).id] if name is not None else None
+    found = entries(Assignment(db, env), ids, now, direct_only=direct)
+    return sorted(found.values(), key=lambda e: str(e["name"]))

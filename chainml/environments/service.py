@@ -27,7 +27,6 @@ from chainml.environments.status import (
     serving_lineage,
     skew_basis,
 )
-from chainml.errors import InvalidInput
 from chainml.rules import gate
 from chainml.rules.status import to_entries
 from chainml.schemas import (
@@ -120,26 +119,14 @@ def statuses(db: Db, env: reads.EnvRow, ids: Iterable[int] | None, now: datetime
 # ---- the questions ----------------------------------------------------------------------------
 
 
-def require_deployed(db: Db, env: reads.EnvRow, name: str) -> reads.NodeRow:
-    """The node named ``name``, deployed to the environment (else one sentence)."""
-    node = reads.require_node(db, name)
-    latest = reads.latest_deployments(db, env.id, [node.id]).get(node.id)
-    if latest is None or latest.version_id is None:
-        how = "was undeployed from" if latest is not None else "is not deployed to"
-        raise InvalidInput(f"'{name}' {how} '{env.name}'; 'chainml env show "
-                           f"{env.name}' lists what it serves.")
-    if node.retired:
-        raise InvalidInput(f"'{name}' is retired: it is no longer part of the chain (its "
-                           "history stays in chainml log; registering it again revives it).")
-    return node
+# The node named ``name``, deployed to the environment (else one sentence).
+require_deployed = judge.require_deployed
 
 
 def env_status(db: Db, env_name: str, name: str | None, now: datetime, direct: bool = False
                ) -> list[StatusEntry]:
     """Environment status of every deployed node that needs tests (or of one), by name."""
-    env = reads.require_env(db, env_name)
-    ids = [require_deployed(db, env, name).id] if name is not None else None
-    return sorted(statuses(db, env, ids, now, direct).values(), key=lambda e: e.name)
+    return to_entries(judge.env_status(db, env_name, name, now, direct))
 
 
 def env_check(db: Db, env_name: str, names: Sequence[str], strict: bool, now: datetime

@@ -17,6 +17,13 @@ from typing import Any, Protocol
 
 from chainml.rules.graph import Pair
 from chainml.rules.status import (
+    FAILED,
+    MISSING_INPUT,
+    SKEWED,
+    STALE,
+    UNTESTED,
+    VERIFIED,
+    WAIVED,
     Entry,
     TestRun,
     Triple,
@@ -24,7 +31,6 @@ from chainml.rules.status import (
     by_node,
     considered_runs,
 )
-from chainml.schemas import Status
 
 # (upstream node id, pinned version id or None) of one version's regular inputs.
 Inputs = Sequence[tuple[int, int | None]]
@@ -329,11 +335,11 @@ def evaluate(f: EnvFacts, ev: Evidence, runs: Sequence[TestRun],
     """Environment status of one deployed node that needs tests. ``runs``: every run of
     the deployed version, in commit order (by id). ``Undecided`` when ``ev`` cannot say."""
     entry: Entry = {"name": f.name, "kind": f.kind, "version": f.version,
-                    "status": Status.VERIFIED, "reasons": [], "owner": f.owner,
+                    "status": VERIFIED, "reasons": [], "owner": f.owner,
                     "last_run": runs[-1].recorded_at if runs else None, "waivers": [],
                     "required_suites": list(f.required_suites)}
     if ev.absent:
-        entry["status"] = Status.MISSING_INPUT
+        entry["status"] = MISSING_INPUT
         entry["reasons"] = [_reason(
             cause=name, path=ev.via(a, f),
             message=f"reads {name}, which {f.env} does not serve (deploy it there first)")
@@ -341,14 +347,14 @@ def evaluate(f: EnvFacts, ev: Evidence, runs: Sequence[TestRun],
                                   key=lambda x: x[1])]
         return entry
     if not runs:
-        entry["status"] = Status.UNTESTED
+        entry["status"] = UNTESTED
         entry["reasons"] = [_reason(cause=f.name, path=[f.name], now=[f.version],
                                     message=f"version {f.version} has no test run")]
         return entry
     considered, missing = _uncounted(f, ev, runs)
     failed = [r for r in considered if not r.passed]
     if failed:
-        entry["status"] = Status.FAILED
+        entry["status"] = FAILED
         entry["reasons"] = [_reason(
             cause=f.name, path=[f.name], now=[f.version], suite=r.suite or None,
             message=f"the latest run{_of_suite(r.suite)} of version {f.version} with what "
@@ -358,7 +364,7 @@ def evaluate(f: EnvFacts, ev: Evidence, runs: Sequence[TestRun],
         return _not_counting(entry, f, ev, runs, waivers, missing)
     if f.max_age_s and f.version_created_at is not None \
             and now - f.version_created_at > timedelta(seconds=f.max_age_s):
-        entry["status"] = Status.STALE
+        entry["status"] = STALE
         entry["reasons"] = [_reason(cause=f.name, path=[f.name], now=[f.version],
                                     message=f"version {f.version} is older than its maximum "
                                             f"age (time to retrain)")]
@@ -376,12 +382,12 @@ def _not_counting(entry: Entry, f: EnvFacts, ev: Evidence, runs: Sequence[TestRu
     reasons: list[Entry] = []
     skewed_against: list[int] = []
     triples: set[Triple] = set()
-    worst = Status.SKEWED
+    worst = SKEWED
     for suite in suites:
         of_suite = [r for r in runs if suite == "" or r.suite == suite]
         passing = [r for r in of_suite if r.passed]
         if not passing:
-            worst = _worse(worst, Status.FAILED if of_suite else Status.UNTESTED)
+            worst = _worse(worst, FAILED if of_suite else UNTESTED)
             what = "has only failed runs" if of_suite else "has no run"
             reasons.append(_reason(
                 cause=f.name, path=[f.name], now=[f.version], suite=suite or None,
@@ -403,20 +409,20 @@ def _not_counting(entry: Entry, f: EnvFacts, ev: Evidence, runs: Sequence[TestRu
                                    + suffix))
     entry["status"] = worst
     entry["reasons"] = reasons
-    if worst == Status.SKEWED and waivers:
+    if worst == SKEWED and waivers:
         # Every suite skewed against its latest passing run: a waiver (or several) must
         # accept the differences against exactly those runs.
         ids = covered(waivers, triples, skewed_against)
         if ids is not None:
-            entry["status"] = Status.WAIVED
+            entry["status"] = WAIVED
             entry["waivers"] = ids
     return entry
 
 
-_SEVERITY = {Status.SKEWED: 0, Status.UNTESTED: 1, Status.FAILED: 2}
+_SEVERITY = {SKEWED: 0, UNTESTED: 1, FAILED: 2}
 
 
-def _worse(a: Status, b: Status) -> Status:
+def _worse(a: str, b: str) -> str:
     return a if _SEVERITY[a] >= _SEVERITY[b] else b
 
 

@@ -11,15 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from chainml.db import reads
 from chainml.db.direct import Db
-from chainml.rules.status import Facts, evaluate, to_entries
-from chainml.schemas import PASSING, CheckResult, Status, StatusEntry, trusted
+from chainml.rules.status import Entry, Facts, evaluate, to_entries
+
+if TYPE_CHECKING:  # the models cost pydantic's import; ``entries`` runs without them
+    from chainml.schemas import CheckResult, Finding, StatusEntry
 
 
 def statuses(db: Db, ids: Sequence[int] | None, now: datetime) -> dict[int, StatusEntry]:
     """Status of the testable nodes among ``ids`` (all when None), by node id."""
+    plain = entries(db, ids, now)
+    return dict(zip(plain, to_entries(list(plain.values())), strict=True))
+
+
+def entries(db: Db, ids: Sequence[int] | None, now: datetime) -> dict[int, Entry]:
+    """``statuses`` as plain entries (every field; ``status.to_entries`` makes them
+    models): what ``status`` on the command line writes without loading pydantic."""
     nodes = reads.status_nodes(db, ids)
     if not nodes:
         return {}
@@ -30,12 +40,11 @@ def statuses(db: Db, ids: Sequence[int] | None, now: datetime) -> dict[int, Stat
     marks = [m for ms in open_.values() for m in ms]
     names = reads.names(db, {m.cause_id for m in marks})
     labels = reads.labels(db, [v for m in marks for v in (*m.tested_versions, *m.now_versions)])
-    entries = [evaluate(Facts(id=n.id, name=n.name, kind=n.kind, owner=n.owner,
-                              version=n.label, version_created_at=n.created_at,
-                              max_age_s=n.max_age_s, required_suites=n.required_suites,
-                              runs=runs.get(n.id, []), names=names, labels=labels),
-                        open_.get(n.id, []), waivers.get(n.id, []), now) for n in nodes]
-    return {n.id: e for n, e in zip(nodes, to_entries(entries), strict=True)}
+    return {n.id: evaluate(Facts(id=n.id, name=n.name, kind=n.kind, owner=n.owner,
+                                 version=n.label, version_created_at=n.created_at,
+                                 max_age_s=n.max_age_s, required_suites=n.required_suites,
+                                 runs=runs.get(n.id, []), names=names, labels=labels),
+                           open_.get(n.id, []), waivers.get(n.id, []), now) for n in nodes}
 
 
 def status(db: Db, name: str | None, now: datetime) -> list[StatusEntry]:
@@ -62,6 +71,8 @@ def gate_result(entries: list[StatusEntry], strict: bool, scope: list[str] | Non
                 env: str | None = None) -> CheckResult:
     """The gate's verdict over status entries (sorted by name): the PASSING rule, stale a
     warning unless ``strict``. ``env``: the environment ``check --env`` checked."""
+    from chainml.schemas import PASSING, CheckResult, Status, trusted
+
     counts: dict[str, int] = {}
     for e in entries:
         counts[e.status.value] = counts.get(e.status.value, 0) + 1

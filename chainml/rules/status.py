@@ -12,10 +12,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from chainml.rules.graph import Pair
-from chainml.schemas import Reason, Status, StatusEntry, trusted
+
+if TYPE_CHECKING:  # the command line's status reads these entries as plain data
+    from chainml.schemas import StatusEntry
+
+# The status values (``schemas.Status``'s), as plain text in the entries built here:
+# ``chainml status`` writes them without importing pydantic (``to_entries`` makes them
+# ``Status`` members for the models).
+VERIFIED = "verified"
+UNTESTED = "untested"
+FAILED = "failed"
+NEEDS_RETEST = "needs_retest"
+WAIVED = "waived"
+STALE = "stale"
+SKEWED = "skewed"  # environment statuses only
+MISSING_INPUT = "missing_input"
 
 
 class TestRun(Protocol):
@@ -73,8 +87,12 @@ def utcnow() -> datetime:
 def to_entries(entries: list[Entry]) -> list[StatusEntry]:
     """Models from the entries built here; their types are ours, so no re-validation
     (it took 0.4 s for the 28,000 entries of a check after a hub change)."""
+    from chainml.schemas import Reason, Status, StatusEntry, trusted
+
+    member = {s.value: s for s in Status}
     out = []
     for e in entries:
+        e["status"] = member[e["status"]]
         e["reasons"] = [trusted(Reason, r) for r in e["reasons"]]
         out.append(trusted(StatusEntry, e))
     return out
@@ -124,22 +142,22 @@ def _suite(r: TestRun) -> str:
     return f" of suite '{r.suite}'" if r.suite else ""
 
 
-def _own_state(f: Facts) -> tuple[Status, list[Entry]] | None:
+def _own_state(f: Facts) -> tuple[str, list[Entry]] | None:
     """untested / failed / missing-suite verdicts, which no upstream state can change."""
     if not f.runs:
-        return Status.UNTESTED, [_reason(
+        return UNTESTED, [_reason(
             cause=f.name, to=f.version, path=[f.name],
             message=f"version {f.version} has no test run",
         )]
     considered, missing = considered_runs(f.runs, f.required_suites)
     failed = [r for r in considered if not r.passed]
     if failed:
-        return Status.FAILED, [_reason(
+        return FAILED, [_reason(
             cause=f.name, to=f.version, path=[f.name], suite=r.suite or None,
             message=f"the latest run{_suite(r)} of version {f.version} failed",
         ) for r in failed]
     if missing:
-        return Status.UNTESTED, [_reason(
+        return UNTESTED, [_reason(
             cause=f.name, to=f.version, path=[f.name], suite=s,
             message=f"required suite '{s}' has no run for version {f.version}",
         ) for s in missing]
@@ -170,15 +188,15 @@ def change_reason(cause: str, old: Sequence[str], new: Sequence[str],
 
 def _final(f: Facts, reasons: list[Entry], covered: bool, waiver_ids: list[int],
            now: datetime) -> Entry:
-    entry = _entry(f, Status.VERIFIED, [])
+    entry = _entry(f, VERIFIED, [])
     if reasons:
-        entry["status"] = Status.WAIVED if covered else Status.NEEDS_RETEST
+        entry["status"] = WAIVED if covered else NEEDS_RETEST
         entry["reasons"] = reasons
         entry["waivers"] = waiver_ids if covered else []
         return entry
     if f.max_age_s and f.version_created_at is not None:
         if now - f.version_created_at > timedelta(seconds=f.max_age_s):
-            entry["status"] = Status.STALE
+            entry["status"] = STALE
             entry["reasons"] = [_reason(
                 cause=f.name, to=f.version, path=[f.name],
                 message=f"version {f.version} is older than its maximum age",
@@ -233,7 +251,7 @@ def evaluate(f: Facts, marks: Sequence[RetestMark], waivers: Sequence[Waiver],
     return _final(f, reasons, covered, ids, now)
 
 
-def _entry(f: Facts, status: Status, reasons: list[Entry]) -> Entry:
+def _entry(f: Facts, status: str, reasons: list[Entry]) -> Entry:
     last = f.runs[-1].recorded_at if f.runs else None
     return {"name": f.name, "kind": f.kind, "version": f.version, "status": status,
             "reasons": reasons, "owner": f.owner, "last_run": last, "waivers": [],
