@@ -23,11 +23,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from chainml.db import engine as dbe
-from chainml.db import location, migrate, reads
+from chainml.db import ingested, location, migrate, reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Node, TestRun, Version, Waiver
 from chainml.errors import InvalidInput, unknown_field
+from chainml.hooks.policy import DEFAULT_MAX_ATTEMPTS, WorkerSettings
 from chainml.kinds import Kind
 from chainml.names import (
     check_label,
@@ -36,15 +37,26 @@ from chainml.names import (
     parse_duration,
     unify_newlines,
 )
-from chainml.rules import gate, graph, marks, registration
+from chainml.rules import (  # outbox: also installs its before-commit listener
+    gate,
+    graph,
+    marks,
+    outbox,
+    registration,
+)
 from chainml.rules.status import Facts, recompute, to_entries, utcnow
 from chainml.schemas import (
     CheckResult,
+    DeliverResult,
+    DeliveryOut,
     EnvDiff,
     EnvironmentDetail,
     EnvironmentOut,
     EventOut,
+    Finding,
+    HookOut,
     ImpactResult,
+    IngestResult,
     InputRef,
     NodeDetail,
     NodeOut,
@@ -67,12 +79,15 @@ from chainml.schemas import (
 if TYPE_CHECKING:
     from chainml.files.apply import ApplyResult
     from chainml.files.chainfile import ChainFile
+    from chainml.ingest.mapping import Mapping
     from chainml.render.view import GraphView
 
 # After an apply that wrote this many nodes, PostgreSQL gets VACUUM (ANALYZE): see
 # db.engine.refresh_statistics.
 VACUUM_AFTER = 5000
 MAX_WAIVER = timedelta(days=90)
+# The file name each importer is given for an upload (it names the file in messages).
+IMPORT_NAMES = {"dbt": "manifest.json", "dvc": "dvc.yaml", "openlineage": "events.jsonl"}
 DEFAULT_WAIVER = timedelta(days=7)
 
 
@@ -237,6 +252,10 @@ class Registry:
                            outcome="passed" if passed else "failed", suite=suite, link=link,
                            run=run.id)
             closed = marks.rebuild(s, node, at) if v.id == node.current_version_id else 0
+            outbox.notify(s, "run.recorded", {
+                "node": node.name, "version": v.label, "suite": suite,
+                "outcome": "passed" if passed else "failed", "run": run.id, "link": link,
+                "actor": self.actor, "closed_marks": closed})
             return TestRunOut(id=run.id, node=node.name, version=v.label, suite=suite,
                               outcome="passed" if passed else "failed", recorded_at=at,
                               recorded_by=self.actor, link=link, note=note, closed_marks=closed)
@@ -360,6 +379,78 @@ class Registry:
 
         with dbe.read_session(self.engine) as s:
             return tokens.authenticate(s, token, needed, self.clock())
+
+    # ---- webhooks (docs/webhooks.md) ---------------------------------------------------------
+
+    @dbe.retrying
+    def hook_add(self, url: str, *, events: Sequence[str], secret_env: str | None = None,
+                 format: str = "json", max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> HookOut:
+        """Add a webhook: every change that makes one of ``events`` is POSTed to ``url``.
+
+        Args:
+            url: an http:// or https:// URL.
+            events: among mark.opened, mark.closed, run.recorded, deploy.done,
+                check.changed.
+            secret_env: the environment variable holding the signing secret (it must be
+                set now; the worker reads it when it sends; only its name is stored).
+            format: "json" (the envelope of docs/webhooks.md) or "slack" ({"text": ...}).
+            max_attempts: attempts before a delivery is dead.
+
+        Raises:
+            InvalidInput: a bad URL, an unknown event, an unset variable; nothing recorded.
+        """
+        from chainml.hooks import policy, service
+
+        url = policy.check_url(url)
+        picked = policy.check_events(list(events) if not isinstance(events, str)
+                                     else events)
+        format = policy.check_format(format)
+        attempts = policy.check_max_attempts(max_attempts)
+        secret_env = policy.check_secret_env(secret_env)
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            return service.add(s, url, picked, secret_env, format, attempts,
+                               self._write_time(s), self.actor)
+
+    def hook_list(self, *, include_removed: bool = False) -> list[HookOut]:
+        """The active hooks (and the removed ones with ``include_removed``), by id."""
+        from chainml.hooks import service
+
+        with dbe.read_session(self.engine) as s:
+            return service.listing(s, include_removed)
+
+    @dbe.retrying
+    def hook_remove(self, hook_id: int) -> HookOut:
+        """Remove a hook: no new notification goes to it; its pending deliveries die."""
+        from chainml.hooks import service
+
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            return service.remove(s, hook_id, self._write_time(s), self.actor)
+
+    def hook_deliveries(self, *, hook: int | None = None, state: str | None = None,
+                        limit: int | None = 100) -> list[DeliveryOut]:
+        """Deliveries, newest first (of one hook, in one state: pending, delivered, dead)."""
+        from chainml.hooks import policy, service
+
+        state = policy.check_state(state)
+        with dbe.read_session(self.engine) as s:
+            return service.deliveries(s, hook, state, limit)
+
+    @dbe.retrying
+    def hook_replay(self, delivery_id: int) -> DeliveryOut:
+        """Queue a delivered or dead delivery again, due now (same notification id)."""
+        from chainml.hooks import service
+
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            return service.replay(s, delivery_id, self._write_time(s), self.actor)
+
+    def deliver_due(self, settings: WorkerSettings | None = None) -> DeliverResult:
+        """Send every delivery that is due now (``chainml hook run --once``)."""
+        from chainml.hooks import worker
+
+        return worker.deliver_due(self.engine, settings)
 
     # ---- environments ----------------------------------------------------------------------
 
@@ -570,6 +661,86 @@ class Registry:
         file = importers.load(tool, _check_path(path), list(kind_map) or None)
         return self.apply_file(file, str(path), dry_run=dry_run, prune=prune)
 
+    # ---- what pipelines report (OpenLineage) -----------------------------------------------
+
+    @dbe.retrying
+    def ingest_events(self, events: Sequence[Any], *, mapping: Mapping | None = None,
+                      source: str = "request") -> IngestResult:
+        """Take OpenLineage events as a lineage server would (DESIGN.md, "Pipelines report
+        themselves"; rules in :mod:`chainml.ingest.service`): each stored once, completed
+        runs registered with their marks, undeclared reads recorded as findings.
+
+        Args:
+            events: decoded events (dicts), or ``Event`` objects already checked.
+            mapping: node names, kinds and version facets (:mod:`chainml.ingest.mapping`).
+            source: named in error messages ("request event 3: ...").
+
+        Raises:
+            InvalidInput: a malformed event (naming it and the field) or a registration
+                the chain's rules refuse; nothing of the batch is stored.
+        """
+        from chainml.files.importers.openlineage_events import Event, parse_event
+        from chainml.ingest import service
+        from chainml.ingest.mapping import Mapping
+
+        parsed = [e if isinstance(e, Event) else parse_event(e, f"{source} event {i + 1}")
+                  for i, e in enumerate(events)]
+        service.check_storable(parsed)
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            return service.ingest(s, parsed, mapping or Mapping(), self._write_time(s),
+                                  self.actor)
+
+    def ingest(self, path: str | Path, *, mapping: str | Path | Mapping | None = None
+               ) -> IngestResult:
+        """``ingest_events`` for a file of events (one event, a JSON array, JSON lines) or a
+        folder of them (``*.json``, ``*.jsonl``, ``*.ndjson``)."""
+        from chainml.files.importers.openlineage_events import read_events
+        from chainml.ingest.mapping import Mapping, load_mapping
+
+        if not isinstance(mapping, Mapping):
+            mapping = load_mapping(mapping)
+        return self.ingest_events(read_events(_check_path(path)), mapping=mapping)
+
+    def ingest_text(self, text: str, *, source: str = "<stdin>",
+                    mapping: str | Path | Mapping | None = None) -> IngestResult:
+        """``ingest`` for text read elsewhere (standard input)."""
+        from chainml.files.importers.openlineage_events import parse_text
+        from chainml.ingest.mapping import Mapping, load_mapping
+
+        if not isinstance(mapping, Mapping):
+            mapping = load_mapping(mapping)
+        return self.ingest_events(parse_text(text, source), mapping=mapping)
+
+    def findings(self, names: Sequence[str] = ()) -> list[Finding]:
+        """Open undeclared-consumer findings (of the nodes ``names``, default all): what
+        runs were seen reading that the readers' declared inputs leave out."""
+        with dbe.read_session(self.engine) as s:
+            ids = [repo.require_node(s, n).id for n in names] if names else None
+            return [Finding(node=a, input=b, first_run=f.first_run, first_seen=f.first_seen,
+                            last_run=f.last_run, last_seen=f.last_seen, times=f.times)
+                    for f, a, b in ingested.open_findings(s, ids)]
+
+    def import_text(self, tool: str, text: str, *, kind_map: Sequence[str] = (),
+                    dry_run: bool = False, prune: bool = False) -> ApplyResult:
+        """``import_file`` for a tool's file held in memory (an upload): it is read from
+        a private temporary folder under the file name the tool expects."""
+        import tempfile
+
+        from chainml.files import importers
+
+        if not isinstance(text, str):
+            raise InvalidInput(f"The file must be text, not {type(text).__name__}.")
+        name = IMPORT_NAMES.get(tool)
+        if name is None:
+            raise InvalidInput(f"Unknown importer {tool!r}; use one of: "
+                               f"{', '.join(importers.TOOLS)}.")
+        with tempfile.TemporaryDirectory(prefix="chainml-import-") as folder:
+            path = Path(folder) / name
+            path.write_text(text, encoding="utf-8")
+            return self.import_file(tool, path, kind_map=kind_map, dry_run=dry_run,
+                                    prune=prune)
+
     def export(self) -> ChainFile:
         """The registry's current state as a chain file (``dump_chain`` writes it)."""
         from chainml.files import apply as applying
@@ -614,6 +785,10 @@ class Registry:
                 detail.inputs, detail.feedback = current.inputs, current.feedback
             detail.consumers = [c for c, _ in repo.consumers_of(s, n.id)]
             detail.status = self._statuses(s, [n.id], self.clock()).get(n.id)
+            detail.undeclared_inputs = [
+                Finding(node=a, input=b, first_run=f.first_run, first_seen=f.first_seen,
+                        last_run=f.last_run, last_seen=f.last_seen, times=f.times)
+                for f, a, b in ingested.open_findings(s, [n.id])]
             return detail
 
     def log(self, name: str | None = None, limit: int | None = None,
@@ -648,6 +823,13 @@ class Registry:
         """Status of every node that needs tests (or of one node), from the persisted marks."""
         with dbe.read_session(self.engine) as s:
             return gate.status(Db.over(s), name, self.clock())
+
+    def statuses(self, names: Sequence[str]) -> dict[str, StatusEntry]:
+        """Status of those of ``names`` that need tests, by name (unknown names are
+        skipped): what a page listing a few nodes of a large registry shows."""
+        with dbe.read_session(self.engine) as s:
+            ids = list(repo.ids_by_name(s, names).values())
+            return {e.name: e for e in self._statuses(s, ids, self.clock()).values()}
 
     def check(self, names: Sequence[str] = (), strict: bool = False) -> CheckResult:
         """The CI gate over all nodes, or over ``names`` and their ancestors."""
@@ -760,9 +942,9 @@ class Registry:
         """The time of a write, read once the write lock is held (so times follow the
         commit order): the database server's clock, SQLite's writing machine's, or the
         clock this Registry was given."""
-        if self._clock_given:
-            return self.clock()
-        return repo.server_time(s) or self.clock()
+        at = self.clock() if self._clock_given else repo.server_time(s) or self.clock()
+        s.info[outbox.WRITE_TIME] = at  # the outbox judges check.changed at this time
+        return at
 
     def _statuses(self, s: Session, ids: Sequence[int] | None, now: datetime
                   ) -> dict[int, StatusEntry]:

@@ -123,6 +123,8 @@ class NodeDetail(NodeOut):
     feedback: list[str] = []
     consumers: list[str] = []
     status: StatusEntry | None = None
+    # What ingested runs saw it read outside its declared inputs (open findings).
+    undeclared_inputs: list[Finding] = []
 
 
 class ImpactEntry(Out):
@@ -212,6 +214,9 @@ class CheckResult(Out):
     counts: dict[str, int] = {}
     failing: list[StatusEntry] = []
     warnings: list[StatusEntry] = []
+    # check --observed: the open undeclared-consumer findings (failing under --strict);
+    # left out of the JSON when not asked for.
+    observed: list[Finding] | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 # ---- environments ----------------------------------------------------------------------------
@@ -354,3 +359,89 @@ class TokenCreated(TokenOut):
     """``token create``: the token itself, shown this once (only its digest is stored)."""
 
     token: str
+
+
+# ---- OpenLineage ingestion ---------------------------------------------------------------------
+
+
+class IngestedRun(Out):
+    """A completed run, or a late event of one, and what it registered."""
+
+    run_id: str
+    job: str  # the job's node
+    version: str  # the job's version: its version facet, else the run id
+    created_version: bool = False  # False: a run of a version the job already had
+    outputs: list[str] = []  # "dataset@version" registered for this run
+    findings: list[str] = []  # "reader <- read": observed, not declared
+
+
+class IngestResult(Out):
+    """``ingest`` and ``POST /api/v1/lineage``: what a batch of events did."""
+
+    events: int  # received
+    stored: int = 0  # new; the rest were duplicates (at-least-once delivery)
+    duplicates: int = 0
+    runs: list[IngestedRun] = []  # runs whose COMPLETE (or a late event) registered
+    created: list[str] = []  # nodes seen for the first time
+    marked: int = 0  # retest marks opened by the registrations
+    findings: int = 0  # new undeclared-consumer findings
+
+
+class Finding(Out):
+    """An undeclared consumer: ``node`` was seen reading ``input``, which its declared
+    inputs leave out (``check --observed``, ``show``)."""
+
+    node: str
+    input: str
+    first_run: str
+    first_seen: datetime
+    last_run: str
+    last_seen: datetime
+    times: int  # runs that read it
+
+
+# ---- webhooks ----------------------------------------------------------------------------------
+
+
+class HookOut(Out):
+    """A webhook (``hook add``, ``hook list``): where notifications of its events go."""
+
+    id: int
+    url: str
+    events: list[str]
+    format: str  # json | slack
+    secret_env: str | None = None  # the variable the worker reads the secret from
+    max_attempts: int
+    state: str  # active | removed
+    created_at: datetime
+    created_by: str
+    removed_at: datetime | None = None
+    cancelled: int = 0  # hook remove: pending deliveries it turned dead
+
+
+class DeliveryOut(Out):
+    """One notification to one hook (``hook deliveries``, ``hook replay``)."""
+
+    id: int
+    hook: int
+    url: str
+    notification: str  # the notification's id: X-Chainml-Delivery, the same on every attempt
+    event: str
+    created_at: datetime  # when the change happened
+    state: str  # pending | delivered | dead
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime | None = None  # pending only
+    last_status: int | None = None  # the receiver's HTTP status, None: no answer
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    payload: dict[str, Any] = {}
+
+
+class DeliverResult(Out):
+    """``hook run --once`` (``Registry.deliver_due``): what one pass sent."""
+
+    attempted: int = 0
+    delivered: int = 0
+    retrying: int = 0  # failed, due again after a backoff
+    dead: int = 0  # failed for the last time

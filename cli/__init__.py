@@ -51,9 +51,20 @@ def cli() -> None:
 
 
 def _load() -> None:
-    from chainml.cli import chainfile, dbcmd, envcmd, graphcmd, nodes, servecmd, testing
+    from chainml.cli import (
+        chainfile,
+        dbcmd,
+        envcmd,
+        graphcmd,
+        hookcmd,
+        ingestcmd,
+        nodes,
+        servecmd,
+        testing,
+    )
 
-    for module in (dbcmd, nodes, testing, envcmd, graphcmd, chainfile, servecmd):
+    for module in (dbcmd, nodes, testing, envcmd, graphcmd, chainfile, ingestcmd, servecmd,
+                   hookcmd):
         module.attach(cli)
 
 

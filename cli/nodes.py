@@ -178,6 +178,12 @@ def show(ctx: click.Context, node: str, as_json: bool) -> None:
     if d.feedback:
         click.echo(f"  feedback inputs: {', '.join(d.feedback)}")
     click.echo(f"  consumers: {', '.join(d.consumers) or '-'}")
+    if d.undeclared_inputs:
+        click.echo("  undeclared inputs (seen read in runs, not declared; "
+                   "chainml check --observed):")
+        for f in d.undeclared_inputs:
+            click.echo(f"    - {f.input} (last in run {f.last_run}, {f.times} "
+                       f"run{'' if f.times == 1 else 's'})")
     if d.status is not None:
         click.echo(f"  status: {d.status.status.value}")
         for r in d.status.reasons:

@@ -31,10 +31,13 @@ def _loopback(host: str) -> bool:
               help="Reads need a read token too (the default off the loopback address).")
 @click.option("--allow-anonymous-writes", is_flag=True,
               help="Writes without a token, as the login name (loopback address only).")
+@click.option("--mapping", metavar="FILE", help="How POST /api/v1/lineage names OpenLineage "
+              "jobs and datasets (docs/ingestion.md).")
 @db_option
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int,
-          require_token_for_reads: bool, allow_anonymous_writes: bool) -> None:
+          require_token_for_reads: bool, allow_anonymous_writes: bool,
+          mapping: str | None) -> None:
     """Serve the registry: the web UI at / and the HTTP API at /api/v1/.
 
     Reads are open on the loopback address; writes need a token with the write
@@ -58,13 +61,21 @@ def serve(ctx: click.Context, host: str, port: int, workers: int,
         raise InvalidInput(f"--allow-anonymous-writes is for the loopback address only; "
                            f"binding {host} without tokens for writes is refused.")
     from chainml.fast import registry_url
-    from chainml.server.main import ENV_ANON, ENV_READS
+    from chainml.ingest.mapping import load_mapping
+    from chainml.server.main import ENV_ANON, ENV_MAPPING, ENV_READS
+
+    if mapping is not None:
+        load_mapping(mapping)  # a bad mapping file is refused now, in one line
+        os.environ[ENV_MAPPING] = os.path.abspath(mapping)
 
     url, shown_url = registry_url(db_url(ctx))
     if workers > 1 and url.startswith("sqlite"):
         raise InvalidInput("Several workers need PostgreSQL or MariaDB; the embedded SQLite "
                            "registry is served by one process (--workers 1).")
     open_registry(ctx)  # refuses an unreachable registry or an old schema now, in one line
+    from chainml.hooks.policy import WorkerSettings
+
+    WorkerSettings.from_env()  # a bad CHAINML_HOOK_* setting: exit 2 now, not a failed start
     os.environ["CHAINML_DATABASE_URL"] = url
     os.environ[ENV_READS] = "1" if require_token_for_reads or not local else "0"
     os.environ[ENV_ANON] = "1" if allow_anonymous_writes else "0"

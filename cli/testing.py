@@ -173,24 +173,31 @@ def _missing_suites(entry: Entry) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(CHECK_FORMATS), default="text",
               show_default=True, help="Report format.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
-@click.option("--strict", is_flag=True, help="Stale nodes (older than their max age) fail too.")
+@click.option("--strict", is_flag=True, help="Stale nodes (older than their max age) fail "
+              "too, and with --observed undeclared inputs.")
+@click.option("--observed", is_flag=True, help="Also report what pipelines were seen reading "
+              "outside their declared inputs (from ingested OpenLineage events).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
               help="Names listed per group before '... and N more'.")
 @db_option
 @click.pass_context
 def check(ctx: click.Context, nodes: tuple[str, ...], env_name: str | None, fmt: str,
-          as_json: bool, strict: bool, limit: int) -> None:
+          as_json: bool, strict: bool, observed: bool, limit: int) -> None:
     """The CI gate: exit 1 while any upstream change is untested, else 0.
 
     Checks every node, or the NODES given and everything upstream of them. With
     --env it is the deployment gate: every node deployed to ENV that needs tests
     must be verified (or waived, or stale) with the versions ENV serves.
 
+    With --observed it also lists the undeclared inputs that ingested OpenLineage
+    runs revealed (of the NODES given, or all); with --strict they fail the gate.
+
     \b
     Example:
       chainml check --format junit > chainml.xml
       chainml check fraud_scorer --strict
       chainml check --env prod --format github
+      chainml check --observed --strict
     """
     from chainml import fast
     from chainml.render.report import render_check
@@ -206,6 +213,10 @@ def check(ctx: click.Context, nodes: tuple[str, ...], env_name: str | None, fmt:
         chart = _affected_chart(view) if view is not None else None
     else:
         result = fast.check(db_url(ctx), list(nodes), strict)
+    if observed:
+        from chainml.rules.gate import with_findings
+
+        result = with_findings(result, open_registry(ctx).findings(list(nodes)))
     click.echo(render_check(result, fmt, limit=limit, mermaid=chart), nl=False)
     ctx.exit(0 if result.ok else 1)
 

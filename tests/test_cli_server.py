@@ -5,11 +5,6 @@ answering on SQLite, and with two workers on PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,8 +14,7 @@ import pytest
 from chainml.registry import Registry
 from tests.chains import build_example
 from tests.clirun import dump, error_line, ok, ok_json, run
-
-CHAINML = str(Path(sys.executable).with_name("chainml"))
+from tests.serving import get, serving, stop
 
 
 def test_a_token_is_printed_once_and_never_listed(database_url: str) -> None:
@@ -61,43 +55,6 @@ def test_serve_refuses_what_would_be_unsafe(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "Several workers need PostgreSQL" in error_line(result)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def _serving(url: str, *extra: str) -> subprocess.Popen[bytes]:
-    port = _free_port()
-    env = {**os.environ, "CHAINML_DATABASE_URL": url}
-    proc = subprocess.Popen([CHAINML, "serve", "--port", str(port), *extra], env=env,
-                            stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if _get(base + "/healthz")[0] == 200:
-                proc.base = base  # type: ignore[attr-defined]
-                return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"chainml serve did not answer: {proc.stderr.read().decode()}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> str:
-    proc.terminate()
-    _, err = proc.communicate(timeout=30)
-    return err.decode()
-
-
 @pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_real_server_answers(database_url: str) -> None:
     reg = Registry.init(url=database_url)
@@ -105,11 +62,11 @@ def test_a_real_server_answers(database_url: str) -> None:
     token = reg.token_create("ci", scope="write").token
     reg.close()
     workers = ["--workers", "2"] if database_url.startswith("postgresql") else []
-    proc = _serving(database_url, *workers)
+    proc = serving(database_url, *workers)
     try:
         base = proc.base  # type: ignore[attr-defined]
-        assert _get(base + "/readyz")[0] == 200
-        code, body = _get(base + "/api/v1/nodes/ranker")
+        assert get(base + "/readyz")[0] == 200
+        code, body = get(base + "/api/v1/nodes/ranker")
         assert code == 200 and json.loads(body)["name"] == "ranker"
         request = urllib.request.Request(base + "/api/v1/runs", method="POST",
                                          data=json.dumps({"node": "ranker",
@@ -119,5 +76,5 @@ def test_a_real_server_answers(database_url: str) -> None:
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 201
     finally:
-        log = _stop(proc)
+        log = stop(proc)
     assert token not in log and "Traceback" not in log

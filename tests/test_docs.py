@@ -180,6 +180,8 @@ JSON_MODELS: list[type[BaseModel]] = [
     schemas.EnvironmentOut, schemas.EnvironmentDetail, schemas.ServedNode, schemas.EnvDiff,
     schemas.EnvDiffEntry, schemas.ReleaseResult, schemas.ReleaseItem, schemas.UndeployResult,
     schemas.PlanResult, schemas.PlanNode, schemas.PlanBlocker, schemas.PlanPair,
+    schemas.IngestResult, schemas.IngestedRun, schemas.Finding,
+    schemas.HookOut, schemas.DeliveryOut, schemas.DeliverResult,
 ]
 
 

@@ -71,6 +71,7 @@ MAY_IMPORT = {
     "rules": ("chainml.db", "chainml.render.view"),
     "files": ("chainml.db", "chainml.rules"),
     "environments": ("chainml.db", "chainml.rules"),
+    "hooks": ("chainml.db", "chainml.rules"),
 }
 
 

@@ -149,6 +149,11 @@ def _check_upgraded(url: str, snapshots: dict[int, set[tuple[int, int]]] | None,
         assert got["ranker"] == "needs_retest"
         assert [e.action for e in reg.log("clicks_raw") if e.env is None][-1] == \
             "version.registered"
+        # No fixture holds hooks yet (0006): one can be added (a change then notifies it:
+        # tests/test_hooks.py; none is made here, the downgrades below compare the runs).
+        assert reg.hook_list() == [] and reg.hook_deliveries() == []
+        hook = reg.hook_add("http://127.0.0.1:9/hook", events=["run.recorded"])
+        assert [h.id for h in reg.hook_list()] == [hook.id]
     finally:
         reg.close()
 
@@ -220,6 +225,31 @@ def test_downgrading_0005_drops_the_tokens(tmp_path: Path) -> None:
         assert migrate.current(engine) == migrate.HEAD
     finally:
         engine.dispose()
+
+
+def test_downgrading_0006_drops_the_webhooks(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    reg = Registry.init(url=url)
+    reg.register(kind="source", name="raw", version="1")
+    reg.register(kind="model", name="m", version="1", inputs=["raw"])
+    reg.hook_add("http://127.0.0.1:9/hook", events=["run.recorded", "check.changed"])
+    reg.record_test("m", passed=True)
+    reg.close()
+    engine = create(url)
+    try:
+        migrate.downgrade(engine, "0005")
+        tables = inspect(engine).get_table_names()
+        for gone in ("hook", "notification", "delivery", "gate_verdict"):
+            assert gone not in tables, gone
+        with engine.connect() as conn:  # the history of the hook stays
+            actions = [a for (a,) in conn.exec_driver_sql("SELECT action FROM event")]
+        assert "hook.added" in actions
+        migrate.upgrade(engine)
+        assert migrate.current(engine) == migrate.HEAD
+    finally:
+        engine.dispose()
+    with Registry(url) as again:
+        assert again.hook_list() == []
 
 
 def test_downgrading_0003_restores_the_json_snapshots(tmp_path: Path) -> None:

@@ -10,9 +10,6 @@ hostile names, labels and descriptions render as text (no dialog ever opens); ax
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from chainml.server.app import create_app
 from tests.chains import build_example
 from tests.conftest import IN_CI
 from tests.render_fixtures import HOSTILE, HOSTILE_LABELS
+from tests.serving import in_thread
 
 playwright = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
@@ -42,12 +40,6 @@ def _chromium() -> str:
             pytest.fail("chromium is not installed; under CI=true the browser tests must run")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _hostile(reg: Registry) -> list[str]:
@@ -75,20 +67,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     reg.env_create("prod", after="staging")
     reg.deploy(["click_features", "user_embedding", "ranker", "ranking_safety"], env="prod",
                force=True, reason="ui test")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(reg), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with in_thread(create_app(reg)) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         reg.close()
 
 

@@ -310,3 +310,120 @@ class WriteLock(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     counter: Mapped[int] = mapped_column(Integer)
+
+
+class LineageEvent(Base):
+    """An OpenLineage event as received, once (migration 0007). ``dedup_key`` is a hash
+    of (run id, event type), or of the body for an event without a run: a re-delivered
+    event finds its key taken and stores nothing."""
+
+    __tablename__ = "lineage_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    run_id: Mapped[str | None] = mapped_column(Name(255), index=True)
+    event_type: Mapped[str | None] = mapped_column(String(10))
+    event_time: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    received_by: Mapped[str] = mapped_column(String(200))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class LineageRun(Base):
+    """A run whose COMPLETE was received, and what it registered (migration 0007): its
+    events arriving later add outputs and findings, never a second version."""
+
+    __tablename__ = "lineage_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(Name(255), unique=True)
+    # Names, like the history: what the run registered, as it was then.
+    job: Mapped[str] = mapped_column(Name(200))
+    job_version: Mapped[str] = mapped_column(Name(100))
+    outputs: Mapped[list[str]] = mapped_column(JSON)
+    completed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ObservedInput(Base):
+    """An undeclared consumer (migration 0007): ``node`` was seen reading ``input`` (or
+    ``input`` writing ``node``) in a run although its declared inputs do not name it.
+    A finding, not an edge: it stays open while the declared inputs still leave it out."""
+
+    __tablename__ = "observed_input"
+    __table_args__ = (UniqueConstraint("node_id", "input_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    input_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"),
+                                          index=True)
+    first_run: Mapped[str] = mapped_column(Name(255))
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_run: Mapped[str] = mapped_column(Name(255))
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+    times: Mapped[int] = mapped_column(Integer)
+
+
+class Hook(Base):
+    """A webhook subscriber (migration 0006): where to POST which events, in which body
+    format. ``secret_env`` names the environment variable that holds the signing secret
+    in the sending process; the secret itself is never stored. Removed, never deleted."""
+
+    __tablename__ = "hook"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON)
+    format: Mapped[str] = mapped_column(String(10))  # json | slack
+    secret_env: Mapped[str | None] = mapped_column(String(200))
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(200))
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    removed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Notification(Base):
+    """The transactional outbox (migration 0006): one row per change some hook subscribes
+    to, written in the change's own transaction. ``uuid`` is what receivers de-duplicate
+    on (``X-Chainml-Delivery``)."""
+
+    __tablename__ = "notification"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    event: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Delivery(Base):
+    """One notification to one hook (migration 0006): pending until a 2xx answer
+    (delivered) or ``max_attempts`` failures (dead). A worker claims a due row by moving
+    ``next_attempt_at`` past the attempt's timeout (a lease) and bumping ``attempts``."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (UniqueConstraint("hook_id", "notification_id"),
+                      Index("ix_delivery_due", "state", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hook_id: Mapped[int] = mapped_column(ForeignKey("hook.id", ondelete="CASCADE"))
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notification.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(10))  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class GateVerdict(Base):
+    """The registry gate's last verdict (migration 0006; one row, id 1): compared after
+    each write while a hook subscribes to ``check.changed``."""
+
+    __tablename__ = "gate_verdict"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    failing: Mapped[list[str]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(DateTime)

@@ -86,9 +86,15 @@ def _copy_rows(conn: Any, table: Any, rows: Sequence[dict[str, Any]]) -> None:
                             else row[c] for c in cols])
 
 
+# Session.info key set by lock_writes: this transaction changes the registry (the
+# webhook outbox, chainml.rules.outbox, finishes such transactions before they commit).
+WRITE_LOCKED = "chainml.write_locked"
+
+
 def lock_writes(s: Session) -> None:
     """Queue behind any other writer (row lock on PostgreSQL/MariaDB; SQLite: BEGIN IMMEDIATE)."""
     s.execute(update(WriteLock).where(WriteLock.id == 1).values(counter=WriteLock.counter + 1))
+    s.info[WRITE_LOCKED] = True
 
 
 def server_time(s: Session) -> datetime | None:

@@ -21,6 +21,7 @@ from chainml.environments import judge, service
 from chainml.environments.status import Inputs
 from chainml.errors import InvalidInput, NodeNotFound, ReleaseRefused, VersionNotFound
 from chainml.names import check_env_name, check_label, check_name, check_text
+from chainml.rules import outbox
 from chainml.schemas import (
     EnvironmentOut,
     ReleaseItem,
@@ -231,6 +232,10 @@ def deploy(s: Session, env_name: str, specs: Sequence[str], *, link: str | None,
     result.event = ev.id
     result.deployed_at = at
     result.deployed_by = actor
+    outbox.notify(s, "deploy.done", {
+        "env": env.name, "action": "deploy", "actor": actor, "event": ev.id,
+        "nodes": [{"name": i.node, "version": i.version, "previous": i.previous}
+                  for i in items], "forced": result.forced, "reason": reason, "link": link})
     return result
 
 
@@ -252,6 +257,10 @@ def undeploy(s: Session, env_name: str, name: str, at: datetime, actor: str
         line = after.lineage(i)
         if line.absent:
             broken.append(after.nodes[i].name)
+    outbox.notify(s, "deploy.done", {
+        "env": env.name, "action": "undeploy", "actor": actor, "event": ev.id,
+        "nodes": [{"name": node.name, "version": None, "previous": label}],
+        "forced": False, "reason": None, "link": None})
     return UndeployResult(env=env.name, node=node.name, version=label, event=ev.id,
                           undeployed_at=at, undeployed_by=actor, missing_input=sorted(broken))
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from pydantic_core import PydanticSerializationError
 
 from chainml.errors import InvalidInput
-from chainml.schemas import CheckResult, Reason, Status, StatusEntry
+from chainml.schemas import CheckResult, Finding, Reason, Status, StatusEntry
 
 if TYPE_CHECKING:
     from chainml.render.mermaid import MermaidChart
@@ -407,6 +407,33 @@ def _node_fixes(entry: StatusEntry, required: RequiredSuites, env: str | None = 
     return list(dict.fromkeys(cmds))
 
 
+# --- undeclared inputs (check --observed) -------------------------------------------
+
+OBSERVED_FIX = ("to clear: declare the input (chainml register NODE --version V --input "
+                "INPUT, a chain file or apply), or stop the job reading it")
+
+
+def _finding_text(f: Finding) -> str:
+    runs = f"{f.times} run{'' if f.times == 1 else 's'}"
+    return (f"{f.node} read {f.input}, which its declared inputs leave out (last in run "
+            f"{f.last_run}, {runs} since {f.first_seen:%Y-%m-%d %H:%M} UTC)")
+
+
+def observed_lines(result: CheckResult, limit: int) -> list[str]:
+    """The text report's section on undeclared inputs (empty without ``--observed``)."""
+    seen = result.observed
+    if seen is None:
+        return []
+    if not seen:
+        return ["no undeclared inputs observed", ""]
+    state = "failing under --strict" if result.strict else "warning; --strict fails on them"
+    lines = [f"undeclared inputs observed: {len(seen)} ({state})"]
+    lines += [f"  {_printable(_finding_text(f))}" for f in seen[:limit]]
+    if len(seen) > limit:
+        lines.append(f"  ... and {len(seen) - limit} more")
+    return [*lines, f"  {OBSERVED_FIX}", ""]
+
+
 # --- verdict and totals -------------------------------------------------------------
 
 def _title(result: CheckResult) -> str:
@@ -476,6 +503,9 @@ def verdict(result: CheckResult) -> str:
 
 def _verdict(result: CheckResult) -> str:
     """'failed: 12 of 40 nodes are not verified' / 'passed: all 40 nodes verified (...)'."""
+    if not result.ok and not result.failing and result.observed:
+        n = len(result.observed)
+        return f"failed (strict): {n} undeclared input{'' if n == 1 else 's'} observed"
     if not result.ok:
         mode = " (strict)" if result.strict else ""
         verb = "is" if len(result.failing) == 1 else "are"
@@ -571,6 +601,7 @@ def _text(result: CheckResult, limit: int, required: RequiredSuites) -> str:
         lines += _text_group(group, limit)
     if len(groups) > MAX_GROUPS:
         lines += [_omitted(groups[MAX_GROUPS:]), ""]
+    lines += observed_lines(result, limit)
     lines.append(_totals(result))
     return "\n".join(lines) + "\n"
 
@@ -620,12 +651,15 @@ def _junit(result: CheckResult, required: RequiredSuites) -> str:
     ``<testsuites>``, so the root carries only tests, failures and errors.
     """
     others = result.checked - len(result.failing) - len(result.warnings)
-    tests = len(result.failing) + len(result.warnings) + (1 if others > 0 else 0)
-    stats = {"tests": str(tests), "failures": str(len(result.failing)), "errors": "0"}
+    seen = result.observed or []
+    failures = len(result.failing) + (len(seen) if result.strict else 0)
+    skipped = len(result.warnings) + (0 if result.strict else len(seen))
+    tests = len(result.failing) + len(result.warnings) + len(seen) + (1 if others > 0 else 0)
+    stats = {"tests": str(tests), "failures": str(failures), "errors": "0"}
     title = _xml(f"chainml {_title(result)}")
     root = ET.Element("testsuites", {"name": title, **stats})
     suite = ET.SubElement(root, "testsuite", {"name": title, **stats,
-                                              "skipped": str(len(result.warnings))})
+                                              "skipped": str(skipped)})
     props = ET.SubElement(suite, "properties")
     if result.env:
         ET.SubElement(props, "property", name="env", value=_xml(_printable(result.env)))
@@ -640,6 +674,15 @@ def _junit(result: CheckResult, required: RequiredSuites) -> str:
         _junit_case(suite, entry, warning=False, required=required, env=result.env)
     for entry in _sorted(result.warnings):
         _junit_case(suite, entry, warning=True, required=required, env=result.env)
+    for f in seen:
+        case = ET.SubElement(suite, "testcase", classname="chainml.observed",
+                             name=_xml(_printable(f"{f.node} <- {f.input}")))
+        message = _xml(_printable(_finding_text(f), clip=1000))
+        if result.strict:
+            ET.SubElement(case, "failure", message=message, type="undeclared_input").text = \
+                _xml(_printable(OBSERVED_FIX))
+        else:
+            ET.SubElement(case, "skipped", message=f"warning: {message}")
     if others > 0:
         ET.SubElement(suite, "testcase", classname="chainml",
                       name=f"all {others} other checked nodes pass")
@@ -772,6 +815,18 @@ def _github(result: CheckResult, limit: int, required: RequiredSuites) -> str:
                   for entry in entries[:shown]]
         if shown < len(entries):
             lines.append(_gh_overflow(result, level, entries, shown, limit))
+    level = "error" if result.strict else "warning"
+    room = max(0, min(limit, _GH_PER_LEVEL) - sum(line.startswith(f"::{level} ")
+                                                   for line in lines))
+    seen = result.observed or []
+    for i, f in enumerate(seen[:room]):
+        if i == room - 1 and len(seen) > room:
+            text = (f"{len(seen) - i} undeclared inputs observed; chainml check --observed "
+                    "lists them")
+        else:
+            text = f"{_finding_text(f)}\n{OBSERVED_FIX}"
+        title = _gh_prop(f"chainml: undeclared input of {_printable(f.node)}")
+        lines.append(f"::{level} title={title}::{_gh_data(_printable(text, clip=3000))}")
     if not lines:
         title = _gh_prop(f"chainml {_title(result)}")
         lines.append(f"::notice title={title}::{_gh_data(_title(result))} "
@@ -839,6 +894,15 @@ def _markdown(result: CheckResult, limit: int, mermaid: str | MermaidChart | Non
         lines += [_md_row(e) for e in entries[:limit]]
         if len(entries) > limit:
             lines.append(f"| ... and {len(entries) - limit} more | | | | |")
+    seen = result.observed or []
+    if seen:
+        state = "failing" if result.strict else "warning"
+        lines += ["", f"**Undeclared inputs observed** ({state})", ""]
+        lines += [f"- {_md_code(f.node)} read {_md_code(f.input)} (run {_md_code(f.last_run)}, "
+                  f"{f.times} run{'' if f.times == 1 else 's'})" for f in seen[:limit]]
+        if len(seen) > limit:
+            lines.append(f"- ... and {len(seen) - limit} more")
+        lines += ["", _md(OBSERVED_FIX)]
     lines += ["", _md(_totals(result))]
     if mermaid:
         lines += ["", *_md_mermaid(mermaid)]

@@ -81,4 +81,13 @@ def gate_result(entries: list[StatusEntry], strict: bool, scope: list[str] | Non
     warnings = [e for e in entries if e.status == Status.STALE and not strict]
     return trusted(CheckResult, {"ok": not failing, "env": env, "strict": strict,
                                  "scope": scope, "checked": len(entries), "counts": counts,
-                                 "failing": failing, "warnings": warnings})
+                                 "failing": failing, "warnings": warnings,
+                                 "observed": None})
+
+
+def with_findings(result: CheckResult, findings: Sequence[Finding]) -> CheckResult:
+    """``check --observed``: the result with the undeclared-consumer findings; under
+    ``--strict`` any finding fails the gate (a hidden read is an untested dependency),
+    else they are reported only."""
+    return result.model_copy(update={"observed": list(findings),
+                                     "ok": result.ok and not (result.strict and findings)})

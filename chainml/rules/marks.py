@@ -31,7 +31,7 @@ from chainml.db import reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import Node
-from chainml.rules import graph
+from chainml.rules import graph, outbox
 from chainml.rules.status import Triple, considered_runs, lineage_diff
 
 
@@ -117,6 +117,7 @@ def rebuild(s: Session, node: Node, at: datetime, event_id: int | None = None) -
     close, add = _sync(node.id, existing, want, None, at, event_id)
     repo.close_marks(s, close, at, why)
     repo.add_marks(s, add)
+    outbox.marks_changed(s, add, close, why)
     return len(close)
 
 
@@ -223,6 +224,7 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
         add += new
     repo.close_marks(s, close, at, "superseded")
     repo.add_marks(s, add)
+    outbox.marks_changed(s, add, close, "superseded")
     return len(testable)
 
 

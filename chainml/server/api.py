@@ -13,15 +13,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from chainml.errors import InvalidInput, unknown_field
+from chainml.files.apply import ApplyResult
+from chainml.rules.gate import with_findings
 from chainml.schemas import (
     CheckResult,
+    DeliveryOut,
     EnvDiff,
     EnvironmentDetail,
     EnvironmentOut,
     EventOut,
+    HookOut,
     ImpactResult,
+    IngestResult,
     NodeDetail,
     NodeOut,
     PlanResult,
@@ -37,6 +43,7 @@ from chainml.schemas import (
 )
 from chainml.server.auth import Admin, Reader, Writer
 from chainml.server.errors import json_response
+from chainml.server.lineage import read_events
 
 router = APIRouter(prefix="/api/v1")
 MAX_PAGE = 1000
@@ -191,10 +198,12 @@ def status(reg: Reader, request: Request, node: str | None = None, env: str | No
 
 @router.get("/check", response_model=CheckResult, tags=["tests"])
 def check(reg: Reader, nodes: Annotated[list[str] | None, Query()] = None,
-          env: str | None = None, strict: bool = False) -> Response:
+          env: str | None = None, strict: bool = False, observed: bool = False) -> Response:
     """``chainml check``: HTTP 200 either way; ``ok`` says whether the gate passes."""
     names = nodes or []
     result = reg.env_check(env, names, strict) if env is not None else reg.check(names, strict)
+    if observed:
+        result = with_findings(result, reg.findings(names))
     return json_response(result)
 
 
@@ -301,7 +310,51 @@ def graph(reg: Reader, name: str, depth: Annotated[int, Query(ge=0, le=10)] = 2,
     return Response(text, media_type=GRAPH_TYPES[format])
 
 
-@router.get("/export", tags=["history"])
+def _text_body(what: str, example: str) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        "application/yaml": {"schema": {"type": "string", "description": what,
+                                        "example": example}},
+        "application/json": {"schema": {"type": "string", "description": what}}}}}
+
+
+async def _text(request: Request) -> str:
+    from chainml.files.safeload import decode
+
+    body = await request.body()
+    if not body.strip():
+        raise InvalidInput("The body is empty; send the file's text.")
+    return decode(body, "the body")
+
+
+@router.post("/apply", response_model=ApplyResult, tags=["chain files"],
+             openapi_extra=_text_body("A chain file (YAML or JSON).",
+                                      "chainml: 1\nnodes:\n  - name: clicks_raw\n"
+                                      "    kind: source\n    version: '2026-11-08'\n"))
+async def apply(reg: Writer, request: Request, dry_run: bool = False,
+                prune: bool = False) -> Response:
+    """``chainml apply``: make the registry match the chain file in the body (one
+    transaction; ``dry_run`` plans only; ``prune`` retires what it leaves out)."""
+    text = await _text(request)
+    result = await run_in_threadpool(reg.apply_text, text, "request", dry_run=dry_run,
+                                     prune=prune)
+    return json_response(result)
+
+
+@router.post("/import/{tool}", response_model=ApplyResult, tags=["chain files"],
+             openapi_extra=_text_body("The tool's file: a dbt manifest.json, a dvc.yaml, "
+                                      "or OpenLineage events (JSON, array or lines).",
+                                      "stages: {}\n"))
+async def import_(reg: Writer, request: Request, tool: str,
+                  kind_map: Annotated[list[str] | None, Query()] = None,
+                  dry_run: bool = False, prune: bool = False) -> Response:
+    """``chainml import TOOL``: another tool's chain, applied like a chain file."""
+    text = await _text(request)
+    result = await run_in_threadpool(reg.import_text, tool, text, kind_map=kind_map or [],
+                                     dry_run=dry_run, prune=prune)
+    return json_response(result)
+
+
+@router.get("/export", tags=["chain files"])
 def export(reg: Reader) -> Response:
     """``chainml export``: the current chain as a chain file (JSON)."""
     from chainml.files.chainfile import dump_chain
@@ -331,3 +384,72 @@ def token_create(reg: Admin, body: Payload) -> Response:
 def token_revoke(reg: Admin, name: str) -> Response:
     """``chainml token revoke NAME`` (admin)."""
     return json_response(reg.token_revoke(name))
+
+
+# ---- webhooks (docs/webhooks.md) ------------------------------------------------------------
+
+HOOK = Fields("a hook", {"url": "string", "events": "list"},
+              {"secret_env": "string", "format": "string", "max_attempts": "integer"})
+
+
+@router.get("/hooks", response_model=list[HookOut], tags=["hooks"])
+def hook_list(reg: Admin, all: bool = False) -> Response:
+    """``chainml hook list`` (admin); ``all``: with the removed ones."""
+    return json_response(reg.hook_list(include_removed=all))
+
+
+@router.post("/hooks", response_model=HookOut, status_code=201, tags=["hooks"],
+             openapi_extra=HOOK.openapi())
+def hook_add(reg: Admin, body: Payload) -> Response:
+    """``chainml hook add URL --event ...`` (admin). ``secret_env`` names a variable of the
+    server's environment (where its worker signs)."""
+    f = HOOK.parse(body)
+    return json_response(reg.hook_add(f["url"], events=f["events"],
+                                      secret_env=f.get("secret_env"),
+                                      format=f.get("format", "json"),
+                                      max_attempts=f.get("max_attempts", 8)), 201)
+
+
+@router.post("/hooks/{hook_id}/remove", response_model=HookOut, tags=["hooks"])
+def hook_remove(reg: Admin, hook_id: int) -> Response:
+    """``chainml hook remove ID`` (admin)."""
+    return json_response(reg.hook_remove(hook_id))
+
+
+@router.get("/hooks/deliveries", response_model=list[DeliveryOut], tags=["hooks"])
+def hook_deliveries(reg: Admin, request: Request, hook: int | None = None,
+                    state: str | None = None, limit: Limit = 100, offset: Offset = 0
+                    ) -> Response:
+    """``chainml hook deliveries`` (admin), newest first."""
+    return _page(request, reg.hook_deliveries(hook=hook, state=state, limit=None), limit,
+                 offset)
+
+
+@router.post("/hooks/deliveries/{delivery_id}/replay", response_model=DeliveryOut,
+             tags=["hooks"])
+def hook_replay(reg: Admin, delivery_id: int) -> Response:
+    """``chainml hook replay DELIVERY_ID`` (admin)."""
+    return json_response(reg.hook_replay(delivery_id))
+
+
+# ---- what pipelines report ----------------------------------------------------------------
+
+
+@router.post("/lineage", response_model=IngestResult, status_code=201, tags=["lineage"],
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": {
+                     "description": "An OpenLineage RunEvent, DatasetEvent or JobEvent, or "
+                                    "a JSON array of them; Content-Encoding: gzip accepted.",
+                     "oneOf": [{"type": "object"},
+                               {"type": "array", "items": {"type": "object"}}]}}}}})
+async def lineage(reg: Writer, request: Request) -> Response:
+    """``chainml ingest``: OpenLineage events, at the path OpenLineage's HTTP transport
+    posts to. Each event is stored once (a re-delivery is a duplicate); a COMPLETE run
+    registers the job's version and a new version of each output dataset."""
+    events = read_events(await request.body(), request.headers.get("content-encoding"),
+                         request.app.state.settings.max_body)
+    # The body is read asynchronously; the registry's work runs in the thread pool, as the
+    # synchronous routes' does.
+    result = await run_in_threadpool(reg.ingest_events, events,
+                                     mapping=request.app.state.settings.mapping)
+    return json_response(result, 201)

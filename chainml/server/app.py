@@ -8,7 +8,8 @@ do what is ``auth.py``; errors become one sentence with their status (``errors.p
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 
+from chainml.ingest.mapping import Mapping
 from chainml.registry import Registry
 from chainml.server import api, errors, pages
 
@@ -39,6 +41,8 @@ class Settings:
     require_token_for_reads: bool = False
     anonymous_writes: bool = False  # loopback only: a developer's own machine
     max_body: int = MAX_BODY
+    hook_worker: bool = True  # send webhook deliveries from this process (docs/webhooks.md)
+    mapping: Mapping | None = None  # POST /api/v1/lineage: names, kinds, version facets
 
 
 class BodyLimit:
@@ -113,7 +117,23 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
     """The application over ``registry`` (its engine is shared by every request); None
     builds the routes alone, for their OpenAPI document (``apidoc``)."""
     settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The webhook worker: one thread per server process. Several processes (uvicorn
+        # workers, servers sharing a registry) each run one; claims keep them apart.
+        from chainml.hooks.worker import Worker
+
+        worker = Worker(registry.engine).start() \
+            if registry is not None and settings.hook_worker else None
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+
     app = FastAPI(title="chainml", version="1", openapi_url="/api/v1/openapi.json",
+                  lifespan=lifespan,
                   docs_url=None, redoc_url=None,  # Swagger UI would load from a CDN
                   description="The chainml registry over HTTP: every command of the command "
                               "line, with the same validation, errors and JSON shapes.")

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 
@@ -38,6 +39,7 @@ from chainml.errors import (
     VersionConflict,
     VersionNotFound,
 )
+from chainml.server.auth import LoginNeeded
 
 log = logging.getLogger("chainml.server")
 
@@ -82,6 +84,10 @@ def install(app: FastAPI) -> None:
         if isinstance(e, ReleaseRefused):
             extra["result"] = e.result
         return error(status_of(e), str(e), **extra)
+
+    @app.exception_handler(LoginNeeded)
+    async def login_needed(request: Request, e: LoginNeeded) -> Response:
+        return RedirectResponse(f"/login?{urlencode({'next': e.path})}", status_code=303)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, e: RequestValidationError) -> Response:

@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import files
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 import jinja2
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup
 
 from chainml.errors import ChainmlError, InvalidInput, NodeNotFound
@@ -33,7 +33,7 @@ from chainml.render import report
 from chainml.render.text import STATUS_LABELS, clean, status_key
 from chainml.render.view import ViewNode
 from chainml.schemas import CheckResult, EventOut, NodeOut, Status, StatusEntry
-from chainml.server.auth import Reader
+from chainml.server.auth import COOKIE, PageReader
 from chainml.server.errors import status_of
 
 router = APIRouter(include_in_schema=False)
@@ -178,7 +178,7 @@ def _gate(result: CheckResult) -> dict[str, Any]:
 
 @router.get("/", response_class=HTMLResponse)
 @_guard
-def gate_page(reg: Reader, request: Request) -> Response:
+def gate_page(reg: PageReader, request: Request) -> Response:
     envs = reg.env_list()
     return _render(request, "gate.html", gate=_gate(reg.check()),
                    envs=[(e, _gate(reg.env_check(e.name))) for e in envs],
@@ -210,7 +210,7 @@ def _matches(node: NodeOut, terms: list[str]) -> bool:
 
 @router.get("/search", response_class=HTMLResponse)
 @_guard
-def search_page(reg: Reader, request: Request, q: str = "") -> Response:
+def search_page(reg: PageReader, request: Request, q: str = "") -> Response:
     q = q[:400]
     terms = q.lower().split()
     found: list[NodeOut] = []
@@ -218,7 +218,8 @@ def search_page(reg: Reader, request: Request, q: str = "") -> Response:
     if terms:
         found = [n for n in reg.nodes() if _matches(n, terms)]
         found.sort(key=lambda n: (n.name.lower() != q.strip().lower(), n.name))
-        statuses = {e.name: e for e in reg.status()} if found else {}
+        # Only the rows shown: the status of every node of a large registry costs seconds.
+        statuses = reg.statuses([n.name for n in found[:SEARCH_LIMIT]]) if found else {}
     return _render(request, "search.html", q=q, results=found[:SEARCH_LIMIT],
                    total=len(found), statuses=statuses, searched=bool(terms),
                    twin=_search_twin(q.split()))
@@ -257,7 +258,7 @@ def _served(events: list[EventOut], name: str) -> dict[str, str]:
 
 @router.get("/nodes/{name:path}", response_class=HTMLResponse)
 @_guard
-def node_page(reg: Reader, request: Request, name: str) -> Response:
+def node_page(reg: PageReader, request: Request, name: str) -> Response:
     detail = reg.node(name)
     events = reg.log(name)
     served = _served(events, name)
@@ -335,7 +336,7 @@ def _draw(reg: Registry, name: str, depth: int, direction: str) -> Drawing:
 
 @router.get("/lineage/{name:path}", response_class=HTMLResponse)
 @_guard
-def lineage_page(reg: Reader, request: Request, name: str, depth: str = "2",
+def lineage_page(reg: PageReader, request: Request, name: str, depth: str = "2",
                  direction: str = "both") -> Response:
     hops = _number(depth, "depth", 0, MAX_DEPTH)
     if direction not in DIRECTIONS:
@@ -357,7 +358,7 @@ def lineage_page(reg: Reader, request: Request, name: str, depth: str = "2",
 
 @router.get("/impact/{name:path}", response_class=HTMLResponse)
 @_guard
-def impact_page(reg: Reader, request: Request, name: str) -> Response:
+def impact_page(reg: PageReader, request: Request, name: str) -> Response:
     result = reg.impact(name)
     entries = sorted(result.impacted, key=lambda e: (e.distance, e.name))
     return _render(request, "impact.html", result=result, entries=entries,
@@ -366,7 +367,7 @@ def impact_page(reg: Reader, request: Request, name: str) -> Response:
 
 @router.get("/envs", response_class=HTMLResponse)
 @_guard
-def envs_page(reg: Reader, request: Request) -> Response:
+def envs_page(reg: PageReader, request: Request) -> Response:
     envs = [reg.env_show(e.name) for e in reg.env_list()]
     rows: dict[str, dict[str, Any]] = {}
     for env in envs:
@@ -380,9 +381,55 @@ def envs_page(reg: Reader, request: Request) -> Response:
 
 @router.get("/history", response_class=HTMLResponse)
 @_guard
-def history_page(reg: Reader, request: Request, node: str = "", env: str = "",
+def history_page(reg: PageReader, request: Request, node: str = "", env: str = "",
                  limit: str = "100") -> Response:
     count = _number(limit, "limit", 1, 1000)
     events = reg.log(node or None, count, env or None)
     return _render(request, "history.html", events=list(reversed(events)), node=node,
                    env=env, limit=count, envs=reg.env_list())
+
+
+# ---- signing in (--require-token-for-reads) -------------------------------------------------
+
+MAX_LOGIN_BODY = 4096
+SESSION_HOURS = 12
+
+
+def _next(target: str) -> str:
+    """Where to go after signing in: a path on this site only (no open redirect)."""
+    return target if target.startswith("/") and not target.startswith(("//", "/\\")) \
+        else "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002 - the URL's word
+    """The token form: browsers cannot send a Bearer header."""
+    return _render(request, "login.html", next=_next(next), failed=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    """Check the token (any scope reads) and keep it in a read-only session cookie."""
+    body = await request.body()
+    form = parse_qs(body[:MAX_LOGIN_BODY].decode("utf-8", "replace"))
+    token = (form.get("token") or [""])[0].strip()
+    target = _next((form.get("next") or ["/"])[0])
+    reg: Registry = request.app.state.registry
+    try:
+        who = reg.authenticate(token or None, "read")
+    except ChainmlError as e:
+        return _render(request, "login.html", status_of(e), next=target, failed=str(e))
+    answer = RedirectResponse(target, status_code=303)
+    hours = SESSION_HOURS * 3600
+    if who.expires_at is not None:
+        hours = max(0, min(hours, int((who.expires_at - datetime.utcnow()).total_seconds())))
+    answer.set_cookie(COOKIE, token, max_age=hours, httponly=True, samesite="strict",
+                      secure=request.url.scheme == "https", path="/")
+    return answer
+
+
+@router.post("/logout")
+def logout() -> Response:
+    answer = RedirectResponse("/login", status_code=303)
+    answer.delete_cookie(COOKIE, path="/")
+    return answer
