@@ -21,6 +21,7 @@ from typing import Any
 from bench import report, run
 from bench.generate import DEFAULT_SEED, generate
 from bench.run import OPERATIONS, BenchError, PostgresBackend, log, make_backend, scenario
+from bench.serve import ServeConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,9 +58,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--op-timeout", type=float, default=600.0,
                    help="kill a measured command after this many seconds (default: %(default)s)")
     p.add_argument("--keep", action="store_true", help="keep the registries afterwards")
+    p.add_argument("--serve-seconds", type=float, default=None, metavar="S",
+                   help="the serve-* load phases last S seconds each (default: 30 s of reads "
+                        "at 200/s, 60 s of writes at 50/s, 20 s at saturation)")
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.runs, args.backends, args.docs = "1000", 1, "sqlite", ""
+        if args.serve_seconds is None:
+            args.serve_seconds = 2.0
+    if args.serve_seconds is not None and args.serve_seconds <= 0:
+        p.error("--serve-seconds must be positive")
     if args.runs < 1:
         p.error("--runs must be at least 1")
     unknown = set(_csv(args.only)) - set(OPERATIONS)
@@ -77,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s.replace("_", "")) for s in _csv(args.sizes)]
     backends = _csv(args.backends)
     only = set(_csv(args.only)) or None
+    serve_config = (ServeConfig.short(args.serve_seconds) if args.serve_seconds is not None
+                    else ServeConfig())
     data: dict[str, Any] = {"args": vars(args), "results": [], "checks": [], "setup": [],
                             "chains": {}, "peers": [], "errors": []}
     pg_version = None
@@ -108,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{size:,} nodes on {name}")
                 t0 = time.perf_counter()
                 try:
-                    outcome = scenario(chain, chain_file, backend, args.runs, only, work)
+                    outcome = scenario(chain, chain_file, backend, args.runs, only, work,
+                                       serve_config)
                 except (BenchError, OSError) as e:
                     log(f"FAILED: {size} on {name}: {e}")
                     data["errors"].append({"size": size, "backend": name, "error": str(e)})

@@ -368,3 +368,40 @@ def insert_deployments(db: Sql, env: int, release: Sequence[tuple[int, int]]
         return len(rows)
 
     return run
+
+
+# ---- the server: what a node's page reads ------------------------------------------------
+
+def sql_node(db: Sql, names: Sequence[str]) -> Callable[[], int]:
+    """Floor for ``GET /nodes/{name}`` (page and API): a node's row, its versions, its
+    inputs and consumers with their names, its latest runs and open marks, and its own
+    history, by name through the indexes; one node of ``names`` per call, in turn."""
+    statements = [
+        "SELECT * FROM version WHERE node_id = ?",
+        "SELECT n.name, e.feedback FROM edge e JOIN node n ON n.id = e.upstream_id "
+        "WHERE e.downstream_id = ?",
+        "SELECT n.name FROM edge e JOIN node n ON n.id = e.downstream_id WHERE e.upstream_id = ?",
+        "SELECT * FROM test_run WHERE node_id = ? ORDER BY id DESC LIMIT 50",
+        "SELECT * FROM retest_mark WHERE node_id = ? AND closed_at IS NULL",
+    ]
+    turn = iter(range(10**9))
+
+    def run() -> int:
+        name = names[next(turn) % len(names)]
+        count = 0
+        (node_id,) = db.rows("SELECT id FROM node WHERE name = ?", (name,))[0]
+        for s in statements:
+            count += len(db.rows(s, (node_id,)))
+        count += len(db.rows("SELECT * FROM event WHERE node_name = ? ORDER BY id DESC "
+                             "LIMIT 50", (name,)))
+        db.rollback()
+        return count
+
+    return run
+
+
+def cycling(make: Callable[[int], Callable[[], int]], ids: Sequence[int]) -> Callable[[], int]:
+    """One floor over several nodes: each call asks about the next of ``ids``."""
+    runs = [make(i) for i in ids]
+    turn = iter(range(10**9))
+    return lambda: runs[next(turn) % len(runs)]()

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 ORDER = ("help", "apply", "apply-noop", "impact-hub", "impact-typical", "status",
          "graph-focus", "export", "register-hub", "check", "status-dirty", "test-record",
-         "env-check", "env-status-node", "env-check-behind", "env-plan", "env-deploy")
+         "env-check", "env-status-node", "env-check-behind", "env-plan", "env-deploy",
+         "serve-node-page", "serve-node-api", "serve-lineage", "serve-gate", "serve-saturation",
+         "serve-runs")
 
 
 def _cpu_model() -> str:
@@ -137,9 +139,11 @@ def table_rows(data: dict[str, Any]) -> list[list[str]]:
         fl = "; ".join(f"{f['name']} {_secs(f['seconds'])} (×{f['ratio']})"
                        for f in r.get("floors", []))
         target = "-" if r.get("target_s") is None else f"≤ {r['target_s']:g} s"
+        target = r.get("target_text") or target  # the server's: a percentile, or no errors
         if r.get("target_source", "").startswith("derived"):
             target += "*"
         median = f"> {_secs(r['median_s'])}" if r.get("timed_out") else _secs(r["median_s"])
+        median = r.get("figure") or median  # the server's: percentiles at a rate
         rows.append([r["op"], f"{r['size']:,}", r["backend"], str(r["runs"]),
                      median, "-" if r.get("peak_mib") is None else
                      f"{r['peak_mib']:.0f}", target, _met(r), fl])

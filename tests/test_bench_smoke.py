@@ -6,25 +6,35 @@ hub selected exactly ``networkx.descendants`` of the generated graph - read
 from chainml's own JSON output, not from the benchmark's bookkeeping - and that
 the environment operations saw the scenario they are meant to: ``check --env
 prod`` failing what the hub reaches, and the release recorded.
+
+The server operations (``serve-*``) get a test of their own at a tiny size (200 nodes,
+1-second load phases): every request answered, every POSTed run recorded exactly once;
+and the load generator is checked against a deliberately slow server, so that an open
+loop that quietly waited for answers (coordinated omission) would fail.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 
 from bench.generate import DEFAULT_SEED, NEEDS_TESTS, generate
 from bench.run import OPERATIONS
+from bench.serve import SERVE_OPERATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_OPERATIONS = {
     "help", "apply", "apply-noop", "impact-hub", "impact-typical", "status", "graph-focus",
     "export", "register-hub", "check", "status-dirty", "test-record",
     "env-check", "env-status-node", "env-check-behind", "env-plan", "env-deploy",
+    "serve-node-page", "serve-node-api", "serve-lineage", "serve-gate", "serve-saturation",
+    "serve-runs",
 }
 
 
@@ -112,3 +122,74 @@ def test_env_deploy_floor_leaves_the_registry_as_it_was(tmp_path: Path) -> None:
         assert db.rows("SELECT count(*) FROM deployment") == before
     finally:
         db.close()
+
+
+def test_serve_operations_at_a_tiny_size(tmp_path: Path) -> None:
+    results, work = tmp_path / "results", tmp_path / "work"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--sizes", "200", "--backends", "sqlite", "--runs", "1",
+         "--only", ",".join(SERVE_OPERATIONS), "--serve-seconds", "1", "--docs", "",
+         "--out", str(results), "--work", str(work)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    data = json.loads(next(results.glob("*.json")).read_text())
+    assert not data["errors"], data["errors"]
+    rows = {r["op"]: r for r in data["results"]}
+    assert set(rows) == set(SERVE_OPERATIONS)
+    for op, row in rows.items():
+        d = row["detail"]
+        assert row["size"] == 200 and row["backend"] == "sqlite", row
+        assert d["workers"] == 1 and d["server_processes"] == 1, (op, d)  # SQLite: one process
+        assert d["requests"] >= 1 and d["errors"] == 0, (op, d)
+        assert 0 < d["p50_s"] <= d["p95_s"] <= d["p99_s"] <= d["max_s"], (op, d)
+        assert row["peak_mib"] and row["peak_mib"] > 0, (op, row)
+        assert row["floors"] and all(f["seconds"] > 0 for f in row["floors"]), (op, row)
+        assert row["figure"], (op, row)
+    assert rows["serve-node-page"]["detail"]["requests"] == 200  # 200/s for 1 s, all answered
+    assert rows["serve-node-page"]["detail"]["bytes_mean"] > rows["serve-node-api"]["detail"][
+        "bytes_mean"]  # the page, not its JSON twin
+    assert rows["serve-lineage"]["detail"]["distinct_nodes"] == 5
+    assert rows["serve-saturation"]["detail"]["requests_per_s"] > 0
+    runs = rows["serve-runs"]["detail"]
+    assert runs["requests"] == 50 and runs["exactly_once"], runs
+    assert runs["test_runs_recorded"] == runs["events_recorded"] == 50, runs
+    serve_checks = [c for c in data["checks"] if c["what"].startswith("serve-runs")]
+    assert len(serve_checks) == 3 and all(c["equal"] for c in serve_checks), serve_checks
+    assert all(c["equal"] for c in data["checks"]), data["checks"]
+
+
+def test_open_loop_counts_latency_from_when_each_request_was_due() -> None:
+    """A server answering one request at a time in 50 ms, sent 100 requests/s for 0.5 s:
+    the answers fall further and further behind, and the open loop must say so (the last
+    waits ~2 s); a closed loop would have reported 50 ms for every one."""
+    from bench import load
+
+    async def scenario() -> dict[str, Any]:
+        lock = asyncio.Lock()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    await reader.readuntil(b"\r\n\r\n")
+                    async with lock:
+                        await asyncio.sleep(0.05)
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            return await load.run({"base_url": f"http://127.0.0.1:{port}", "mode": "open",
+                                   "rate": 100, "seconds": 0.5,
+                                   "requests": [["GET", "/", None]]})
+
+    got = asyncio.run(scenario())
+    records = got["records"]
+    assert len(records) == 50 and all(r[2] == 200 for r in records)
+    latencies = [r[1] for r in records]
+    assert latencies[-1] > 1.5, latencies  # 50 x 50 ms of service, minus 0.5 s of arrivals
+    assert min(latencies) >= 0.045
+    assert got["wall_s"] > 2.2
