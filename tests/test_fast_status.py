@@ -217,4 +217,8 @@ def test_status_imports_neither_pydantic_nor_sqlalchemy(reg: Registry, late_cloc
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout
     heavy = done.stderr.decode().rsplit("HEAVY", 1)[1].split()
+    if database_url.startswith("mysql"):
+        # MariaDB has no direct path (db/direct.py): SQLAlchemy reads it, pydantic
+        # and the result models must still stay out.
+        heavy = [m for m in heavy if m.split(".")[0] != "sqlalchemy"]
     assert heavy == [], f"chainml {' '.join(args)} imported {heavy}"
