@@ -23,10 +23,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from chainml.db import engine as dbe
-from chainml.db import ingested, location, migrate, reads
+from chainml.db import location, migrate, reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
-from chainml.db.models import Node, TestRun, Version, Waiver
+from chainml.db.models import Event, Node, TestRun, Version, Waiver
 from chainml.errors import InvalidInput, unknown_field
 from chainml.hooks.policy import DEFAULT_MAX_ATTEMPTS, WorkerSettings
 from chainml.kinds import Kind
@@ -59,10 +59,12 @@ from chainml.schemas import (
     IngestResult,
     InputRef,
     NodeDetail,
+    NodeHistory,
     NodeOut,
     PlanResult,
     Reason,
     RegisterResult,
+    ReleaseOut,
     ReleaseResult,
     RetireResult,
     SchemaRevision,
@@ -716,10 +718,9 @@ class Registry:
         """Open undeclared-consumer findings (of the nodes ``names``, default all): what
         runs were seen reading that the readers' declared inputs leave out."""
         with dbe.read_session(self.engine) as s:
-            ids = [repo.require_node(s, n).id for n in names] if names else None
-            return [Finding(node=a, input=b, first_run=f.first_run, first_seen=f.first_seen,
-                            last_run=f.last_run, last_seen=f.last_seen, times=f.times)
-                    for f, a, b in ingested.open_findings(s, ids)]
+            db = Db.over(s)
+            ids = [reads.require_node(db, n).id for n in names] if names else None
+            return [Finding(**o._asdict()) for o in reads.open_observed(db, ids)]
 
     def import_text(self, tool: str, text: str, *, kind_map: Sequence[str] = (),
                     dry_run: bool = False, prune: bool = False) -> ApplyResult:
@@ -762,34 +763,33 @@ class Registry:
     def node(self, name: str) -> NodeDetail:
         """One node with its versions, current inputs, consumers and status."""
         with dbe.read_session(self.engine) as s:
-            n = repo.require_node(s, name)
-            versions = repo.versions_of(s, n.id)
-            inputs = repo.inputs_of(s, [v.id for v in versions])
-            names = reads.names(Db.over(s), [i.upstream_id for i in inputs])
-            labels = reads.labels(Db.over(s), [v.id for v in versions]
-                                       + [i.pinned_version_id for i in inputs])
-            outs = []
-            for v in versions:
-                mine = [i for i in inputs if i.version_id == v.id]
-                outs.append(VersionOut(
-                    label=v.label, meta=v.meta, created_at=v.created_at, created_by=v.created_by,
-                    current=v.id == n.current_version_id,
-                    inputs=sorted((InputRef(name=names[i.upstream_id],
-                                            pin=labels.get(i.pinned_version_id or -1))
-                                   for i in mine if not i.feedback), key=lambda r: r.name),
-                    feedback=sorted(names[i.upstream_id] for i in mine if i.feedback),
-                ))
-            current = next((v for v in outs if v.current), None)
-            detail = NodeDetail(**_node_out(n, labels).model_dump(), versions=outs)
-            if current is not None:
-                detail.inputs, detail.feedback = current.inputs, current.feedback
-            detail.consumers = [c for c, _ in repo.consumers_of(s, n.id)]
-            detail.status = self._statuses(s, [n.id], self.clock()).get(n.id)
-            detail.undeclared_inputs = [
-                Finding(node=a, input=b, first_run=f.first_run, first_seen=f.first_seen,
-                        last_run=f.last_run, last_seen=f.last_seen, times=f.times)
-                for f, a, b in ingested.open_findings(s, [n.id])]
-            return detail
+            db = Db.over(s)
+            n = reads.node_full(db, reads.require_node(db, name).id)
+            versions = reads.node_versions(db, n.id)
+            inputs = reads.all_inputs_of_versions(db, [v.id for v in versions])
+            names = reads.names(db, [u for _, u, _, _ in inputs])
+            labels = reads.labels(db, [n.current_version_id] + [p for _, _, p, _ in inputs])
+            labels.update((v.id, v.label) for v in versions)
+            consumers = reads.consumer_names(db, n.id)
+            status = gate.statuses(db, [n.id], self.clock()).get(n.id)
+            observed = reads.open_observed(db, [n.id])
+        outs = []
+        for v in versions:
+            mine = [(u, p, fb) for vid, u, p, fb in inputs if vid == v.id]
+            outs.append(VersionOut(
+                label=v.label, meta=v.meta, created_at=v.created_at, created_by=v.created_by,
+                current=v.id == n.current_version_id,
+                inputs=sorted((InputRef(name=names[u], pin=labels.get(p or -1))
+                               for u, p, fb in mine if not fb), key=lambda r: r.name),
+                feedback=sorted(names[u] for u, _, fb in mine if fb),
+            ))
+        current = next((v for v in outs if v.current), None)
+        detail = NodeDetail(**_node_out(n, labels).model_dump(), versions=outs,
+                            consumers=consumers, status=status)
+        if current is not None:
+            detail.inputs, detail.feedback = current.inputs, current.feedback
+        detail.undeclared_inputs = [Finding(**o._asdict()) for o in observed]
+        return detail
 
     def log(self, name: str | None = None, limit: int | None = None,
             env: str | None = None) -> list[EventOut]:
@@ -798,9 +798,32 @@ class Registry:
         with dbe.read_session(self.engine) as s:
             if env is not None:
                 reads.require_env(Db.over(s), env)
-            return [EventOut(id=e.id, at=e.at, actor=e.actor, action=e.action, node=e.node_name,
-                             version=e.version_label, env=e.env_name, details=e.details)
-                    for e in repo.events(s, name, limit, env)]
+            return [_event_out(e) for e in repo.events(s, name, limit, env)]
+
+    def node_history(self, name: str) -> NodeHistory:
+        """``name``'s events and releases, as its page shows them (``log NODE`` gives the
+        events whole). A release is read from its deployment rows, not from its event:
+        a release of a whole chain lists every node in its details, and reading those
+        for each node page cost more than the rest of the page together. So a release
+        shows this node's line, its link and note; ``forced`` and the reason stay in
+        the full event (``log --env ENV``)."""
+        with dbe.read_session(self.engine) as s:
+            node = repo.require_node(s, name)
+            events = [_event_out(e) for e in repo.own_events(s, name)]
+            releases: list[ReleaseOut] = []
+            served: dict[str, str | None] = {}
+            for event, at, env, label, by, link, note in repo.releases_of(s, node.id):
+                releases.append(ReleaseOut(event=event, at=at, env=env, version=label,
+                                           previous=served.get(env), by=by, link=link,
+                                           note=note))
+                served[env] = label
+        deploys = [EventOut(id=r.event or 0, at=r.at, actor=r.by, action="deploy", env=r.env,
+                            details={"nodes": [{"node": name, "version": r.version,
+                                                "previous": r.previous}],
+                                     "link": r.link, "note": r.note})
+                   for r in releases if r.version is not None]
+        return NodeHistory(events=sorted(events + deploys, key=lambda e: e.id),
+                           releases=releases)
 
     def generation(self) -> int:
         """The id of the newest history event (0 when there is none). Every write records
@@ -960,7 +983,12 @@ def _facts(row: Any, runs: Sequence[Any], names: dict[int, str], labels: dict[in
                  labels=labels)
 
 
-def _node_out(n: Node, labels: dict[int, str]) -> NodeOut:
+def _event_out(e: Event) -> EventOut:
+    return EventOut(id=e.id, at=e.at, actor=e.actor, action=e.action, node=e.node_name,
+                    version=e.version_label, env=e.env_name, details=e.details)
+
+
+def _node_out(n: Node | reads.NodeFull, labels: dict[int, str]) -> NodeOut:
     # unify_newlines: rows written before registration unified them may hold CRLF.
     return NodeOut(name=n.name, kind=n.kind, owner=n.owner,
                    description=unify_newlines(n.description),

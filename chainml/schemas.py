@@ -205,6 +205,31 @@ class EventOut(Out):
     details: dict[str, Any] = {}
 
 
+class ReleaseOut(Out):
+    """One release of one node to an environment: a deploy, or an undeploy
+    (``version`` None), with the version the environment had deployed before (None when
+    it had none: a source it read live until then included, where the release's event
+    names that live version)."""
+
+    event: int | None = None
+    at: datetime
+    env: str
+    version: str | None = None
+    previous: str | None = None
+    by: str
+    link: str | None = None
+    note: str | None = None
+
+
+class NodeHistory(Out):
+    """A node's history as its page shows it: its events, oldest first, with each
+    release narrowed to this node (``details.nodes`` holds its line only), and its
+    releases."""
+
+    events: list[EventOut] = []
+    releases: list[ReleaseOut] = []
+
+
 class CheckResult(Out):
     ok: bool
     env: str | None = None  # check --env: the environment checked; None: the registry

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from chainml.db.models import Edge, LineageEvent, LineageRun, Node, ObservedInput
+from chainml.db.models import Edge, LineageEvent, LineageRun, ObservedInput
 
 
 def has_event(s: Session, key: str) -> bool:
@@ -59,25 +59,6 @@ def record_finding(s: Session, node_id: int, input_id: int, run_id: str, at: dat
     if row.last_run != run_id:
         row.last_run, row.last_seen, row.times = run_id, at, row.times + 1
     return False
-
-
-def open_findings(s: Session, node_ids: Sequence[int] | None = None
-                  ) -> list[tuple[ObservedInput, str, str]]:
-    """Findings still open: the reader is not retired and its current version's inputs
-    (the edge table) still leave the input out. Rows with the reader's and the input's
-    names, by reader then input."""
-    reader, read = aliased(Node), aliased(Node)
-    declared = select(Edge.downstream_id).where(
-        and_(Edge.downstream_id == ObservedInput.node_id,
-             Edge.upstream_id == ObservedInput.input_id)).exists()
-    stmt = (select(ObservedInput, reader.name, read.name)
-            .join(reader, reader.id == ObservedInput.node_id)
-            .join(read, read.id == ObservedInput.input_id)
-            .where(reader.retired_at.is_(None), ~declared))
-    if node_ids is not None:
-        stmt = stmt.where(ObservedInput.node_id.in_(node_ids))
-    rows = [(f, a, b) for f, a, b in s.execute(stmt).all()]
-    return sorted(rows, key=lambda r: (r[1], r[2]))
 
 
 def declared(s: Session, node_id: int) -> set[int]:

@@ -629,3 +629,86 @@ def versions_of_nodes(db: Db, node_ids: Iterable[int]) -> dict[int, list[int]]:
                                   sorted(out)), reverse=True):
         out[n].append(v)
     return out
+
+
+# ---- one node, whole (show, its page, GET /api/v1/nodes/NAME) ---------------------------------
+
+
+class NodeFull(NamedTuple):
+    id: int
+    name: str
+    kind: str
+    owner: str | None
+    description: str | None
+    tags: list[str]
+    meta: dict[str, Any]
+    needs_tests: bool
+    max_age_s: int | None
+    required_suites: list[str]
+    current_version_id: int | None
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class VersionFull(NamedTuple):
+    id: int
+    label: str
+    meta: dict[str, Any]
+    created_at: datetime
+    created_by: str
+
+
+class ObservedRow(NamedTuple):
+    node: str
+    input: str
+    first_run: str
+    first_seen: datetime
+    last_run: str
+    last_seen: datetime
+    times: int
+
+
+def node_full(db: Db, node_id: int) -> NodeFull:
+    (r,) = db.rows("SELECT id, name, kind, owner, description, tags, meta, needs_tests, "
+                   "max_age_s, required_suites, current_version_id, created_at, retired_at "
+                   "FROM node WHERE id = ?", [node_id])
+    return NodeFull(r[0], r[1], r[2], r[3], r[4], _json(r[5]), _json(r[6]), bool(r[7]), r[8],
+                    _json(r[9]), r[10], _dt(r[11]), None if r[12] is None else _dt(r[12]))
+
+
+def node_versions(db: Db, node_id: int) -> list[VersionFull]:
+    """Every version of a node, oldest first."""
+    rows = db.rows("SELECT id, label, meta, created_at, created_by FROM version "
+                   "WHERE node_id = ? ORDER BY id", [node_id])
+    return [VersionFull(r[0], r[1], _json(r[2]), _dt(r[3]), r[4]) for r in rows]
+
+
+def all_inputs_of_versions(db: Db, version_ids: Sequence[int]
+                           ) -> list[tuple[int, int, int | None, bool]]:
+    """Every input of each version, feedback too: (version, upstream, pin, feedback)."""
+    rows = db.rows_in("SELECT version_id, upstream_id, pinned_version_id, feedback "
+                      "FROM version_input WHERE version_id IN ({ids})", list(version_ids))
+    return [(v, u, p, bool(f)) for v, u, p, f in rows]
+
+
+def consumer_names(db: Db, node_id: int) -> list[str]:
+    """Every node whose current version reads ``node_id`` (feedback too), by name
+    whatever the backend's collation."""
+    rows = db.rows("SELECT DISTINCT n.name FROM edge e JOIN node n ON n.id = e.downstream_id "
+                   "WHERE e.upstream_id = ?", [node_id])
+    return sorted(r[0] for r in rows)
+
+
+def open_observed(db: Db, node_ids: Sequence[int] | None = None) -> list[ObservedRow]:
+    """Undeclared-consumer findings still open, by reader then input name: what a node
+    (of ``node_ids``, default all) was seen reading that its current inputs (the edge
+    table) leave out; nothing once the reader is retired."""
+    sql = ("SELECT r.name, i.name, o.first_run, o.first_seen, o.last_run, o.last_seen, o.times "
+           "FROM observed_input o JOIN node r ON r.id = o.node_id "
+           "JOIN node i ON i.id = o.input_id "
+           "WHERE r.retired_at IS NULL AND NOT EXISTS (SELECT 1 FROM edge e "
+           "WHERE e.downstream_id = o.node_id AND e.upstream_id = o.input_id)")
+    rows = (db.rows(sql) if node_ids is None
+            else db.rows_in(sql + " AND o.node_id IN ({ids})", sorted(set(node_ids))))
+    return sorted((ObservedRow(r[0], r[1], r[2], _dt(r[3]), r[4], _dt(r[5]), r[6])
+                   for r in rows), key=lambda o: (o.node, o.input))

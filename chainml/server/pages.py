@@ -32,7 +32,7 @@ from chainml.registry import Registry
 from chainml.render import report
 from chainml.render.text import STATUS_LABELS, clean, status_key
 from chainml.render.view import ViewNode
-from chainml.schemas import CheckResult, EventOut, NodeOut, Status, StatusEntry
+from chainml.schemas import CheckResult, NodeHistory, NodeOut, Status, StatusEntry
 from chainml.server.auth import COOKIE, PageReader
 from chainml.server.errors import status_of
 
@@ -241,33 +241,27 @@ def _search_twin(terms: list[str]) -> str:
 # ---- one node -----------------------------------------------------------------------------
 
 
-def _served(events: list[EventOut], name: str) -> dict[str, str]:
-    """Environment -> the version of ``name`` it serves, from the node's releases."""
-    served: dict[str, str] = {}
-    for e in events:
-        if e.env is None:
-            continue
-        if e.action == "deploy":
-            for item in e.details.get("nodes") or []:
-                if isinstance(item, dict) and item.get("node") == name:
-                    served[e.env] = str(item.get("version"))
-        elif e.action == "undeploy" and e.node == name:
-            served.pop(e.env, None)
-    return served
+def _served(history: NodeHistory) -> dict[str, str]:
+    """Environment -> the version of the node it serves: its latest release there."""
+    served: dict[str, str | None] = {}
+    for r in history.releases:
+        served[r.env] = r.version
+    return {env: v for env, v in served.items() if v is not None}
 
 
 @router.get("/nodes/{name:path}", response_class=HTMLResponse)
 @_guard
 def node_page(reg: PageReader, request: Request, name: str) -> Response:
     detail = reg.node(name)
-    events = reg.log(name)
-    served = _served(events, name)
+    history = reg.node_history(name)
+    events = history.events
+    served = _served(history)
     env_status: dict[str, StatusEntry | None] = {}
     for env in served:
         entries = reg.env_status(env, name) if detail.retired_at is None else []
         env_status[env] = entries[0] if entries else None
     runs = [e for e in reversed(events) if e.action == "test.recorded"]
-    releases = [e for e in reversed(events) if e.action in ("deploy", "undeploy")]
+    releases = list(reversed(history.releases))
     status = detail.status
     return _render(request, "node.html", node=detail, status=status,
                    ways=report.clear_ways(status) if status and status.status not in
