@@ -12,9 +12,6 @@ same-site links. The pages run no inline script and load nothing from another ho
 from __future__ import annotations
 
 import functools
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import files
@@ -34,6 +31,7 @@ from chainml.render.text import STATUS_LABELS, clean, status_key
 from chainml.render.view import ViewNode
 from chainml.schemas import CheckResult, NodeHistory, NodeOut, Status, StatusEntry
 from chainml.server.auth import COOKIE, PageReader
+from chainml.server.cache import Cache
 from chainml.server.errors import status_of
 
 router = APIRouter(include_in_schema=False)
@@ -179,10 +177,13 @@ def _gate(result: CheckResult) -> dict[str, Any]:
 @router.get("/", response_class=HTMLResponse)
 @_guard
 def gate_page(reg: PageReader, request: Request) -> Response:
-    envs = reg.env_list()
-    return _render(request, "gate.html", gate=_gate(reg.check()),
-                   envs=[(e, _gate(reg.env_check(e.name))) for e in envs],
-                   names_shown=NAMES_SHOWN)
+    # Seconds on a 100,000-node registry: computed once per write (and minute) per
+    # worker, however many people look (cache.py).
+    def gates() -> tuple[dict[str, Any], list[tuple[Any, dict[str, Any]]]]:
+        return _gate(reg.check()), [(e, _gate(reg.env_check(e.name))) for e in reg.env_list()]
+
+    gate, envs = _cache(request, "gates", 4).get_or_compute(reg.generation(), gates)
+    return _render(request, "gate.html", gate=gate, envs=envs, names_shown=NAMES_SHOWN)
 
 
 # ---- search -------------------------------------------------------------------------------
@@ -275,39 +276,12 @@ def node_page(reg: PageReader, request: Request, name: str) -> Response:
 # ---- lineage ------------------------------------------------------------------------------
 
 
-class SvgCache:
-    """Lineage drawings by (registry generation, node, depth, direction), the newest
-    ``size`` kept.
-
-    The generation (newest event id) changes with every write; ``ttl`` bounds what only
-    time changes (a node going stale, a waiver expiring)."""
-
-    def __init__(self, size: int = 64, ttl: float = 60.0) -> None:
-        self.size, self.ttl = size, ttl
-        self._items: OrderedDict[tuple[Any, ...], tuple[float, Drawing]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...]) -> Drawing | None:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is None or time.monotonic() - hit[0] > self.ttl:
-                return None
-            self._items.move_to_end(key)
-            return hit[1]
-
-    def put(self, key: tuple[Any, ...], drawing: Drawing) -> None:
-        with self._lock:
-            self._items[key] = (time.monotonic(), drawing)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-
-def _cache(request: Request) -> SvgCache:
+def _cache(request: Request, name: str, size: int) -> Cache[Any]:
+    """The worker's cache called ``name`` (made on first use)."""
     state = request.app.state
-    if not hasattr(state, "lineage_svgs"):
-        state.lineage_svgs = SvgCache()
-    cache: SvgCache = state.lineage_svgs
+    if not hasattr(state, name):
+        setattr(state, name, Cache(size=size))
+    cache: Cache[Any] = getattr(state, name)
     return cache
 
 
@@ -336,12 +310,8 @@ def lineage_page(reg: PageReader, request: Request, name: str, depth: str = "2",
     if direction not in DIRECTIONS:
         raise InvalidInput("direction is both, upstream or downstream.")
     key = (reg.generation(), name, hops, direction)
-    cache = _cache(request)
-    drawing = cache.get(key)
-    if drawing is None:
-        drawing = _draw(reg, name, hops, direction)
-        cache.put(key, drawing)
-    svg, nodes = drawing
+    svg, nodes = _cache(request, "lineage_svgs", 64).get_or_compute(
+        key, lambda: _draw(reg, name, hops, direction))
     return _render(request, "lineage.html", name=name, depth=hops, direction=direction,
                    svg=Markup(svg),  # sanitised by _draw: drawing elements, same-site links
                    nodes=nodes, max_drawn=MAX_DRAWN)

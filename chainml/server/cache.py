@@ -1,0 +1,67 @@
+"""What the pages compute at length, kept per worker process by registry generation.
+
+The generation (``Registry.generation``: the newest event's id) changes with every
+write, so an entry keyed by it is current until the next write; ``ttl`` bounds what
+time alone changes (a node going stale, a waiver expiring). A cold key is computed
+once: requests for it that arrive meanwhile wait for that computation instead of
+starting their own (a gate takes seconds on a 100,000-node registry, and a page
+opened by ten people after a write should not cost ten of them).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Cache(Generic[T]):
+    """The newest ``size`` values by key, each for ``ttl`` seconds at most."""
+
+    def __init__(self, size: int = 64, ttl: float = 60.0) -> None:
+        self.size, self.ttl = size, ttl
+        self._items: OrderedDict[Hashable, tuple[float, T]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._computing: dict[Hashable, threading.Lock] = {}
+
+    def get(self, key: Hashable) -> T | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or time.monotonic() - hit[0] > self.ttl:
+                return None
+            self._items.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: Hashable, value: T) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The cached value, else ``compute()``'s, computed once however many ask.
+
+        A failure is not cached: it reaches the caller that computed, and the next
+        request tries again (one waiting meanwhile computes it anew)."""
+        found = self.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            gate = self._computing.setdefault(key, threading.Lock())
+        with gate:
+            found = self.get(key)  # computed while this request waited
+            if found is not None:
+                return found
+            try:
+                value = compute()
+                self.put(key, value)
+                return value
+            finally:
+                with self._lock:
+                    if self._computing.get(key) is gate:
+                        del self._computing[key]
