@@ -38,6 +38,10 @@ from urllib.parse import urlsplit
 
 Record = list[Any]  # [due offset s, latency s, status (0: no answer), bytes, error or None]
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+# uvicorn closes a keep-alive connection idle for 5 s (timeout_keep_alive); one idle
+# longer than this is closed here instead of being reused into that race, which
+# surfaced as a request failing with IncompleteReadError after a lull.
+IDLE_MAX_S = 4.0
 
 
 class Client:
@@ -49,7 +53,7 @@ class Client:
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         self.timeout = timeout
-        self.idle: list[Conn] = []
+        self.idle: list[tuple[float, Conn]] = []  # (idle since, connection), newest last
         self.opened = 0
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
@@ -57,8 +61,11 @@ class Client:
             return await self._request(method, path, body)
 
     async def _request(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
+        now = time.monotonic()
+        while self.idle and now - self.idle[0][0] > IDLE_MAX_S:
+            self.idle.pop(0)[1][1].close()
         if self.idle:
-            reader, writer = self.idle.pop()
+            reader, writer = self.idle.pop()[1]
         else:
             reader, writer = await asyncio.open_connection(self.host, self.port)
             self.opened += 1
@@ -96,11 +103,11 @@ class Client:
         if headers.get("connection", "").lower() == "close":
             writer.close()
         else:
-            self.idle.append((reader, writer))
+            self.idle.append((time.monotonic(), (reader, writer)))
         return status, content
 
     async def close(self) -> None:
-        for _, writer in self.idle:
+        for _, (_, writer) in self.idle:
             writer.close()
         self.idle.clear()
 

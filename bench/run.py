@@ -38,6 +38,7 @@ import networkx as nx
 
 from bench import floors
 from bench.generate import NEEDS_TESTS, Chain
+from bench.ingest import INGEST_OPERATIONS
 from bench.serve import SERVE_OPERATIONS, ServeConfig
 
 SLOW = 10.0
@@ -75,7 +76,7 @@ ENV_OPERATIONS = ("env-check", "env-status-node", "env-check-behind", "env-plan"
                   "env-deploy")
 OPERATIONS = ("help", "apply", "apply-noop", "impact-hub", "impact-typical", "status",
               "graph-focus", "export", "register-hub", "check", "status-dirty", "test-record",
-              *ENV_OPERATIONS, *SERVE_OPERATIONS)
+              *ENV_OPERATIONS, *SERVE_OPERATIONS, *INGEST_OPERATIONS)
 # The environment the env operations ask about: every node deployed there at setup.
 ENV_NAME = "prod"
 # The release env-deploy records: this many testable leaves (all of them when fewer),
@@ -754,7 +755,7 @@ def scenario(chain: Chain, chain_file: Path, backend: Backend, runs: int,
     env_ready = False
     release: list[str] = []
     # The server operations run last, on that registry too (prod serving every node).
-    serving = any(want(op) for op in SERVE_OPERATIONS)
+    serving = any(want(op) for op in (*SERVE_OPERATIONS, *INGEST_OPERATIONS))
     if serving or any(want(op) for op in ENV_OPERATIONS):
         with step("env-setup"):
             log(f"  creating {ENV_NAME} and deploying every node there (setup, not measured)")

@@ -75,6 +75,8 @@ class ServeConfig:
     read_seconds: float = 30.0
     write_rate: float = 50.0  # POST /api/v1/runs per second (open loop)
     write_seconds: float = 60.0
+    ingest_rate: float = 300.0  # OpenLineage COMPLETE events per second, 4 producers
+    hook_rate: float = 20.0  # POST /api/v1/runs per second while a hook listens
     lineage_requests: int = 40  # distinct nodes, one after the other
     concurrency: int = 64  # closed-loop clients at saturation
     saturation_seconds: float = 20.0
@@ -463,6 +465,19 @@ def operations(backend: Any, chain: Chain, db: floors.Sql, ids: dict[str, int], 
             with step("serve-runs"):
                 _runs(backend, db, ids, testable, rng, files, out, cfg, server, measured,
                       floor, row)
+
+        if want("serve-ingest"):  # bench/ingest.py
+            from bench.ingest import ingest
+
+            with step("serve-ingest"):
+                ingest(backend, db, files, out, cfg, server, measured, floor, row)
+
+        if want("serve-hook-lag"):
+            from bench.ingest import hook_lag
+
+            with step("serve-hook-lag"):
+                hook_lag(backend, db, testable, rng, files, out, cfg, server, measured, floor,
+                         row)
     finally:
         server.stop()
 
