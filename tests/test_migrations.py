@@ -142,20 +142,52 @@ def _check_upgraded(url: str, snapshots: dict[int, set[tuple[int, int]]] | None,
             assert rows == snapshots
         assert [(e.name, e.status, e.reasons) for e in reg.status()] == [
             (e.name, e.status, e.reasons) for e in reg.recompute_status()]
-        assert len(reg.nodes()) == 13
+        # 0007's fixture ingested a job, its output and the two datasets it read.
+        assert len(reg.nodes()) == (17 if revision >= "0007" else 13)
         got = {e.name: e.status.value for e in reg.status()}
         assert got["fraud_scorer"] == "waived"
         assert got["user_embedding"] == "verified"
         assert got["ranker"] == "needs_retest"
         assert [e.action for e in reg.log("clicks_raw") if e.env is None][-1] == \
             "version.registered"
-        # No fixture holds hooks yet (0006): one can be added (a change then notifies it:
-        # tests/test_hooks.py; none is made here, the downgrades below compare the runs).
-        assert reg.hook_list() == [] and reg.hook_deliveries() == []
-        hook = reg.hook_add("http://127.0.0.1:9/hook", events=["run.recorded"])
-        assert [h.id for h in reg.hook_list()] == [hook.id]
+        if revision >= "0006":
+            _check_hooks(reg)
+        else:  # an older registry has no hook: one can be added (a change then notifies
+            # it: tests/test_hooks.py; none is made here, the downgrades compare the runs)
+            assert reg.hook_list() == [] and reg.hook_deliveries() == []
+            hook = reg.hook_add("http://127.0.0.1:9/hook", events=["run.recorded"])
+            assert [h.id for h in reg.hook_list()] == [hook.id]
+        if revision >= "0007":
+            _check_lineage(reg)
+        else:
+            assert reg.findings() == []
     finally:
         reg.close()
+
+
+def _check_hooks(reg: Registry) -> None:
+    """What make_fixture.py put in a 0006 registry: a hook, a removed one, a pending
+    delivery, which the delivery worker can still send."""
+    assert [(h.url, h.events) for h in reg.hook_list()] == [
+        ("http://127.0.0.1:9/fixture", ["run.recorded"])]
+    assert len(reg.hook_list(include_removed=True)) == 2
+    assert [(d.event, d.state) for d in reg.hook_deliveries()] == [("run.recorded", "pending")]
+
+
+def _check_lineage(reg: Registry) -> None:
+    """What make_fixture.py ingested into a 0007 registry: its finding stays open, and the
+    run it left without COMPLETE still completes (its START is stored)."""
+    job, users = "job:airflow/daily.features", "dataset:warehouse/raw.users"
+    assert [(f.node, f.input, f.times) for f in reg.findings()] == [(job, users, 1)]
+    assert [v.label for v in reg.node(job).versions] == ["c1", "c2"]
+    done = reg.ingest_events([{
+        "eventType": "COMPLETE", "eventTime": "2026-11-27T11:25:00Z",
+        "run": {"runId": "0176a8c2-fe01-7439-87e6-56a1a1b40003"},
+        "job": {"namespace": "airflow", "name": "daily.features"},
+        "producer": "https://example.com/fixture",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"}])
+    assert [(r.job, r.outputs) for r in done.runs] == [
+        (job, ["dataset:warehouse/ml.features@0176a8c2-fe01-7439-87e6-56a1a1b40003"])]
 
 
 def _check_environments(reg: Registry) -> None:

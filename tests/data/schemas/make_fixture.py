@@ -33,6 +33,10 @@ def main() -> None:
         environments(reg)
     if migrate.HEAD >= "0005":
         tokens(reg)
+    if migrate.HEAD >= "0006":
+        hooks(reg)
+    if migrate.HEAD >= "0007":
+        lineage(reg)
     reg.close()
     print(out)
 
@@ -61,6 +65,38 @@ def tokens(reg: Registry) -> None:
     reg.token_create("fixture-bot", scope="write", expires=None)
     reg.token_create("old-bot", scope="read", expires=None)
     reg.token_revoke("old-bot")
+
+
+def hooks(reg: Registry) -> None:
+    """Revision 0006: a hook with a delivery still pending (its receiver never answered)
+    and a removed hook."""
+    reg.hook_add("http://127.0.0.1:9/fixture", events=["run.recorded"])
+    gone = reg.hook_add("http://127.0.0.1:9/gone", events=["deploy.done"])
+    reg.hook_remove(gone.id)
+    reg.record_test("click_features", passed=True)
+
+
+def _event(run: str, etype: str, minute: int, inputs: list[str], code: str) -> dict[str, object]:
+    return {"eventType": etype, "eventTime": f"2026-11-27T11:{minute:02d}:00Z",
+            "run": {"runId": run},
+            "job": {"namespace": "airflow", "name": "daily.features", "facets": {
+                "sourceCodeLocation": {"type": "git", "url": "https://x/y", "version": code}}},
+            "inputs": [{"namespace": "warehouse", "name": n} for n in inputs],
+            "outputs": [{"namespace": "warehouse", "name": "ml.features"}],
+            "producer": "https://example.com/fixture",
+            "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"}
+
+
+def lineage(reg: Registry) -> None:
+    """Revision 0007: two ingested runs of one job (four new nodes), the second reading
+    a dataset its declared inputs leave out (an open finding), and a run never completed."""
+    first = "0176a8c2-fe01-7439-87e6-56a1a1b40001"
+    second = "0176a8c2-fe01-7439-87e6-56a1a1b40002"
+    reg.ingest_events([_event(first, "START", 0, ["raw.clicks"], "c1"),
+                       _event(first, "COMPLETE", 5, ["raw.clicks"], "c1")])
+    reg.ingest_events([_event(second, "COMPLETE", 10, ["raw.clicks", "raw.users"], "c2")])
+    reg.ingest_events([_event("0176a8c2-fe01-7439-87e6-56a1a1b40003", "START", 20,
+                              ["raw.clicks"], "c3")])
 
 
 if __name__ == "__main__":
