@@ -95,6 +95,10 @@ class VersionInput(Base):
     """One input of a version (regular or feedback, optionally pinned)."""
 
     __tablename__ = "version_input"
+    # Who reads a node (the walk down a release makes, ``reads.readers``), from the index
+    # alone; without it every step scanned the table (migration 0008).
+    __table_args__ = (Index("ix_version_input_readers", "upstream_id", "feedback",
+                            "version_id", "pinned_version_id"),)
 
     version_id: Mapped[int] = mapped_column(
         ForeignKey("version.id", ondelete="CASCADE"), primary_key=True
