@@ -323,9 +323,18 @@ def test_released_registries_upgrade_with_their_data_on_servers(fixture: Path,
 
 
 def test_wheel_carries_cli_and_migrations(tmp_path: Path) -> None:
+    # Built from a copy of what the wheel is made of: an in-tree build reuses build/,
+    # where a migration renamed since the last build would still sit beside its new name.
+    src = tmp_path / "src"
+    src.mkdir()
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / part, src / part)
+    for part in ("chainml", "cli", "migrations"):
+        shutil.copytree(ROOT / part, src / part,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True,
+         "-w", str(tmp_path), str(src)], capture_output=True, text=True,
     )
     assert out.returncode == 0, out.stderr
     wheel = next(tmp_path.glob("chainml-*.whl"))

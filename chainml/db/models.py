@@ -146,8 +146,10 @@ class TestRun(Base):
     __tablename__ = "test_run"
     # Covering for status: the runs of current versions are read without touching the
     # rows, whose snapshots are kilobytes each (migration 0002).
+    # By version: the runs of given versions (``reads.version_runs``), migration 0008.
     __table_args__ = (Index("ix_test_run_status", "node_id", "version_id", "recorded_at", "id",
-                            "suite", "passed"),)
+                            "suite", "passed"),
+                      Index("ix_test_run_version", "version_id", "id"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
