@@ -105,9 +105,7 @@ class Assignment:
         if not missing:
             return
         self.states.update(reads.node_states(self.db, missing))
-        found = reads.latest_deployments(self.db, self.env.id, missing)
-        self._deployed.update({n: d.version_id for n, d in found.items()
-                               if d.version_id is not None})
+        self._deployed.update(reads.served_map(self.db, self.env.id, missing))
 
     def deployed(self, node: int) -> int | None:
         """The version deployed to the environment (a live source is not deployed)."""
