@@ -61,6 +61,7 @@ from chainml.schemas import (
     NodeDetail,
     NodeHistory,
     NodeOut,
+    NodeOverview,
     PlanResult,
     Reason,
     RegisterResult,
@@ -763,16 +764,39 @@ class Registry:
     def node(self, name: str) -> NodeDetail:
         """One node with its versions, current inputs, consumers and status."""
         with dbe.read_session(self.engine) as s:
+            return self._node(Db.over(s), name)
+
+    def node_overview(self, name: str) -> NodeOverview:
+        """Everything a node's page shows, read over one connection: ``node``,
+        ``node_history``, and its status in each environment that serves it (None where
+        it gets none there: it needs no tests, or is retired)."""
+        from chainml.environments import service
+
+        with dbe.read_session(self.engine) as s:
             db = Db.over(s)
-            n = reads.node_full(db, reads.require_node(db, name).id)
-            versions = reads.node_versions(db, n.id)
-            inputs = reads.all_inputs_of_versions(db, [v.id for v in versions])
-            names = reads.names(db, [u for _, u, _, _ in inputs])
-            labels = reads.labels(db, [n.current_version_id] + [p for _, _, p, _ in inputs])
-            labels.update((v.id, v.label) for v in versions)
-            consumers = reads.consumer_names(db, n.id)
-            status = gate.statuses(db, [n.id], self.clock()).get(n.id)
-            observed = reads.open_observed(db, [n.id])
+            detail = self._node(db, name)
+            history = self._node_history(s, name)
+            latest: dict[str, str | None] = {}
+            for r in history.releases:
+                latest[r.env] = r.version
+            served = {env: v for env, v in latest.items() if v is not None}
+            envs: dict[str, StatusEntry | None] = {}
+            for env in served:
+                found = (service.env_status(db, env, name, self.clock())
+                         if detail.retired_at is None else [])
+                envs[env] = found[0] if found else None
+        return NodeOverview(node=detail, history=history, served=served, env_status=envs)
+
+    def _node(self, db: Db, name: str) -> NodeDetail:
+        n = reads.node_full(db, reads.require_node(db, name).id)
+        versions = reads.node_versions(db, n.id)
+        inputs = reads.all_inputs_of_versions(db, [v.id for v in versions])
+        names = reads.names(db, [u for _, u, _, _ in inputs])
+        labels = reads.labels(db, [n.current_version_id] + [p for _, _, p, _ in inputs])
+        labels.update((v.id, v.label) for v in versions)
+        consumers = reads.consumer_names(db, n.id)
+        status = gate.statuses(db, [n.id], self.clock()).get(n.id)
+        observed = reads.open_observed(db, [n.id])
         outs = []
         for v in versions:
             mine = [(u, p, fb) for vid, u, p, fb in inputs if vid == v.id]
@@ -808,15 +832,18 @@ class Registry:
         shows this node's line, its link and note; ``forced`` and the reason stay in
         the full event (``log --env ENV``)."""
         with dbe.read_session(self.engine) as s:
-            node = repo.require_node(s, name)
-            events = [_event_out(e) for e in repo.own_events(s, name)]
-            releases: list[ReleaseOut] = []
-            served: dict[str, str | None] = {}
-            for event, at, env, label, by, link, note in repo.releases_of(s, node.id):
-                releases.append(ReleaseOut(event=event, at=at, env=env, version=label,
-                                           previous=served.get(env), by=by, link=link,
-                                           note=note))
-                served[env] = label
+            return self._node_history(s, name)
+
+    def _node_history(self, s: Session, name: str) -> NodeHistory:
+        node = repo.require_node(s, name)
+        events = [_event_out(e) for e in repo.own_events(s, name)]
+        releases: list[ReleaseOut] = []
+        served: dict[str, str | None] = {}
+        for event, at, env, label, by, link, note in repo.releases_of(s, node.id):
+            releases.append(ReleaseOut(event=event, at=at, env=env, version=label,
+                                       previous=served.get(env), by=by, link=link,
+                                       note=note))
+            served[env] = label
         deploys = [EventOut(id=r.event or 0, at=r.at, actor=r.by, action="deploy", env=r.env,
                             details={"nodes": [{"node": name, "version": r.version,
                                                 "previous": r.previous}],

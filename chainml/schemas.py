@@ -230,6 +230,17 @@ class NodeHistory(Out):
     releases: list[ReleaseOut] = []
 
 
+class NodeOverview(Out):
+    """What a node's page shows (``Registry.node_overview``): the node, its history, the
+    version each environment serves (its latest release there, undeploys left out), and
+    its status in each of those environments (None: it gets none there)."""
+
+    node: NodeDetail
+    history: NodeHistory
+    served: dict[str, str] = {}
+    env_status: dict[str, StatusEntry | None] = {}
+
+
 class CheckResult(Out):
     ok: bool
     env: str | None = None  # check --env: the environment checked; None: the registry

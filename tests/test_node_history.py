@@ -69,3 +69,36 @@ def test_the_history_of_a_node_never_deployed_is_its_own_events(registry: Regist
     got = reg.node_history("ranker")
     assert got.releases == []
     assert [e.id for e in got.events] == [e.id for e in reg.log("ranker")]
+
+
+def test_node_overview_is_node_history_and_env_status_together(registry: Registry) -> None:
+    """The page's one read: what ``node``, ``node_history`` and ``env_status`` say apart;
+    the served versions from the latest release per environment (``env show``)."""
+    reg = build_example(registry)
+    everything = [n.name for n in reg.nodes()]
+    reg.env_create("staging")
+    reg.env_create("prod", after="staging")
+    reg.deploy(everything, env="staging", force=True, reason="start")
+    reg.deploy(everything, env="prod", force=True, reason="start")
+    reg.register(kind="feature", name="click_features", version="9", inputs=["clicks_raw"])
+    reg.deploy(["click_features"], env="staging", force=True, reason="skew it")
+    reg.undeploy("ranker", env="prod")
+    reg.retire("feed_app")
+
+    for name in ("click_features", "ranker", "clicks_raw", "fraud_scorer", "feed_app"):
+        got = reg.node_overview(name)
+        assert got.node == reg.node(name)
+        assert got.history == reg.node_history(name)
+        shown = {env.name: {n.name: n.version for n in reg.env_show(env.name).nodes
+                            if n.deployed}
+                 for env in reg.env_list()}
+        assert got.served == {env: nodes[name] for env, nodes in shown.items()
+                              if name in nodes}
+        expected = {}
+        for env in got.served:
+            entries = [] if got.node.retired_at else reg.env_status(env, name)
+            expected[env] = entries[0] if entries else None
+        assert got.env_status == expected
+    assert list(reg.node_overview("ranker").served) == ["staging"]  # undeployed from prod
+    assert reg.node_overview("click_features").served == {"staging": "9", "prod": "1.3.0"}
+    assert reg.node_overview("feed_app").env_status == {"staging": None, "prod": None}

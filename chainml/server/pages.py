@@ -29,7 +29,7 @@ from chainml.registry import Registry
 from chainml.render import report
 from chainml.render.text import STATUS_LABELS, clean, status_key
 from chainml.render.view import ViewNode
-from chainml.schemas import CheckResult, NodeHistory, NodeOut, Status, StatusEntry
+from chainml.schemas import CheckResult, NodeOut, Status, StatusEntry
 from chainml.server.auth import COOKIE, PageReader
 from chainml.server.cache import Cache
 from chainml.server.errors import status_of
@@ -242,25 +242,13 @@ def _search_twin(terms: list[str]) -> str:
 # ---- one node -----------------------------------------------------------------------------
 
 
-def _served(history: NodeHistory) -> dict[str, str]:
-    """Environment -> the version of the node it serves: its latest release there."""
-    served: dict[str, str | None] = {}
-    for r in history.releases:
-        served[r.env] = r.version
-    return {env: v for env, v in served.items() if v is not None}
-
-
 @router.get("/nodes/{name:path}", response_class=HTMLResponse)
 @_guard
 def node_page(reg: PageReader, request: Request, name: str) -> Response:
-    detail = reg.node(name)
-    history = reg.node_history(name)
+    overview = reg.node_overview(name)
+    detail, history, env_status = overview.node, overview.history, overview.env_status
+    served = overview.served
     events = history.events
-    served = _served(history)
-    env_status: dict[str, StatusEntry | None] = {}
-    for env in served:
-        entries = reg.env_status(env, name) if detail.retired_at is None else []
-        env_status[env] = entries[0] if entries else None
     runs = [e for e in reversed(events) if e.action == "test.recorded"]
     releases = list(reversed(history.releases))
     status = detail.status
