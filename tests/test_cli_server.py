@@ -78,3 +78,24 @@ def test_a_real_server_answers(database_url: str) -> None:
     finally:
         log = stop(proc)
     assert token not in log and "Traceback" not in log
+
+
+def test_a_served_process_tunes_its_garbage_collector(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's workers build the app with ``app_from_env``: the collector's thresholds
+    are then the server's (docs/performance.md), the start-up objects frozen."""
+    import gc
+
+    from chainml.server.main import GC_THRESHOLDS, app_from_env
+
+    Registry.init(tmp_path)
+    monkeypatch.setenv("CHAINML_DATABASE_URL", f"sqlite:///{tmp_path}/.chainml/registry.db")
+    before = gc.get_threshold()
+    try:
+        app = app_from_env()
+        assert app.state.registry is not None
+        assert gc.get_threshold() == GC_THRESHOLDS != before
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
