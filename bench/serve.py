@@ -311,7 +311,7 @@ def operations(backend: Any, chain: Chain, db: floors.Sql, ids: dict[str, int], 
         if op == "serve-runs":
             met = s["errors"] == 0 and bool(detail.get("exactly_once"))
         elif bound is not None and value is not None:
-            met = value <= bound and s["errors"] == 0
+            met = max(value, detail.get("cold_s", 0.0)) <= bound and s["errors"] == 0
         if met is not None:
             met = met and peak <= PEAK_MIB_TARGET
         r.update({"runs": s["requests"], "median_s": s["p50_s"], "times_s": [],
@@ -427,15 +427,20 @@ def operations(backend: Any, chain: Chain, db: floors.Sql, ids: dict[str, int], 
 
         if want("serve-gate"):
             with step("serve-gate"):
-                load({"base_url": server.base_url, "mode": "sequential",
-                      "requests": [["GET", "/", None]]}, files, "serve-gate-warmup")
+                # The page is computed once per registry write in each worker and cached:
+                # the first requests (one per worker, at most) pay for it, the rest not.
+                # Both are reported; the target is judged on the slower.
+                cold = summary(load({"base_url": server.base_url, "mode": "sequential",
+                                     "requests": [["GET", "/", None]] * workers},
+                                    files, "serve-gate-cold"))
                 got, cpu = measured("serve-gate", {"mode": "sequential",
                                                    "requests": [["GET", "/", None]] * runs})
                 s = summary(got)
                 fl_t = time_call(floors.sql_status(db), runs)
                 row("serve-gate", s,
                     [floor("SELECT testable nodes + open marks", fl_t.median, s["p50_s"])],
-                    f"median {_ms(s['p50_s'])} of {s['requests']}", cpu)
+                    f"median {_ms(s['p50_s'])} of {s['requests']} (cached); cold "
+                    f"{_ms(cold['max_s'])}", cpu, cold_s=cold["max_s"])
 
         if want("serve-saturation"):
             with step("serve-saturation"):
