@@ -886,6 +886,20 @@ class Registry:
         with dbe.read_session(self.engine) as s:
             return gate.check(Db.over(s), names, strict, self.clock())
 
+    def gates(self) -> tuple[CheckResult, list[tuple[EnvironmentOut, CheckResult]]]:
+        """``check``, and ``env_check`` of every environment (in promotion order), over
+        one connection that reads the status facts of the whole registry once for all
+        of them (the web UI's gate page)."""
+        from chainml.environments import service
+
+        with dbe.read_session(self.engine) as s:
+            db = Db.over(s)
+            db.memo = {}
+            now = self.clock()
+            result = gate.check(db, (), False, now)
+            return result, [(e, service.env_check(db, e.name, [], False, now))
+                            for e in service.env_list(db)]
+
     def check_with_view(self, names: Sequence[str] = (), strict: bool = False
                         ) -> tuple[CheckResult, GraphView | None]:
         """``check``, and a view of its failing nodes with the paths from their causes

@@ -294,3 +294,22 @@ def test_dot_links_only_same_site_paths_and_svgsafe_keeps_only_those() -> None:
     assert kept.count("href") == 1 and 'xlink:href="/lineage/d"' in kept
     assert 'target="_top"' in kept and "_blank" not in kept
     assert "href" not in svgsafe.sanitize_svg(svg)  # off by default
+
+
+def test_the_gates_read_together_are_the_checks_read_apart(reg: Registry) -> None:
+    """``Registry.gates`` shares the whole-registry status reads between ``check`` and
+    each ``check --env``: what it says must be what each says alone, a skewed
+    environment and a retested node included; and a write in between is seen."""
+    reg.env_create("prod", after="staging")
+    reg.deploy(["click_features"], env="prod", force=True, reason="skew")
+    reg.register(kind="feature", name="click_features", version="1.4.0", inputs=["clicks_raw"])
+    failing: list[list[str]] = []
+    for _ in range(2):
+        result, envs = reg.gates()
+        assert result == reg.check()
+        assert [(e.name, r) for e, r in envs] == [
+            (e.name, reg.env_check(e.name)) for e in reg.env_list()]
+        assert not result.ok and [e.name for e, _ in envs] == ["staging", "prod"]
+        failing.append([e.name for e in result.failing])
+        reg.record_test(failing[-1][0], passed=True)
+    assert failing[1] == failing[0][1:]

@@ -42,6 +42,10 @@ class Db:
         self._pyformat = dbapi.paramstyle in ("format", "pyformat")
         self._owned = owned
         self._binary = backend == "postgresql" and getattr(dbapi, "__name__", "") == "psycopg"
+        # Whole-registry reads kept for the next question asked over this connection
+        # (``reads.shared``); None, the default, keeps nothing: a reader that writes in
+        # between must never see what it read before.
+        self.memo: dict[str, Any] | None = None
 
     @classmethod
     def over(cls, s: Session) -> Db:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from chainml.db.direct import Db
 from chainml.errors import InvalidInput, NodeNotFound
+
+T = TypeVar("T")
 
 
 class NodeRow(NamedTuple):
@@ -213,8 +215,26 @@ def _where_ids(db: Db, sql: str, ids: Sequence[int] | None, column: str,
     return db.rows_in(f"{sql}{joiner}{column} IN ({{ids}})", sorted(set(ids)), params)
 
 
+def shared(db: Db, key: str, read: Callable[[], T]) -> T:
+    """``read()``, kept in ``db.memo`` when the caller asked for one: the gate page asks
+    ``check`` and ``check --env`` of every environment over one connection, and each
+    reads the status facts of the whole registry."""
+    if db.memo is None:
+        return read()
+    if key not in db.memo:
+        db.memo[key] = read()
+    found: T = db.memo[key]
+    return found
+
+
 def status_nodes(db: Db, ids: Sequence[int] | None) -> list[StatusNode]:
     """Nodes that need tests, with their current version (all of them when ``ids`` is None)."""
+    if ids is None:
+        return shared(db, "status_nodes", lambda: _status_nodes(db, None))
+    return _status_nodes(db, ids)
+
+
+def _status_nodes(db: Db, ids: Sequence[int] | None) -> list[StatusNode]:
     rows = _where_ids(db, "SELECT n.id, n.name, n.kind, n.owner, n.max_age_s, "
                       f"{db.as_text('n.required_suites')}, v.id, v.label, v.created_at FROM node n "
                       "JOIN version v ON v.id = n.current_version_id "
@@ -230,6 +250,12 @@ def status_runs(db: Db, ids: Sequence[int] | None) -> dict[int, list[Run]]:
     Commit order is id order (writers queue on the write lock before inserting), never
     the recorded time: two machines whose clocks disagree must not reorder runs.
     """
+    if ids is None:
+        return shared(db, "status_runs", lambda: _status_runs(db, None))
+    return _status_runs(db, ids)
+
+
+def _status_runs(db: Db, ids: Sequence[int] | None) -> dict[int, list[Run]]:
     rows = _where_ids(db, "SELECT t.id, t.node_id, t.suite, t.passed, t.recorded_at "
                       "FROM test_run t JOIN node n ON n.id = t.node_id "
                       "AND n.current_version_id = t.version_id", ids, "t.node_id")
@@ -241,6 +267,12 @@ def status_runs(db: Db, ids: Sequence[int] | None) -> dict[int, list[Run]]:
 
 def status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
     """Open retest marks per node, oldest first."""
+    if ids is None:
+        return shared(db, "status_marks", lambda: _status_marks(db, None))
+    return _status_marks(db, ids)
+
+
+def _status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
     rows = _where_ids(db, "SELECT id, node_id, cause_id, "
                       f"{db.as_text('tested_versions')}, {db.as_text('now_versions')}, "
                       f"{db.as_text('path')} FROM retest_mark WHERE closed_at IS NULL", ids,

@@ -180,7 +180,8 @@ def gate_page(reg: PageReader, request: Request) -> Response:
     # Seconds on a 100,000-node registry: computed once per write (and minute) per
     # worker, however many people look (cache.py).
     def gates() -> tuple[dict[str, Any], list[tuple[Any, dict[str, Any]]]]:
-        return _gate(reg.check()), [(e, _gate(reg.env_check(e.name))) for e in reg.env_list()]
+        result, envs = reg.gates()
+        return _gate(result), [(e, _gate(r)) for e, r in envs]
 
     gate, envs = _cache(request, "gates", 4).get_or_compute(reg.generation(), gates)
     return _render(request, "gate.html", gate=gate, envs=envs, names_shown=NAMES_SHOWN)
