@@ -1,47 +1,59 @@
 """Queries and writes over the ingestion tables (migration 0007): received OpenLineage
 events, completed runs, and undeclared-consumer findings. The caller owns the
-transaction, as in :mod:`chainml.db.repository`."""
+transaction, as in :mod:`chainml.db.repository`.
+
+The queries run for every event are built once (``bindparam``): building a statement and
+its cache key costs SQLAlchemy more than SQLite takes to run it (0.1 ms against 0.03).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from chainml.db.models import Edge, LineageEvent, LineageRun, ObservedInput
 
+_HAS_EVENT = select(LineageEvent.id).where(LineageEvent.dedup_key == bindparam("key"))
+_RUN_EVENTS = (select(LineageEvent.body).where(LineageEvent.run_id == bindparam("run_id"))
+               .order_by(LineageEvent.id))
+_COMPLETED_RUN = select(LineageRun).where(LineageRun.run_id == bindparam("run_id"))
+_DECLARED = select(Edge.upstream_id, Edge.downstream_id).where(
+    Edge.downstream_id.in_(bindparam("ids", expanding=True)))
+# Rows written once per event: INSERTs into the tables, not ORM objects (nothing reads
+# them back in the same transaction but through a query), four times cheaper than
+# flushing an object (or inserting through the mapped class, which costs the same).
+_ADD_EVENT = insert(cast(Table, LineageEvent.__table__))
+_ADD_RUN = insert(cast(Table, LineageRun.__table__))
+
 
 def has_event(s: Session, key: str) -> bool:
-    return s.scalar(select(LineageEvent.id).where(LineageEvent.dedup_key == key)) is not None
+    return s.scalar(_HAS_EVENT, {"key": key}) is not None
 
 
 def add_event(s: Session, key: str, run_id: str | None, event_type: str | None,
               event_time: datetime, body: dict[str, Any], at: datetime, actor: str) -> None:
-    s.add(LineageEvent(dedup_key=key, run_id=run_id, event_type=event_type,
-                       event_time=event_time, body=body, received_at=at, received_by=actor))
-    s.flush()
+    s.execute(_ADD_EVENT, {"dedup_key": key, "run_id": run_id, "event_type": event_type,
+                           "event_time": event_time, "body": body, "received_at": at,
+                           "received_by": actor})
 
 
 def run_events(s: Session, run_id: str) -> Sequence[dict[str, Any]]:
     """The bodies of every event received for ``run_id``, in arrival order."""
-    return s.scalars(select(LineageEvent.body).where(LineageEvent.run_id == run_id)
-                     .order_by(LineageEvent.id)).all()
+    return s.scalars(_RUN_EVENTS, {"run_id": run_id}).all()
 
 
 def completed_run(s: Session, run_id: str) -> LineageRun | None:
-    return s.scalars(select(LineageRun).where(LineageRun.run_id == run_id)).one_or_none()
+    return s.scalars(_COMPLETED_RUN, {"run_id": run_id}).one_or_none()
 
 
 def add_run(s: Session, run_id: str, job: str, job_version: str, outputs: list[str],
-            at: datetime) -> LineageRun:
-    run = LineageRun(run_id=run_id, job=job, job_version=job_version, outputs=outputs,
-                     completed_at=at)
-    s.add(run)
-    s.flush()
-    return run
+            at: datetime) -> None:
+    s.execute(_ADD_RUN, {"run_id": run_id, "job": job, "job_version": job_version,
+                         "outputs": outputs, "completed_at": at})
 
 
 def record_finding(s: Session, node_id: int, input_id: int, run_id: str, at: datetime
@@ -61,6 +73,10 @@ def record_finding(s: Session, node_id: int, input_id: int, run_id: str, at: dat
     return False
 
 
-def declared(s: Session, node_id: int) -> set[int]:
-    """The nodes the current version of ``node_id`` reads (regular, feedback, pinned)."""
-    return set(s.scalars(select(Edge.upstream_id).where(Edge.downstream_id == node_id)))
+def declared(s: Session, node_ids: Sequence[int]) -> dict[int, set[int]]:
+    """For each of ``node_ids``: the nodes its current version reads (regular, feedback,
+    pinned). A run's job and outputs, so one query (the list is short)."""
+    out: dict[int, set[int]] = {n: set() for n in node_ids}
+    for up, down in s.execute(_DECLARED, {"ids": sorted(out)}):
+        out[down].add(up)
+    return out

@@ -10,10 +10,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import JSON, Select, and_, delete, false, insert, literal, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    JSON,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    false,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, aliased
 
 from chainml.db import reads
 from chainml.db.direct import Db
@@ -44,20 +57,28 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[i : i + size]
 
 
+# Rows that PostgreSQL gets as one INSERT rather than COPY, which costs two round trips
+# (COPY, then its end) whatever the rows: the inputs of a version, the edges of a node.
+# Not for a table with JSON columns: COPY stores None there as SQL NULL, an INSERT as
+# JSON null, and a table keeps one of the two.
+FEW_ROWS = 20
+
+
 def bulk_insert(s: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
     """Insert many rows (all with the same keys) in as few round trips as possible.
 
     A plain executemany sends one statement per row on psycopg, and even batched
     multi-row INSERTs are slow there (psycopg re-parses every long statement in
-    Python), so PostgreSQL gets COPY. Elsewhere, RETURNING makes SQLAlchemy's
-    "insertmanyvalues" batch the rows into multi-row INSERTs from one cached
-    statement (SQLite 3.35+, MariaDB 10.5+).
+    Python), so PostgreSQL gets COPY, unless the rows are few. Elsewhere, RETURNING
+    makes SQLAlchemy's "insertmanyvalues" batch the rows into multi-row INSERTs from
+    one cached statement (SQLite 3.35+, MariaDB 10.5+).
     """
     if not rows:
         return
     table = model.__table__
     conn = s.connection()
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and (
+            len(rows) > FEW_ROWS or any(isinstance(c.type, JSON) for c in table.columns)):
         _copy_rows(conn, table, rows)
         return
     stmt = insert(table).returning(*table.primary_key.columns)
@@ -91,9 +112,15 @@ def _copy_rows(conn: Any, table: Any, rows: Sequence[dict[str, Any]]) -> None:
 WRITE_LOCKED = "chainml.write_locked"
 
 
+# Statements run for every write or every ingested event are built once (``bindparam``):
+# building one and its cache key costs SQLAlchemy more than SQLite takes to run it
+# (0.1 ms against 0.03).
+_LOCK = update(WriteLock).where(WriteLock.id == 1).values(counter=WriteLock.counter + 1)
+
+
 def lock_writes(s: Session) -> None:
     """Queue behind any other writer (row lock on PostgreSQL/MariaDB; SQLite: BEGIN IMMEDIATE)."""
-    s.execute(update(WriteLock).where(WriteLock.id == 1).values(counter=WriteLock.counter + 1))
+    s.execute(_LOCK)
     s.info[WRITE_LOCKED] = True
 
 
@@ -141,11 +168,14 @@ def require_node(s: Session, name: str) -> Node:
     return s.get_one(Node, reads.require_node(Db.over(s), name).id)
 
 
+_NODES_BY_NAME = select(Node).where(Node.name.in_(bindparam("names", expanding=True)))
+
+
 def nodes_by_name(s: Session, names: Iterable[str]) -> dict[str, Node]:
     wanted = sorted(set(names))
     out: dict[str, Node] = {}
     for part in chunks(wanted):
-        for n in s.scalars(select(Node).where(Node.name.in_(part))):
+        for n in s.scalars(_NODES_BY_NAME, {"names": list(part)}):
             out[n.name] = n
     return out
 
@@ -164,10 +194,14 @@ def list_nodes(s: Session, kind: str | None = None, retired: bool = False) -> Se
 # ---- versions ------------------------------------------------------------------------------
 
 
+_VERSION = select(Version).where(Version.node_id == bindparam("node_id"),
+                                 Version.label == bindparam("label"))
+_VERSION_ID = select(Version.id).where(Version.node_id == bindparam("node_id"),
+                                       Version.label == bindparam("label"))
+
+
 def get_version(s: Session, node: Node, label: str) -> Version | None:
-    return s.scalars(
-        select(Version).where(Version.node_id == node.id, Version.label == label)
-    ).one_or_none()
+    return s.scalars(_VERSION, {"node_id": node.id, "label": label}).one_or_none()
 
 
 def require_version(s: Session, node: Node, label: str) -> Version:
@@ -190,24 +224,31 @@ def inputs_of(s: Session, version_ids: Sequence[int]) -> Sequence[VersionInput]:
     return rows
 
 
+# An INSERT into the table, not an ORM object (registering a version reads it back only
+# through queries): four times cheaper than flushing one, or than inserting through the
+# mapped class.
+_VERSIONS = cast(Table, Version.__table__)
+_ADD_VERSION = insert(_VERSIONS).returning(_VERSIONS.c.id)
+
+
 def add_version(
     s: Session, node: Node, label: str, meta: dict[str, Any], at: datetime, actor: str,
     inputs: Sequence[tuple[int, int | None, bool]],
-) -> Version:
-    """Insert a version and its inputs as (upstream id, pinned version id, feedback)."""
-    v = Version(node_id=node.id, label=label, meta=meta, created_at=at, created_by=actor)
-    s.add(v)
-    s.flush()
+) -> int:
+    """Insert a version and its inputs as (upstream id, pinned version id, feedback);
+    returns its id."""
+    vid = int(s.execute(_ADD_VERSION, {"node_id": node.id, "label": label, "meta": meta,
+                                       "created_at": at, "created_by": actor}).scalar_one())
     if inputs:
         bulk_insert(s, VersionInput, [
-            {"version_id": v.id, "upstream_id": u, "pinned_version_id": p, "feedback": fb}
+            {"version_id": vid, "upstream_id": u, "pinned_version_id": p, "feedback": fb}
             for u, p, fb in inputs
         ])
-    return v
+    return vid
 
 
 def version_id(s: Session, node_id: int, label: str) -> int | None:
-    found = s.scalar(select(Version.id).where(Version.node_id == node_id, Version.label == label))
+    found = s.scalar(_VERSION_ID, {"node_id": node_id, "label": label})
     return None if found is None else int(found)
 
 
@@ -252,6 +293,43 @@ def current_state(s: Session) -> tuple[list[Any], list[tuple[int, int, bool, int
     return list(rows), edges
 
 
+class NamedInput(NamedTuple):
+    """One input of a version, with what registering from that version says of it."""
+
+    upstream_id: int
+    pinned_version_id: int | None
+    feedback: bool
+    name: str  # the upstream's
+    retired: bool  # the upstream is retired
+    pinned_label: str | None
+
+
+_PINNED = aliased(Version)
+_INPUTS_NAMED = (
+    select(Version.label, VersionInput.upstream_id, VersionInput.pinned_version_id,
+           VersionInput.feedback, Node.name, Node.retired_at, _PINNED.label)
+    .outerjoin(VersionInput, VersionInput.version_id == Version.id)
+    .outerjoin(Node, Node.id == VersionInput.upstream_id)
+    .outerjoin(_PINNED, _PINNED.id == VersionInput.pinned_version_id)
+    .where(Version.id == bindparam("version_id"))
+    .order_by(VersionInput.upstream_id, VersionInput.feedback))
+
+
+def inputs_named(s: Session, version_id: int) -> tuple[str | None, list[NamedInput]]:
+    """A version's label and its inputs, each with its name, whether it is retired and
+    its pin's label: one round trip for what a new version kept from its base needs
+    (``inputs_of``, ``retired_among``, then the labels and names of its history event
+    would be five). (None, []) when there is no such version."""
+    label: str | None = None
+    out: list[NamedInput] = []
+    for lab, u, p, fb, name, retired_at, pinned in s.execute(
+            _INPUTS_NAMED, {"version_id": version_id}):
+        label = lab
+        if u is not None:  # the outer join's one row for a version without inputs
+            out.append(NamedInput(u, p, bool(fb), name, retired_at is not None, pinned))
+    return label, out
+
+
 # ---- edges ---------------------------------------------------------------------------------
 
 
@@ -269,18 +347,35 @@ def drop_edges(s: Session, node_id: int) -> None:
     s.execute(delete(Edge).where(Edge.downstream_id == node_id))
 
 
-def replace_edges(s: Session, node_id: int, version_id: int) -> None:
-    """Make the edge table hold exactly the inputs of ``node_id``'s new current version."""
-    s.execute(delete(Edge).where(Edge.downstream_id == node_id))
-    rows = s.execute(
-        select(VersionInput.upstream_id, VersionInput.feedback, VersionInput.pinned_version_id)
-        .where(VersionInput.version_id == version_id)
-    ).all()
-    if rows:
-        bulk_insert(s, Edge, [
-            {"upstream_id": u, "downstream_id": node_id, "feedback": fb, "pinned_version_id": p}
-            for u, fb, p in rows
-        ])
+def replace_edges(s: Session, node_id: int,
+                  inputs: Iterable[tuple[int, int | None, bool]]) -> None:
+    """Make the edge table hold exactly ``inputs`` (upstream id, pinned version id,
+    feedback): those of ``node_id``'s new current version.
+
+    Only the difference is written: a new version mostly reads what the one before did
+    (each one an OpenLineage run registers does), and then this is one SELECT.
+    """
+    e = Edge.__table__
+    want = {(u, bool(fb)): p for u, p, fb in inputs}
+    have = {(u, bool(fb)): p for u, fb, p in s.connection().execute(
+        select(e.c.upstream_id, e.c.feedback, e.c.pinned_version_id)
+        .where(e.c.downstream_id == node_id))}
+    # An edge whose pin changed is deleted and inserted again: two statements at most.
+    gone = [k for k, p in have.items() if k not in want or want[k] != p]
+    new = sorted(k for k, p in want.items() if k not in have or have[k] != p)
+    if len(gone) == len(have) and have:
+        s.execute(delete(Edge).where(Edge.downstream_id == node_id))
+    else:
+        for feedback in (False, True):
+            ups = sorted(u for u, fb in gone if fb == feedback)
+            for part in chunks(ups):
+                s.execute(delete(Edge).where(Edge.downstream_id == node_id,
+                                             Edge.feedback == feedback,
+                                             Edge.upstream_id.in_(part)))
+    bulk_insert(s, Edge, [
+        {"upstream_id": u, "downstream_id": node_id, "feedback": fb,
+         "pinned_version_id": want[(u, fb)]} for u, fb in new
+    ])
 
 
 def regular_upstreams(s: Session, node_id: int) -> set[int]:

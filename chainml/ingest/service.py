@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from chainml.db import ingested
 from chainml.db import repository as repo
-from chainml.db.models import Node
+from chainml.db.models import LineageRun, Node
 from chainml.errors import InvalidInput
 from chainml.files.importers.openlineage_events import (
     Event,
@@ -105,10 +105,12 @@ def ingest(s: Session, events: Sequence[Event], mapping: Mapping, at: datetime,
             settle[event.run_id] = event
             if event.event_type == COMPLETE:
                 completes.add(event.run_id)
-    runs = [e for r, e in settle.items()
-            if r in completes or ingested.completed_run(s, r) is not None]
+    # Whether a run was completed before is known now: settling other runs of the batch
+    # never completes it.
+    done = {r: ingested.completed_run(s, r) for r in settle}
+    runs = [e for r, e in settle.items() if r in completes or done[r] is not None]
     for event in upstream_first(runs, events):
-        settler.run(event.run_id or "")
+        settler.run(event.run_id or "", done[event.run_id or ""])
     # After the runs: a dataset a run of the batch writes is that run's feature, not a
     # source that a dataset event named first.
     for event in datasets:
@@ -163,14 +165,26 @@ class _Settle:
             self._nodes[name] = found
         return found
 
-    def register(self, **spec: Any) -> None:
+    def load(self, names: Iterable[str]) -> None:
+        """Look up the nodes named ``names`` that ``node`` has not seen: one query."""
+        self._nodes.update(repo.nodes_by_name(self.s, set(names) - self._nodes.keys()))
+
+    def is_new(self, node: Node, label: str) -> bool:
+        """Whether ``node`` has no version ``label`` yet."""
+        return repo.version_id(self.s, node.id, label) is None
+
+    def register(self, new_of: Node | None = None, **spec: Any) -> None:
+        """``registration.register`` of ``spec``; ``new_of``: its node, when it is known to
+        exist without the version ``spec`` gives (``is_new``): not looked up again."""
         try:
             parsed = registration.NodeSpec.model_validate(spec)
         except ValidationError as e:
             inner = (e.errors()[0].get("ctx") or {}).get("error")
             raise (inner if isinstance(inner, InvalidInput)
                    else InvalidInput(f"'{spec['name']}': {e.errors()[0]['msg']}.")) from None
-        self.out.marked += registration.register(self.s, parsed, self.at, self.actor).marked
+        known = (new_of, None) if new_of is not None else None
+        self.out.marked += registration.register(self.s, parsed, self.at, self.actor,
+                                                  known=known).marked
 
     def dataset(self, key: Key, place: Place, facets: dict[str, Any]) -> Node:
         """The dataset's node, created as a source (or the rule's kind) when new."""
@@ -184,7 +198,8 @@ class _Settle:
             assert node is not None
         return node
 
-    def run(self, run_id: str) -> None:
+    def run(self, run_id: str, done: LineageRun | None) -> None:
+        """Settle ``run_id``; ``done``: its row when it was completed before."""
         events = [parse_event(body, f"run {run_id[:60]!r}")
                   for body in ingested.run_events(self.s, run_id)]
         lineage = merge(events)
@@ -192,9 +207,9 @@ class _Settle:
         job = self.mapping.place("job", *run.job)
         if job is None:
             return
-        done = ingested.completed_run(self.s, run_id)
         places = {k: p for k in run.inputs | run.outputs
                   if (p := self.mapping.place("dataset", *k)) is not None}
+        self.load([job.name, *(p.name for p in places.values())])
         read = sorted(k for k in run.inputs - run.outputs if k in places)
         for k in read:
             self.dataset(k, places[k], lineage.dataset_facets.get(k, {}))
@@ -205,16 +220,24 @@ class _Settle:
         node = self.node(job.name)
         assert node is not None
         registered = list(done.outputs) if done else []
+        written: list[Node] = []  # outputs that existed: does each declare the job?
         for k in sorted(run.outputs):
             if k in places and places[k].name not in registered:
-                self._output(node, k, places[k], lineage.dataset_facets.get(k, {}), run_id,
-                             entry)
+                out = self._output(node, k, places[k], lineage.dataset_facets.get(k, {}),
+                                   entry)
+                if out is not None:
+                    written.append(out)
                 registered.append(places[k].name)
-        declared = ingested.declared(self.s, node.id)
+        # What the job and its outputs read, in one query: registering an output changes
+        # no one's inputs but its own, and those only when it is created.
+        declared = ingested.declared(self.s, [node.id, *(w.id for w in written)])
+        for out in written:
+            if node.id not in declared[out.id]:
+                self._finding(out, node, run_id, entry)
         for k in sorted(run.inputs):
             if k in places:
                 reads = self.dataset(k, places[k], lineage.dataset_facets.get(k, {}))
-                if reads.id not in declared and reads.id != node.id:
+                if reads.id not in declared[node.id] and reads.id != node.id:
                     self._finding(node, reads, run_id, entry)
         if done is None:
             ingested.add_run(self.s, run_id, job.name, entry.version, registered, self.at)
@@ -239,9 +262,10 @@ class _Settle:
                       ) -> bool:
         node = self.node(job.name)
         if node is not None:
-            if repo.get_version(self.s, node, label) is not None:
+            if not self.is_new(node, label):
                 return False  # a run of a known version: nothing new about the job
-            self.register(kind=node.kind, name=job.name, version=label)  # keeps its inputs
+            # Keeps its inputs.
+            self.register(new_of=node, kind=node.kind, name=job.name, version=label)
             return True
         ins = sorted(places[k].name for k in run.inputs - run.outputs if k in places)
         # An in-place dataset (read and written) that is no node yet cannot be a feedback
@@ -255,20 +279,21 @@ class _Settle:
         return True
 
     def _output(self, job: Node, key: Key, place: Place, facets: dict[str, Any],
-                run_id: str, entry: IngestedRun) -> None:
-        label = version_label(self.mapping.dataset_version_of(facets) or run_id)
+                entry: IngestedRun) -> Node | None:
+        """Register the version of an output dataset the run wrote; returns its node when
+        it existed before (whether it declares the job is for the caller to check)."""
+        label = version_label(self.mapping.dataset_version_of(facets) or entry.run_id)
         node = self.node(place.name)
         if node is None:
             self.register(kind=(place.kind or Kind.FEATURE).value, name=place.name,
                           version=label, inputs=[job.name], node_meta=_meta("dataset", key))
             self.out.created.append(place.name)
             entry.outputs.append(f"{place.name}@{label}")
-            return
-        if repo.get_version(self.s, node, label) is None:
-            self.register(kind=node.kind, name=place.name, version=label)
+            return None
+        if self.is_new(node, label):
+            self.register(new_of=node, kind=node.kind, name=place.name, version=label)
             entry.outputs.append(f"{place.name}@{label}")
-        if job.id not in ingested.declared(self.s, node.id):
-            self._finding(node, job, run_id, entry)
+        return node
 
     def _finding(self, node: Node, read: Node, run_id: str, entry: IngestedRun) -> None:
         if ingested.record_finding(self.s, node.id, read.id, run_id, self.at):

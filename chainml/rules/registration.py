@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from sqlalchemy.orm import Session
@@ -126,15 +126,30 @@ class NodeSpec(BaseModel):
 InputRow = tuple[int, int | None, bool]  # (upstream id, pinned version id, feedback)
 
 
+class Resolved(NamedTuple):
+    """The inputs a registration resolved, with what its history event names of them."""
+
+    rows: list[InputRow]
+    names: dict[int, str]  # upstream id -> name, for every row
+    labels: dict[int, str]  # pinned version id -> label, for every pinned row
+    retired: list[str]  # the retired upstreams among the rows kept from the base version
+    base_label: str | None  # the label of the base version (``existing``, else current)
+
+
 def _resolve_inputs(s: Session, spec: NodeSpec, node: Node | None,
-                    existing: Version | None) -> list[InputRow]:
-    base = existing or _current(s, node)
-    base_rows = repo.inputs_of(s, [base.id]) if base is not None else []
+                    existing: Version | None) -> Resolved:
+    base_id = existing.id if existing is not None else (
+        node.current_version_id if node is not None else None)
+    base_label, base_rows = repo.inputs_named(s, base_id) if base_id is not None else (None, [])
     kind = Kind(spec.kind)
     rows: list[InputRow] = []
+    names: dict[int, str] = {}
+    labels: dict[int, str] = {}
+    kept: list[repo.NamedInput] = []
     seen: set[str] = set()
     if spec.inputs is None:
-        rows += [(r.upstream_id, r.pinned_version_id, False) for r in base_rows if not r.feedback]
+        kept += [r for r in base_rows if not r.feedback]
+        rows += [(r.upstream_id, r.pinned_version_id, False) for r in kept]
     else:
         for text in spec.inputs:
             name, pin = parse_input_spec(text)
@@ -146,10 +161,15 @@ def _resolve_inputs(s: Session, spec: NodeSpec, node: Node | None,
                     f"A {kind.value} may not consume a {up.kind} ('{spec.name}' <- '{name}'); "
                     f"a {kind.value} consumes {consumable_by(kind)}."
                 )
-            pin_id = repo.require_version(s, up, pin).id if pin else None
-            rows.append((up.id, pin_id, False))
+            pinned = repo.require_version(s, up, pin) if pin else None
+            rows.append((up.id, pinned.id if pinned else None, False))
+            names[up.id] = up.name
+            if pinned is not None:
+                labels[pinned.id] = pinned.label
     if spec.feedback is None:
-        rows += [(r.upstream_id, None, True) for r in base_rows if r.feedback]
+        fed = [r for r in base_rows if r.feedback]
+        kept += fed
+        rows += [(r.upstream_id, None, True) for r in fed]
     else:
         for name in spec.feedback:
             check_name(name, "feedback input name")
@@ -157,7 +177,14 @@ def _resolve_inputs(s: Session, spec: NodeSpec, node: Node | None,
                 raise InvalidInput(f"'{name}' cannot be a feedback input of itself.")
             up = _input_node(s, spec.name, name, seen)
             rows.append((up.id, None, True))
-    return rows
+            names[up.id] = up.name
+    for r in kept:
+        names[r.upstream_id] = r.name
+        if r.pinned_version_id is not None and r.pinned_label is not None:
+            labels[r.pinned_version_id] = r.pinned_label
+    # Inputs the spec names were refused by _input_node if retired; kept ones not yet.
+    return Resolved(rows, names, labels, sorted({r.name for r in kept if r.retired}),
+                    base_label)
 
 
 def _refuse_self(kind: Kind, name: str) -> None:
@@ -181,12 +208,6 @@ def _input_node(s: Session, me: str, name: str, seen: set[str]) -> Node:
         raise InvalidInput(f"Input '{name}' of '{me}' is retired; revive it first by registering "
                            f"a version of it (chainml register {up.kind} {name} --version ...).")
     return up
-
-
-def _current(s: Session, node: Node | None) -> Version | None:
-    if node is None or node.current_version_id is None:
-        return None
-    return s.get(Version, node.current_version_id)
 
 
 def _content(s: Session, v: Version) -> tuple[set[InputRow], dict[str, Any]]:
@@ -259,6 +280,8 @@ def _differences(s: Session, stored: set[InputRow], given: set[InputRow],
 def check_cycle(s: Session, node: Node, rows: Sequence[InputRow]) -> None:
     """Refuse inputs that would close a cycle (feedback inputs may)."""
     regular = {u for u, _, fb in rows if not fb}
+    if not regular:
+        return
     if node.id in regular:
         raise CycleError([node.name, node.name])
     # The chain is acyclic, so only an edge it does not have yet can close a cycle:
@@ -303,13 +326,18 @@ def _node_settings(spec: NodeSpec) -> dict[str, Any]:
     return out
 
 
-def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterResult:
+def register(s: Session, spec: NodeSpec, at: datetime, actor: str, *,
+             known: tuple[Node, Version | None] | None = None) -> RegisterResult:
     """Create or update a node and register (or re-confirm) one version of it.
+
+    ``known``: the node named ``spec.name`` and its version ``spec.version`` (None: there
+    is none), when the caller has just looked them up (ingestion has), so that they are
+    not looked up again.
 
     The caller holds the write lock (``repository.lock_writes``), as for every function
     here that writes.
     """
-    node = repo.get_node(s, spec.name)
+    node = known[0] if known is not None else repo.get_node(s, spec.name)
     settings = _node_settings(spec)
     result = RegisterResult(node=spec.name, version=spec.version)
     if node is None:
@@ -323,12 +351,14 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
         raise InvalidInput(
             f"'{spec.name}' is a {node.kind}, not a {spec.kind}; a node's kind cannot change."
         )
-    existing = repo.get_version(s, node, spec.version) if node is not None else None
-    rows = _resolve_inputs(s, spec, node, existing)
-    gone = repo.retired_among(s, [u for u, _, _ in rows])
-    if gone:
-        raise InvalidInput(f"Input '{gone[0]}' of '{spec.name}' is retired; revive it first by "
-                           f"registering a version of it.")
+    existing = None
+    if node is not None:
+        existing = known[1] if known is not None else repo.get_version(s, node, spec.version)
+    inputs = _resolve_inputs(s, spec, node, existing)
+    rows = inputs.rows
+    if inputs.retired:
+        raise InvalidInput(f"Input '{inputs.retired[0]}' of '{spec.name}' is retired; revive it "
+                           f"first by registering a version of it.")
     meta = spec.meta if spec.meta is not None else (existing.meta if existing else {})
     if existing is not None:
         stored_rows, stored_meta = _content(s, existing)
@@ -341,18 +371,22 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
         result.updated_fields = _update_node(s, node, settings, at, actor)
     revive = node.retired_at is not None
     if existing is None:
-        check_cycle(s, node, rows)
-        previous = node.current_version_id
-        v = repo.add_version(s, node, spec.version, meta, at, actor, rows)
+        # Inputs kept from the current version of a live node (as by every version an
+        # OpenLineage run registers) are in the edge table already, and as the chain is
+        # acyclic, regular ones close no cycle.
+        if spec.inputs is not None or revive:
+            check_cycle(s, node, rows)
+        kept = spec.inputs is None and spec.feedback is None and not revive
+        vid = repo.add_version(s, node, spec.version, meta, at, actor, rows)
         result.created_version = True
-        result.previous_version = reads.label(Db.over(s), previous)
+        result.previous_version = inputs.base_label  # the base is the current version
         if revive:
             _revive(s, node, at, actor)
-        ev = repo.add_event(s, at, actor, "version.registered", node.name, v.label,
+        ev = repo.add_event(s, at, actor, "version.registered", node.name, spec.version,
                             previous=result.previous_version,
-                            inputs=_specs(s, rows, False), feedback=_specs(s, rows, True),
+                            inputs=_specs(inputs, False), feedback=_specs(inputs, True),
                             meta=meta)
-        result.marked = move_current(s, node, v.id, at, ev.id)
+        result.marked = move_current(s, node, vid, None if kept else rows, at, ev.id)
         result.current_changed = True
     elif revive:
         # Registering a retired name again revives it, at the version given.
@@ -361,7 +395,7 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str) -> RegisterRe
         _revive(s, node, at, actor)
         ev = repo.add_event(s, at, actor, "version.promoted", node.name, existing.label,
                             previous=result.previous_version)
-        result.marked = move_current(s, node, existing.id, at, ev.id)
+        result.marked = move_current(s, node, existing.id, rows, at, ev.id)
         result.current_changed = True
     elif {"needs_tests", "required_suites"} & set(result.updated_fields):
         # Only these change what decides the status; owner or tags do not.
@@ -374,11 +408,10 @@ def _revive(s: Session, node: Node, at: datetime, actor: str) -> None:
     repo.add_event(s, at, actor, "node.revived", node.name)
 
 
-def _specs(s: Session, rows: Sequence[InputRow], feedback: bool) -> list[str]:
-    picked = [(u, p) for u, p, fb in rows if fb == feedback]
-    names = reads.names(Db.over(s), [u for u, _ in picked])
-    labels = reads.labels(Db.over(s), [p for _, p in picked])
-    return sorted(names[u] + (f"@{labels[p]}" if p else "") for u, p in picked)
+def _specs(inputs: Resolved, feedback: bool) -> list[str]:
+    """The inputs (or feedback inputs) as the history shows them: 'name' or 'name@pin'."""
+    return sorted(inputs.names[u] + (f"@{inputs.labels[p]}" if p else "")
+                  for u, p, fb in inputs.rows if fb == feedback)
 
 
 def _create_node(s: Session, spec: NodeSpec, settings: dict[str, Any], at: datetime,
@@ -422,14 +455,17 @@ def _update_node(s: Session, node: Node, settings: dict[str, Any], at: datetime,
     return sorted(_SHOWN.get(k, k) for k in changed)
 
 
-def move_current(s: Session, node: Node, version_id: int, at: datetime, event_id: int) -> int:
-    """Point ``node`` at ``version_id``, refresh its edges and make every mark exact again:
-    its own, and those of every node below it."""
+def move_current(s: Session, node: Node, version_id: int, inputs: Sequence[InputRow] | None,
+                 at: datetime, event_id: int) -> int:
+    """Point ``node`` at ``version_id``, whose inputs are ``inputs`` (None: the same as
+    the version current so far), refresh its edges and make every mark exact again: its
+    own, and those of every node below it."""
     old = node.current_version_id
     node.current_version_id = version_id
     node.updated_at = at
     s.flush()
-    repo.replace_edges(s, node.id, version_id)
+    if inputs is not None:
+        repo.replace_edges(s, node.id, inputs)
     count = marks.propagate(s, node, old, version_id, at, event_id)
     marks.rebuild(s, node, at, event_id)
     return count
@@ -454,7 +490,7 @@ def promote(s: Session, name: str, label: str, at: datetime, actor: str) -> Regi
     previous = reads.label(Db.over(s), node.current_version_id)
     ev = repo.add_event(s, at, actor, "version.promoted", node.name, label, previous=previous)
     result.previous_version = previous
-    result.marked = move_current(s, node, v.id, at, ev.id)
+    result.marked = move_current(s, node, v.id, rows, at, ev.id)
     result.current_changed = True
     return result
 
