@@ -774,8 +774,11 @@ class Registry:
 
         with dbe.read_session(self.engine) as s:
             db = Db.over(s)
+            # The node's row and status facts are read once, though the registry's status
+            # and each environment's ask for them (33 statements a page became 22).
+            db.memo = {}
             detail = self._node(db, name)
-            history = self._node_history(s, name)
+            history = self._node_history(s, reads.require_node(db, name))
             latest: dict[str, str | None] = {}
             for r in history.releases:
                 latest[r.env] = r.version
@@ -832,10 +835,10 @@ class Registry:
         shows this node's line, its link and note; ``forced`` and the reason stay in
         the full event (``log --env ENV``)."""
         with dbe.read_session(self.engine) as s:
-            return self._node_history(s, name)
+            return self._node_history(s, reads.require_node(Db.over(s), name))
 
-    def _node_history(self, s: Session, name: str) -> NodeHistory:
-        node = repo.require_node(s, name)
+    def _node_history(self, s: Session, node: reads.NodeRow) -> NodeHistory:
+        name = node.name
         events = [_event_out(e) for e in repo.own_events(s, name)]
         releases: list[ReleaseOut] = []
         served: dict[str, str | None] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -42,10 +42,11 @@ class Db:
         self._pyformat = dbapi.paramstyle in ("format", "pyformat")
         self._owned = owned
         self._binary = backend == "postgresql" and getattr(dbapi, "__name__", "") == "psycopg"
-        # Whole-registry reads kept for the next question asked over this connection
-        # (``reads.shared``); None, the default, keeps nothing: a reader that writes in
-        # between must never see what it read before.
-        self.memo: dict[str, Any] | None = None
+        # Reads kept for the next question asked over this connection (``reads.shared``):
+        # the whole registry's status facts for the gate page, one node's rows for its
+        # page. None, the default, keeps nothing: a reader that writes in between must
+        # never see what it read before.
+        self.memo: dict[Hashable, Any] | None = None
 
     @classmethod
     def over(cls, s: Session) -> Db:

@@ -104,8 +104,9 @@ class Assignment:
         missing = [i for i in ids if i not in self.states]
         if not missing:
             return
-        self.states.update(reads.node_states(self.db, missing))
-        self._deployed.update(reads.served_map(self.db, self.env.id, missing))
+        states, served = reads.states_served(self.db, self.env.id, missing)
+        self.states.update(states)
+        self._deployed.update(served)
 
     def deployed(self, node: int) -> int | None:
         """The version deployed to the environment (a live source is not deployed)."""
