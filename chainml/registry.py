@@ -80,6 +80,7 @@ from chainml.schemas import (
 )
 
 if TYPE_CHECKING:
+    from chainml.environments.judge import Reached
     from chainml.files.apply import ApplyResult
     from chainml.files.chainfile import ChainFile
     from chainml.ingest.mapping import Mapping
@@ -766,10 +767,16 @@ class Registry:
         with dbe.read_session(self.engine) as s:
             return self._node(Db.over(s), name)
 
-    def node_overview(self, name: str) -> NodeOverview:
+    def node_overview(self, name: str, *, kept: dict[str, Reached] | None = None
+                      ) -> NodeOverview:
         """Everything a node's page shows, read over one connection: ``node``,
         ``node_history``, and its status in each environment that serves it (None where
-        it gets none there: it needs no tests, or is retired)."""
+        it gets none there: it needs no tests, or is retired).
+
+        ``kept``: ``reached()`` from an earlier call, by environment. Where the registry
+        has not changed since, a node's status there needs no walk up its lineage (the
+        walk reads every ancestor: most of a deep node's page on a large registry); an
+        entry of another generation is ignored, so the answer is the same either way."""
         from chainml.environments import service
 
         with dbe.read_session(self.engine) as s:
@@ -778,17 +785,31 @@ class Registry:
             # and each environment's ask for them (33 statements a page became 22).
             db.memo = {}
             detail = self._node(db, name)
-            history = self._node_history(s, reads.require_node(db, name))
+            history = self._node_history(db, reads.require_node(db, name))
             latest: dict[str, str | None] = {}
             for r in history.releases:
                 latest[r.env] = r.version
             served = {env: v for env, v in latest.items() if v is not None}
             envs: dict[str, StatusEntry | None] = {}
             for env in served:
-                found = (service.env_status(db, env, name, self.clock())
+                found = (service.env_status(db, env, name, self.clock(),
+                                            kept=(kept or {}).get(env))
                          if detail.retired_at is None else [])
                 envs[env] = found[0] if found else None
-        return NodeOverview(node=detail, history=history, served=served, env_status=envs)
+            generation = reads.latest_event(db)
+        return NodeOverview(node=detail, history=history, served=served, env_status=envs,
+                            generation=generation)
+
+    def reached(self) -> dict[str, Reached]:
+        """Of every environment, the nodes a changed node reaches there, as the registry
+        stands now (read whole: 0.1-0.5 s at 100,000 nodes): what ``node_overview`` can
+        be given while the registry does not change (the web UI keeps it per process)."""
+        from chainml.environments import judge
+
+        with dbe.read_session(self.engine) as s:
+            db = Db.over(s)
+            db.memo = {}
+            return {e.name: judge.reached(db, e) for e in reads.environments(db)}
 
     def _node(self, db: Db, name: str) -> NodeDetail:
         n = reads.node_full(db, reads.require_node(db, name).id)
@@ -835,14 +856,15 @@ class Registry:
         shows this node's line, its link and note; ``forced`` and the reason stay in
         the full event (``log --env ENV``)."""
         with dbe.read_session(self.engine) as s:
-            return self._node_history(s, reads.require_node(Db.over(s), name))
+            db = Db.over(s)
+            return self._node_history(db, reads.require_node(db, name))
 
-    def _node_history(self, s: Session, node: reads.NodeRow) -> NodeHistory:
+    def _node_history(self, db: Db, node: reads.NodeRow) -> NodeHistory:
         name = node.name
-        events = [_event_out(e) for e in repo.own_events(s, name)]
+        events = [EventOut(**e._asdict()) for e in reads.own_events(db, name)]
         releases: list[ReleaseOut] = []
         served: dict[str, str | None] = {}
-        for event, at, env, label, by, link, note in repo.releases_of(s, node.id):
+        for event, at, env, label, by, link, note in reads.releases_of(db, node.id):
             releases.append(ReleaseOut(event=event, at=at, env=env, version=label,
                                        previous=served.get(env), by=by, link=link,
                                        note=note))

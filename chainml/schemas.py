@@ -233,12 +233,14 @@ class NodeHistory(Out):
 class NodeOverview(Out):
     """What a node's page shows (``Registry.node_overview``): the node, its history, the
     version each environment serves (its latest release there, undeploys left out), and
-    its status in each of those environments (None: it gets none there)."""
+    its status in each of those environments (None: it gets none there), and the
+    registry's generation it was read at (``Registry.generation``)."""
 
     node: NodeDetail
     history: NodeHistory
     served: dict[str, str] = {}
     env_status: dict[str, StatusEntry | None] = {}
+    generation: int = 0
 
 
 class CheckResult(Out):

@@ -78,6 +78,10 @@ MUTATIONS: list[tuple[str, str, str, str, str]] = [
      "    if not required:\n        return [runs[-1]], []",
      "    if True:\n        return [runs[-1]], []",
      "required suites ignored: the latest run of any suite decides"),
+    ("kept-reaches-nothing", "chainml/environments/judge.py",
+     "frozenset(_below_changed(db, changed)) if changed else frozenset())",
+     "frozenset())",
+     "a node page's kept environment changes reach nothing: marks trusted under skew"),
 ]
 
 

@@ -878,6 +878,10 @@ class Lockstep(RuleBasedStateMachine):
             for name in sorted(want)[:1]:  # one node asked alone answers the same
                 alone = self.reg.env_status(env, name)
                 assert [(e.name, e.status) for e in alone] == [(name, got[name].status)], alone
+            kept = self.reg.reached()  # as a server keeps it for its node pages
+            for name in sorted(want)[:3]:
+                page = self.reg.node_overview(name, kept=kept).env_status[env]
+                assert page == self.reg.env_status(env, name)[0], (env, name, page)
             for name, verdict in want.items():
                 entry = got[name]
                 assert entry.status.value == verdict.status, (env, name, entry, verdict)

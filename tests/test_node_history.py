@@ -4,6 +4,7 @@ every released node's line as the release recorded it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +125,29 @@ def test_node_overview_reads_each_fact_once(tmp_path: Path) -> None:
     selects = [s for s in seen if s.startswith(("SELECT", "WITH"))]
     again = sorted({s for s in selects if selects.count(s) > 1})
     assert again == [], f"read twice over one connection: {again}"
+
+
+def test_node_overview_uses_what_changes_reach_only_at_its_generation(registry: Registry
+                                                                       ) -> None:
+    """``reached()`` spares a node page the walk up its lineage while the registry stands
+    where it was read; after a write it is ignored, and the answer is the same either
+    way."""
+    reg = build_example(registry)
+    reg.env_create("prod")
+    reg.deploy([n.name for n in reg.nodes()], env="prod", force=True, reason="start")
+    reg.register(kind="source", name="clicks_raw", version="v2")  # prod serves the first
+    kept = reg.reached()
+    below = {n.name for n in reg.nodes()} - {"clicks_raw"}
+    for name in sorted(below):
+        assert reg.node_overview(name, kept=kept) == reg.node_overview(name), name
+
+    # Proof it is used: told that no change reaches anything, the page judges a model
+    # that prod serves over the old clicks_raw from the marks, which ask for a retest.
+    fresh = reg.node_overview("user_embedding").env_status["prod"]
+    told = {"prod": replace(kept["prod"], nodes=frozenset())}
+    wrong = reg.node_overview("user_embedding", kept=told).env_status["prod"]
+    assert fresh is not None and wrong is not None and wrong != fresh
+
+    reg.record_test("ranker", passed=True)  # a write: the kept sets are stale
+    assert reg.node_overview("user_embedding", kept=told) == reg.node_overview(
+        "user_embedding")

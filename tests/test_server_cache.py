@@ -1,6 +1,7 @@
 """The pages' cache (``chainml/server/cache.py``): a cold key is computed once however
 many requests ask at the same time, failures are not kept, entries expire and the
-oldest go first; the gate page follows every write."""
+oldest go first; the gate page follows every write. ``Refreshed`` never makes a reader
+wait, and the node pages that use it follow every write too."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from chainml.registry import Registry
 from chainml.server.app import create_app
-from chainml.server.cache import Cache
+from chainml.server.cache import Cache, Refreshed
 from tests.chains import build_example
 
 
@@ -85,3 +86,70 @@ def test_the_cache_is_kept_per_application(registry: Registry) -> None:
     with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
         assert a.get("/").status_code == b.get("/").status_code == 200
     assert apps[0].state.gates is not apps[1].state.gates
+
+
+def _settled(kept: Refreshed[Any]) -> Any:
+    """``kept``'s value once its refresh, if one runs, has ended."""
+    for _ in range(200):
+        if not kept._running:
+            return kept.value()
+        time.sleep(0.01)
+    raise AssertionError("the refresh did not end")
+
+
+def test_refreshed_hands_out_what_it_has_and_computes_once_at_a_time() -> None:
+    release = threading.Event()
+    calls: list[int] = []
+
+    def slow() -> int:
+        calls.append(1)
+        release.wait(5)
+        return len(calls)
+
+    kept: Refreshed[int] = Refreshed(slow)
+    assert kept.value() is None
+    for _ in range(5):
+        kept.refresh()  # asked again while computing: still one computation
+    assert kept.value() is None  # nobody waits for it
+    release.set()
+    assert _settled(kept) == 1 and len(calls) == 1
+    kept.refresh()
+    assert _settled(kept) == 2
+
+
+def test_refreshed_keeps_its_value_when_a_computation_fails() -> None:
+    answers: list[Any] = [7, RuntimeError("registry gone"), 9]
+
+    def next_answer() -> int:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return int(answer)
+
+    kept: Refreshed[int] = Refreshed(next_answer)
+    kept.refresh()
+    assert _settled(kept) == 7
+    kept.refresh()
+    assert _settled(kept) == 7
+    kept.refresh()
+    assert _settled(kept) == 9
+
+
+def test_node_pages_follow_every_write(registry: Registry) -> None:
+    """A node page uses what its worker keeps of each environment's changes only at the
+    generation it was read at: after a write it is the page of a fresh server."""
+    build_example(registry)
+    registry.env_create("prod")
+    registry.deploy([n.name for n in registry.nodes()], env="prod", force=True,
+                    reason="start")
+    app = create_app(registry)
+    with TestClient(app) as client:
+        for version in ("2026-12-01", "2026-12-02", None):
+            client.get("/nodes/ranker")
+            assert _settled(app.state.reached)["prod"].generation == registry.generation()
+            if version is not None:  # else the kept sets are current
+                registry.register(kind="source", name="clicks_raw", version=version)
+            with TestClient(create_app(registry)) as fresh:
+                for name in ("ranker", "user_embedding", "clicks_raw"):
+                    assert client.get(f"/nodes/{name}").text == fresh.get(
+                        f"/nodes/{name}").text, (version, name)

@@ -130,10 +130,55 @@ def reaches_any(db: Db, start: int, targets: Sequence[int]) -> bool:
                            "WHERE id IN ({ids})", sorted(set(targets)), [start]))
 
 
+class EventRow(NamedTuple):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    node: str | None
+    version: str | None
+    env: str | None
+    details: dict[str, Any]
+
+
+def own_events(db: Db, node: str) -> list[EventRow]:
+    """The events naming ``node`` itself, oldest first (not the releases that deployed it
+    among others: ``releases_of`` has those)."""
+    rows = db.rows("SELECT id, at, actor, action, node_name, version_label, env_name, "
+                   f"{db.as_text('details')} FROM event WHERE node_name = ? ORDER BY id",
+                   [node])
+    return [EventRow(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], r[6], d)
+            for r, d in zip(rows, _json_many([r[7] for r in rows]), strict=True)
+            if r[4] == node]  # exact, whatever the collation
+
+
+class ReleaseRow(NamedTuple):
+    event: int | None
+    at: datetime
+    env: str
+    version: str | None  # None: an undeploy
+    by: str
+    link: str | None
+    note: str | None
+
+
+def releases_of(db: Db, node_id: int) -> list[ReleaseRow]:
+    """Every deployment row of one node, oldest first.
+
+    Read from the deployment table, never from the release's event, whose details
+    list every node released (megabytes for a release of a whole chain)."""
+    rows = db.rows("SELECT d.event_id, d.deployed_at, e.name, v.label, d.deployed_by, "
+                   "d.link, d.note FROM deployment d "
+                   "JOIN environment e ON e.id = d.environment_id "
+                   "LEFT JOIN version v ON v.id = d.version_id "
+                   "WHERE d.node_id = ? ORDER BY d.id", [node_id])
+    return [ReleaseRow(r[0], _dt(r[1]), *r[2:]) for r in rows]
+
+
 def latest_event(db: Db) -> int:
     """The id of the newest history event (0 for an empty history): every write adds one,
     so it tells whether anything changed since it was last read."""
-    rows = db.rows("SELECT MAX(id) FROM event")
+    rows = shared(db, "latest_event", lambda: db.rows("SELECT MAX(id) FROM event"))
     return int(rows[0][0] or 0) if rows else 0
 
 

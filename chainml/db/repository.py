@@ -465,27 +465,6 @@ def events(s: Session, node: str | None = None, limit: int | None = None,
     return list(reversed(s.scalars(stmt).all()))
 
 
-def own_events(s: Session, node: str) -> Sequence[Event]:
-    """The events naming ``node`` itself, oldest first (not the releases that deployed it
-    among others: ``releases_of`` has those)."""
-    return s.scalars(select(Event).where(Event.node_name == node).order_by(Event.id)).all()
-
-
-def releases_of(s: Session, node_id: int) -> list[Any]:
-    """Every deployment row of one node, oldest first: (event id, when, environment,
-    version label or None for an undeploy, by whom, link, note).
-
-    Read from the deployment table, never from the release's event, whose details
-    list every node released (megabytes for a release of a whole chain)."""
-    d = Deployment.__table__
-    stmt = (select(d.c.event_id, d.c.deployed_at, Environment.name, Version.label,
-                   d.c.deployed_by, d.c.link, d.c.note)
-            .join(Environment, Environment.id == d.c.environment_id)
-            .outerjoin(Version, Version.id == d.c.version_id)
-            .where(d.c.node_id == node_id).order_by(d.c.id))
-    return list(s.execute(stmt).all())
-
-
 # ---- environments --------------------------------------------------------------------------
 
 

@@ -123,10 +123,10 @@ def statuses(db: Db, env: reads.EnvRow, ids: Iterable[int] | None, now: datetime
 require_deployed = judge.require_deployed
 
 
-def env_status(db: Db, env_name: str, name: str | None, now: datetime, direct: bool = False
-               ) -> list[StatusEntry]:
+def env_status(db: Db, env_name: str, name: str | None, now: datetime, direct: bool = False,
+               *, kept: judge.Reached | None = None) -> list[StatusEntry]:
     """Environment status of every deployed node that needs tests (or of one), by name."""
-    return to_entries(judge.env_status(db, env_name, name, now, direct))
+    return to_entries(judge.env_status(db, env_name, name, now, direct, kept=kept))
 
 
 def env_check(db: Db, env_name: str, names: Sequence[str], strict: bool, now: datetime

@@ -1,5 +1,10 @@
 """What the pages compute at length, kept per worker process by registry generation.
 
+``Cache`` computes a cold key while the request waits. ``Refreshed`` never makes a
+request wait: it hands out what it last computed and recomputes in a thread of its own
+when asked, for a value its user can check is still current (``Registry.reached``, which
+each node page uses only at the generation it was read at).
+
 The generation (``Registry.generation``: the newest event's id) changes with every
 write, so an entry keyed by it is current until the next write; ``ttl`` bounds what
 time alone changes (a node going stale, a waiver expiring). A cold key is computed
@@ -65,3 +70,33 @@ class Cache(Generic[T]):
                 with self._lock:
                     if self._computing.get(key) is gate:
                         del self._computing[key]
+
+
+class Refreshed(Generic[T]):
+    """The latest value of ``compute()`` (None before the first), recomputed in a thread
+    of its own when ``refresh()`` is called, one computation at a time."""
+
+    def __init__(self, compute: Callable[[], T]) -> None:
+        self._compute = compute
+        self._value: T | None = None
+        self._lock = threading.Lock()
+        self._running = False
+
+    def value(self) -> T | None:
+        return self._value
+
+    def refresh(self) -> None:
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="chainml-refresh", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._compute()
+        except Exception:  # noqa: BLE001 - the registry went away: its users take the slow
+            pass  # path meanwhile, the request that did will say so, the next asks again
+        finally:
+            with self._lock:
+                self._running = False
