@@ -683,17 +683,56 @@ class Registry:
             InvalidInput: a malformed event (naming it and the field) or a registration
                 the chain's rules refuse; nothing of the batch is stored.
         """
-        from chainml.files.importers.openlineage_events import Event, parse_event
         from chainml.ingest import service
         from chainml.ingest.mapping import Mapping
 
-        parsed = [e if isinstance(e, Event) else parse_event(e, f"{source} event {i + 1}")
-                  for i, e in enumerate(events)]
-        service.check_storable(parsed)
+        parsed = service.parse(events, source)
         with dbe.write_session(self.engine) as s:
             repo.lock_writes(s)
             return service.ingest(s, parsed, mapping or Mapping(), self._write_time(s),
                                   self.actor)
+
+    @dbe.retrying
+    def ingest_together(self, requests: Sequence[tuple[Sequence[Any], str]], *,
+                        mapping: Mapping | None = None
+                        ) -> list[IngestResult | InvalidInput]:
+        """``ingest_events`` of several requests in one transaction (group commit: one
+        wait for the write lock and one commit for all of them, as a server does for the
+        requests that arrived together). Each request is (events, actor) and is its own
+        savepoint: a request refused with ``InvalidInput`` leaves nothing and gets the
+        error in its place, the others are stored as if sent alone, one after the other.
+
+        Raises:
+            RegistryUnavailable, or any failure that is not one request's bad input:
+                nothing of any request is stored.
+        """
+        from chainml.ingest import service
+        from chainml.ingest.mapping import Mapping
+
+        out: list[IngestResult | InvalidInput | None] = []
+        parsed: list[list[Any]] = []  # each request's Events
+        for number, (events, _) in enumerate(requests, 1):
+            try:
+                parsed.append(service.parse(events, f"request {number}"))
+                out.append(None)
+            except InvalidInput as e:
+                parsed.append([])
+                out.append(e)
+        with dbe.write_session(self.engine) as s:
+            repo.lock_writes(s)
+            at = self._write_time(s)
+            for i, ((_, actor), batch) in enumerate(zip(requests, parsed, strict=True)):
+                if out[i] is not None:
+                    continue
+                try:
+                    with outbox.savepoint(s):
+                        out[i] = service.ingest(s, batch, mapping or Mapping(), at, actor)
+                except InvalidInput as e:
+                    out[i] = e
+                    # What it loaded is gone from the database, not from the session
+                    # (and SQLite hands its ids out again): the next starts clean.
+                    s.expunge_all()
+        return [r for r in out if r is not None]  # each filled, by ingest or its error
 
     def ingest(self, path: str | Path, *, mapping: str | Path | Mapping | None = None
                ) -> IngestResult:

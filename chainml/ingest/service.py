@@ -66,6 +66,16 @@ def dedup_key(event: Event) -> str:
     return hashlib.sha256(json.dumps(basis).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def parse(events: Sequence[Any], source: str = "request") -> list[Event]:
+    """Decoded events (dicts, or ``Event`` objects already checked) as ``Event`` objects,
+    each checked as the tables need it; else one sentence naming the event ("request
+    event 3: ...") and the field."""
+    parsed = [e if isinstance(e, Event) else parse_event(e, f"{source} event {i + 1}")
+              for i, e in enumerate(events)]
+    check_storable(parsed)
+    return parsed
+
+
 def check_storable(events: Iterable[Event]) -> None:
     """Refuse what the tables cannot hold, before anything is written."""
     for event in events:

@@ -22,7 +22,10 @@ growing stale) flips nothing until the next write.
 
 from __future__ import annotations
 
+import copy
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -37,6 +40,22 @@ MERGED = ("mark.opened", "mark.closed")
 _HOOKS = "chainml.hooks"  # Session.info: the active hooks, read once per transaction
 _PENDING = "chainml.outbox"  # Session.info: the merged mark events of this transaction
 WRITE_TIME = "chainml.write_time"  # Session.info: the write's time (Registry._write_time)
+
+
+@contextmanager
+def savepoint(s: Session) -> Iterator[None]:
+    """A part of a write that may fail alone (one request of a group commit): on an
+    exception its rows are rolled back to the savepoint and the marks it queued for the
+    merged notifications are forgotten with them."""
+    saved = copy.deepcopy(s.info.get(_PENDING))
+    try:
+        with s.begin_nested():
+            yield
+    except BaseException:
+        s.info.pop(_PENDING, None)
+        if saved is not None:
+            s.info[_PENDING] = saved
+        raise
 
 
 def subscribers(s: Session, event_name: str) -> list[int]:

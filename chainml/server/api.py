@@ -9,6 +9,7 @@ them, as it checks the command line's.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -17,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from chainml.errors import InvalidInput, unknown_field
 from chainml.files.apply import ApplyResult
+from chainml.ingest import service as ingest_service
 from chainml.rules.gate import with_findings
 from chainml.schemas import (
     CheckResult,
@@ -44,6 +46,7 @@ from chainml.schemas import (
 from chainml.server.auth import Admin, Reader, Writer
 from chainml.server.errors import json_response
 from chainml.server.lineage import read_events
+from chainml.server.together import GroupCommit
 
 router = APIRouter(prefix="/api/v1")
 MAX_PAGE = 1000
@@ -448,8 +451,11 @@ async def lineage(reg: Writer, request: Request) -> Response:
     registers the job's version and a new version of each output dataset."""
     events = read_events(await request.body(), request.headers.get("content-encoding"),
                          request.app.state.settings.max_body)
-    # The body is read asynchronously; the registry's work runs in the thread pool, as the
-    # synchronous routes' does.
-    result = await run_in_threadpool(reg.ingest_events, events,
-                                     mapping=request.app.state.settings.mapping)
+    # Checked in the thread pool, as the synchronous routes' work is; then stored with the
+    # other requests waiting in this process, in one transaction (together.py).
+    parsed = await run_in_threadpool(ingest_service.parse, events)
+    state = request.app.state
+    if not hasattr(state, "together"):
+        state.together = GroupCommit(state.registry, state.settings.mapping)
+    result = await asyncio.wrap_future(state.together.submit(parsed, reg.actor))
     return json_response(result, 201)
