@@ -144,6 +144,8 @@ def test_node_pages_follow_every_write(registry: Registry) -> None:
                     reason="start")
     app = create_app(registry)
     with TestClient(app) as client:
+        # Computed when the server starts, before any page asks for it.
+        assert _settled(app.state.reached)["prod"].generation == registry.generation()
         for version in ("2026-12-01", "2026-12-02", None):
             client.get("/nodes/ranker")
             assert _settled(app.state.reached)["prod"].generation == registry.generation()

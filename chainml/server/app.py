@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from chainml.ingest.mapping import Mapping
 from chainml.registry import Registry
 from chainml.server import api, errors, pages
+from chainml.server.cache import Refreshed
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -126,6 +127,11 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
 
         worker = Worker(registry.engine).start() \
             if registry is not None and settings.hook_worker else None
+        if registry is not None:
+            # Ready before the first node page rather than computed because of it: a
+            # page without it walks up its node's lineage, three times the work, and
+            # a new server's first seconds under load went to that.
+            _app.state.reached.refresh()
         try:
             yield
         finally:
@@ -138,6 +144,8 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
                   description="The chainml registry over HTTP: every command of the command "
                               "line, with the same validation, errors and JSON shapes.")
     app.state.registry = registry
+    # What each environment's changes reach, for the node pages (pages.node_page).
+    app.state.reached = Refreshed(registry.reached) if registry is not None else None
     app.state.settings = settings
     app.state.secrets = [registry.engine.url.render_as_string(hide_password=False)] \
         if registry is not None else []

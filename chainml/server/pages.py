@@ -31,7 +31,7 @@ from chainml.render.text import STATUS_LABELS, clean, status_key
 from chainml.render.view import ViewNode
 from chainml.schemas import CheckResult, NodeOut, Status, StatusEntry
 from chainml.server.auth import COOKIE, PageReader
-from chainml.server.cache import Cache, Refreshed
+from chainml.server.cache import Cache
 from chainml.server.errors import status_of
 
 router = APIRouter(include_in_schema=False)
@@ -247,16 +247,14 @@ def _search_twin(terms: list[str]) -> str:
 @_guard
 def node_page(reg: PageReader, request: Request, name: str) -> Response:
     # What each environment's changes reach, kept per worker while the registry does not
-    # change: without it a deployed node's status there reads every ancestor (a deep
-    # node's on a 100,000-node registry, 1,000 rows; most of its page).
-    state = request.app.state
-    if not hasattr(state, "reached"):
-        state.reached = Refreshed(state.registry.reached)
-    kept = state.reached.value()
+    # change (app.py): without it a deployed node's status there reads every ancestor (a
+    # deep node's on a 100,000-node registry, 1,000 rows; most of its page).
+    reached = request.app.state.reached
+    kept = reached.value()
     overview = reg.node_overview(name, kept=kept)
     if kept is None or not overview.served.keys() <= kept.keys() \
             or any(r.generation != overview.generation for r in kept.values()):
-        state.reached.refresh()
+        reached.refresh()
     detail, history, env_status = overview.node, overview.history, overview.env_status
     served = overview.served
     events = history.events
