@@ -454,8 +454,6 @@ async def lineage(reg: Writer, request: Request) -> Response:
     # Checked in the thread pool, as the synchronous routes' work is; then stored with the
     # other requests waiting in this process, in one transaction (together.py).
     parsed = await run_in_threadpool(ingest_service.parse, events)
-    state = request.app.state
-    if not hasattr(state, "together"):
-        state.together = GroupCommit(state.registry, state.settings.mapping)
-    result = await asyncio.wrap_future(state.together.submit(parsed, reg.actor))
+    together: GroupCommit = request.app.state.together
+    result = await asyncio.wrap_future(together.submit(parsed, reg.actor))
     return json_response(result, 201)

@@ -22,6 +22,7 @@ from chainml.ingest.mapping import Mapping
 from chainml.registry import Registry
 from chainml.server import api, errors, pages
 from chainml.server.cache import Refreshed
+from chainml.server.together import GroupCommit
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -146,6 +147,9 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
     app.state.registry = registry
     # What each environment's changes reach, for the node pages (pages.node_page).
     app.state.reached = Refreshed(registry.reached) if registry is not None else None
+    # The writer of this process's POST /api/v1/lineage requests (group commit).
+    app.state.together = GroupCommit(registry, settings.mapping) \
+        if registry is not None else None
     app.state.settings = settings
     app.state.secrets = [registry.engine.url.render_as_string(hide_password=False)] \
         if registry is not None else []
