@@ -12,7 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -60,6 +60,8 @@ SHIPPED_DRIVERS = {
 }
 # Query parameters that name the database when the URL's path does not.
 _DATABASE_PARAMS = ("dbname", "database", "db")
+# Connections beyond ``pool_size`` an engine may open for a moment (create).
+POOL_OVERFLOW = 8
 
 
 def parse_url(url: str) -> URL:
@@ -97,12 +99,14 @@ def redact(url: str | URL) -> str:
         return failures.redact_text(url)
 
 
-def create(url: str, *, create_file: bool = False) -> Engine:
+def create(url: str, *, create_file: bool = False, pool_size: int | None = None
+           ) -> Engine:
     """Build an engine; SQLite gets WAL, a busy timeout, foreign keys and IMMEDIATE writes.
 
     A SQLite file is opened only if it exists: a misspelt path must not leave a new
     empty file behind. ``create_file`` (``chainml init``) creates it, in an existing
-    folder.
+    folder. ``pool_size``: connections a PostgreSQL or MySQL engine keeps open (a
+    server's request threads); SQLAlchemy's default keeps 5.
     """
     parsed = parse_url(url)
     kwargs: dict[str, Any] = {}
@@ -114,6 +118,11 @@ def create(url: str, *, create_file: bool = False) -> Engine:
         # A connection the server dropped (a restart, a failover) is replaced when it is
         # taken from the pool, not handed to a request: ``chainml serve`` recovers alone.
         kwargs["pool_pre_ping"] = True
+        if pool_size is not None:
+            # Kept open, not closed when returned: each new database session starts with
+            # cold caches and psycopg prepares a statement only on a connection's fifth
+            # run of it. The overflow is for the few threads outside the server's pool.
+            kwargs["pool_size"], kwargs["max_overflow"] = pool_size, POOL_OVERFLOW
     if backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
         # Writers queue on the write_lock row and must then see what the writer before
@@ -330,3 +339,14 @@ def schema_revision(engine: Engine, table: str) -> str | None:
             return None
         rows = conn.execute(text(f"SELECT version_num FROM {table}")).scalars().all()
         return rows[0] if rows else None
+
+
+def open_pool(engine: Engine, count: int) -> None:
+    """Open ``count`` connections of a PostgreSQL or MySQL engine's pool now and keep them
+    (a server about to take requests: its first ones need not connect); nothing on
+    SQLite, whose connections cost nothing to open."""
+    if engine.dialect.name == "sqlite":
+        return
+    with translate_errors(engine.url), ExitStack() as held:
+        for _ in range(min(count, engine.pool.size())):  # type: ignore[attr-defined]
+            held.enter_context(engine.connect())

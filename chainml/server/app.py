@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 
+from chainml.db import engine as dbe
+from chainml.errors import RegistryUnavailable
 from chainml.ingest.mapping import Mapping
 from chainml.registry import Registry
 from chainml.server import api, errors, pages
@@ -30,6 +33,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# Request threads per server process, and connections its engine keeps (main.py): enough
+# for what one process's share of two cores can serve; beyond it requests wait in line
+# rather than all slowing down together (and Starlette's default, 40, would each hold
+# a connection at saturation).
+REQUEST_THREADS = 16
 MAX_BODY = 16 * 1024 * 1024  # bytes: a chain file's own limit
 # Pages load nothing from another host, run no inline script and cannot be framed.
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -128,7 +136,12 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
 
         worker = Worker(registry.engine).start() \
             if registry is not None and settings.hook_worker else None
+        to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         if registry is not None:
+            try:
+                dbe.open_pool(registry.engine, REQUEST_THREADS)
+            except RegistryUnavailable:
+                pass  # each request says so (503) until it is back
             # Ready before the first node page rather than computed because of it: a
             # page without it walks up its node's lineage, three times the work, and
             # a new server's first seconds under load went to that.
