@@ -10,6 +10,7 @@ goes through SQLAlchemy, with the same results.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 from collections.abc import Hashable, Iterator, Sequence
@@ -22,10 +23,19 @@ from chainml.db import failures
 from chainml.db.location import resolve_url, sqlite_busy_timeout
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
     from sqlalchemy.orm import Session
 
 # Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
 CHUNK = 2000
+
+
+@functools.lru_cache(maxsize=32)
+def _url_texts(url: URL) -> tuple[str, str]:
+    """An engine URL as error messages show it, and whole (to remove it from drivers'
+    messages): rendered once, not for each of the dozens of ``Db.over`` of a write."""
+    return (failures.redact_text(url.render_as_string(hide_password=True)),
+            url.render_as_string(hide_password=False))
 
 
 class Db:
@@ -53,11 +63,9 @@ class Db:
     def over(cls, s: Session) -> Db:
         """The connection of a SQLAlchemy session, inside its transaction."""
         conn = s.connection()
-        url = conn.engine.url
-        return cls(conn.connection, conn.dialect.name,
-                   failures.redact_text(url.render_as_string(hide_password=True)),
-                   url=url.render_as_string(hide_password=False), dbapi=conn.dialect.dbapi,
-                   owned=False)
+        shown, real = _url_texts(conn.engine.url)
+        return cls(conn.connection, conn.dialect.name, shown, url=real,
+                   dbapi=conn.dialect.dbapi, owned=False)
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         if self._pyformat:

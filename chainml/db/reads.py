@@ -148,7 +148,7 @@ def own_events(db: Db, node: str) -> list[EventRow]:
                    f"{db.as_text('details')} FROM event WHERE node_name = ? ORDER BY id",
                    [node])
     return [EventRow(r[0], _dt(r[1]), r[2], r[3], r[4], r[5], r[6], d)
-            for r, d in zip(rows, _json_many([r[7] for r in rows]), strict=True)
+            for r, d in zip(rows, json_many([r[7] for r in rows]), strict=True)
             if r[4] == node]  # exact, whatever the collation
 
 
@@ -251,7 +251,7 @@ def _json(value: Any) -> Any:
     return value
 
 
-def _json_many(values: list[Any]) -> list[Any]:
+def json_many(values: list[Any]) -> list[Any]:
     """``_json`` of many values; text is decoded in one call (25,000 paths after a hub
     change: the per-call overhead of json.loads was most of the cost)."""
     if not all(isinstance(v, str) for v in values):
@@ -332,9 +332,9 @@ def _status_marks(db: Db, ids: Sequence[int] | None) -> dict[int, list[Mark]]:
                       f"{db.as_text('path')} FROM retest_mark WHERE closed_at IS NULL", ids,
                       "node_id")
     rows.sort(key=itemgetter(0))
-    tested = _json_many([r[3] for r in rows])
-    now = _json_many([r[4] for r in rows])
-    paths = _json_many([r[5] for r in rows])
+    tested = json_many([r[3] for r in rows])
+    now = json_many([r[4] for r in rows])
+    paths = json_many([r[5] for r in rows])
     out: dict[int, list[Mark]] = {}
     for r, old, new, path in zip(rows, tested, now, paths, strict=True):
         out.setdefault(r[1], []).append(Mark(r[0], r[1], r[2], old, new, path))

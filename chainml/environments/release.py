@@ -221,19 +221,19 @@ def deploy(s: Session, env_name: str, specs: Sequence[str], *, link: str | None,
         return result
     if problems and not force:
         raise ReleaseRefused(refusal(result), result)
-    ev = repo.add_event(
+    event = repo.add_event(
         s, at, actor, "deploy", env_name=env.name,
         nodes=[{"node": i.node, "version": i.version, "previous": i.previous} for i in items],
         forced=force, reason=reason, link=link, note=note,
         problems=[f"{e.name}: {e.status.value}" for e in problems] or None)
-    repo.add_deployments(s, env.id, [(n.id, vid) for n, vid, _ in parsed], ev.id, at, actor,
+    repo.add_deployments(s, env.id, [(n.id, vid) for n, vid, _ in parsed], event, at, actor,
                          link, note)
     result.recorded = True
-    result.event = ev.id
+    result.event = event
     result.deployed_at = at
     result.deployed_by = actor
     outbox.notify(s, "deploy.done", {
-        "env": env.name, "action": "deploy", "actor": actor, "event": ev.id,
+        "env": env.name, "action": "deploy", "actor": actor, "event": event,
         "nodes": [{"name": i.node, "version": i.version, "previous": i.previous}
                   for i in items], "forced": result.forced, "reason": reason, "link": link})
     return result
@@ -249,8 +249,8 @@ def undeploy(s: Session, env_name: str, name: str, at: datetime, actor: str
         was = "was already undeployed from" if node.id in view.latest else "is not deployed to"
         raise InvalidInput(f"'{name}' {was} '{env.name}'; nothing to undeploy.")
     label = reads.label(db, view.served.deployed[node.id]) or "?"
-    ev = repo.add_event(s, at, actor, "undeploy", node.name, label, env_name=env.name)
-    repo.add_deployments(s, env.id, [(node.id, None)], ev.id, at, actor, None, None)
+    event = repo.add_event(s, at, actor, "undeploy", node.name, label, env_name=env.name)
+    repo.add_deployments(s, env.id, [(node.id, None)], event, at, actor, None, None)
     after = service.load(db, env, {node.id: None})
     broken = []
     for i in service.testable(after):
@@ -258,10 +258,10 @@ def undeploy(s: Session, env_name: str, name: str, at: datetime, actor: str
         if line.absent:
             broken.append(after.nodes[i].name)
     outbox.notify(s, "deploy.done", {
-        "env": env.name, "action": "undeploy", "actor": actor, "event": ev.id,
+        "env": env.name, "action": "undeploy", "actor": actor, "event": event,
         "nodes": [{"name": node.name, "version": None, "previous": label}],
         "forced": False, "reason": None, "link": None})
-    return UndeployResult(env=env.name, node=node.name, version=label, event=ev.id,
+    return UndeployResult(env=env.name, node=node.name, version=label, event=event,
                           undeployed_at=at, undeployed_by=actor, missing_input=sorted(broken))
 
 

@@ -198,7 +198,7 @@ def _flush_versions(s: Session, nodes: Sequence[ChainNode], at: datetime, actor:
 
 def _pin(s: Session, up: str, pin: str, up_id: int, fresh: dict[int, int], filename: str,
          me: str) -> int:
-    found = repo.version_id(s, up_id, pin)
+    found = reads.version_by_label(Db.over(s), up_id, pin)
     if found is None:
         raise InvalidInput(f"{filename} (node '{me}'): input '{up}@{pin}' pins a version "
                            f"'{up}' does not have.")

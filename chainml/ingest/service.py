@@ -36,8 +36,9 @@ import networkx as nx
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from chainml.db import ingested
+from chainml.db import ingested, reads
 from chainml.db import repository as repo
+from chainml.db.direct import Db
 from chainml.db.models import LineageRun, Node
 from chainml.errors import InvalidInput
 from chainml.files.importers.openlineage_events import (
@@ -181,7 +182,7 @@ class _Settle:
 
     def is_new(self, node: Node, label: str) -> bool:
         """Whether ``node`` has no version ``label`` yet."""
-        return repo.version_id(self.s, node.id, label) is None
+        return reads.version_by_label(Db.over(self.s), node.id, label) is None
 
     def register(self, new_of: Node | None = None, **spec: Any) -> None:
         """``registration.register`` of ``spec``; ``new_of``: its node, when it is known to

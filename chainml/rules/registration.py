@@ -382,20 +382,20 @@ def register(s: Session, spec: NodeSpec, at: datetime, actor: str, *,
         result.previous_version = inputs.base_label  # the base is the current version
         if revive:
             _revive(s, node, at, actor)
-        ev = repo.add_event(s, at, actor, "version.registered", node.name, spec.version,
+        event = repo.add_event(s, at, actor, "version.registered", node.name, spec.version,
                             previous=result.previous_version,
                             inputs=_specs(inputs, False), feedback=_specs(inputs, True),
                             meta=meta)
-        result.marked = move_current(s, node, vid, None if kept else rows, at, ev.id)
+        result.marked = move_current(s, node, vid, None if kept else rows, at, event)
         result.current_changed = True
     elif revive:
         # Registering a retired name again revives it, at the version given.
         check_cycle(s, node, rows)
         result.previous_version = reads.label(Db.over(s), node.current_version_id)
         _revive(s, node, at, actor)
-        ev = repo.add_event(s, at, actor, "version.promoted", node.name, existing.label,
+        event = repo.add_event(s, at, actor, "version.promoted", node.name, existing.label,
                             previous=result.previous_version)
-        result.marked = move_current(s, node, existing.id, rows, at, ev.id)
+        result.marked = move_current(s, node, existing.id, rows, at, event)
         result.current_changed = True
     elif {"needs_tests", "required_suites"} & set(result.updated_fields):
         # Only these change what decides the status; owner or tags do not.
@@ -461,9 +461,7 @@ def move_current(s: Session, node: Node, version_id: int, inputs: Sequence[Input
     the version current so far), refresh its edges and make every mark exact again: its
     own, and those of every node below it."""
     old = node.current_version_id
-    node.current_version_id = version_id
-    node.updated_at = at
-    s.flush()
+    repo.point_at(s, node, version_id, at)
     if inputs is not None:
         repo.replace_edges(s, node.id, inputs)
     count = marks.propagate(s, node, old, version_id, at, event_id)
@@ -488,9 +486,9 @@ def promote(s: Session, name: str, label: str, at: datetime, actor: str) -> Regi
             f"by registering a version of it, then promote again.")
     check_cycle(s, node, rows)
     previous = reads.label(Db.over(s), node.current_version_id)
-    ev = repo.add_event(s, at, actor, "version.promoted", node.name, label, previous=previous)
+    event = repo.add_event(s, at, actor, "version.promoted", node.name, label, previous=previous)
     result.previous_version = previous
-    result.marked = move_current(s, node, v.id, rows, at, ev.id)
+    result.marked = move_current(s, node, v.id, rows, at, event)
     result.current_changed = True
     return result
 
