@@ -11,7 +11,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from chainml.db import reads
 from chainml.db import repository as repo
+from chainml.db.direct import Db
 from chainml.db.models import ApiToken
 from chainml.errors import Forbidden, InvalidInput, Unauthorized
 from chainml.names import check_token_name
@@ -19,7 +21,7 @@ from chainml.rules import tokens as rules
 from chainml.schemas import TokenCreated, TokenOut
 
 
-def _out(t: ApiToken, now: datetime) -> TokenOut:
+def _out(t: ApiToken | reads.TokenRow, now: datetime) -> TokenOut:
     return TokenOut(name=t.name, scope=t.scope, state=rules.state(t.expires_at, t.revoked_at,
                                                                    now),
                     created_at=t.created_at, created_by=t.created_by, expires_at=t.expires_at,
@@ -71,7 +73,7 @@ def authenticate(s: Session, text: str | None, needed: str, now: datetime) -> To
         raise Unauthorized(f"This needs a token with the {needed} scope: send "
                            "'Authorization: Bearer <token>' ('chainml token create').")
     parsed = rules.parse(text)
-    row = repo.token_by_id(s, parsed[0]) if parsed is not None else None
+    row = reads.token(Db.over(s), parsed[0]) if parsed is not None else None
     # The digest is compared even when no row matched, so a miss takes the same time.
     valid = rules.matches(parsed[1] if parsed else "", row.secret_digest if row
                           else rules.digest("none"))

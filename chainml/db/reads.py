@@ -824,3 +824,28 @@ def open_observed(db: Db, node_ids: Sequence[int] | None = None) -> list[Observe
             else db.rows_in(sql + " AND o.node_id IN ({ids})", sorted(set(node_ids))))
     return sorted((ObservedRow(r[0], r[1], r[2], _dt(r[3]), r[4], _dt(r[5]), r[6])
                    for r in rows), key=lambda o: (o.node, o.input))
+
+
+# ---- API tokens ----------------------------------------------------------------------------
+
+
+class TokenRow(NamedTuple):
+    name: str
+    scope: str
+    secret_digest: str
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+def token(db: Db, token_id: int) -> TokenRow | None:
+    """One API token by id: what every authenticated request asks (plain SQL: the ORM's
+    load of the row cost more than the rest of checking it)."""
+    rows = db.rows("SELECT name, scope, secret_digest, created_at, created_by, expires_at, "
+                   "revoked_at FROM api_token WHERE id = ?", [token_id])
+    if not rows:
+        return None
+    r = rows[0]
+    return TokenRow(r[0], r[1], r[2], _dt(r[3]), r[4], None if r[5] is None else _dt(r[5]),
+                    None if r[6] is None else _dt(r[6]))

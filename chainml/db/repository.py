@@ -577,10 +577,6 @@ def token_by_key(s: Session, name: str) -> ApiToken | None:
     return s.scalars(select(ApiToken).where(ApiToken.name_key == name.lower())).first()
 
 
-def token_by_id(s: Session, token_id: int) -> ApiToken | None:
-    return s.get(ApiToken, token_id)
-
-
 def tokens(s: Session) -> list[ApiToken]:
     return list(s.scalars(select(ApiToken).order_by(ApiToken.name)))
 
