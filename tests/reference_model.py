@@ -522,6 +522,23 @@ class Model:
             served[n] = label
         return served, deployed
 
+    def _serves_cycle(self, served: dict[str, str]) -> bool:
+        """Whether the served versions' inputs loop. CHOICE (the implementation's, as in
+        "the graph of all edges must stay acyclic"): a pinned input counts as an edge
+        here, though a serving lineage does not cross it (`g 2` reads `m@1`, `m 1` reads
+        `g`: a cycle); feedback inputs never count."""
+        state: dict[str, bool] = {}  # False: on the path; True: done
+
+        def loops(n: str) -> bool:
+            state[n] = False
+            for u, _ in self.nodes[n].versions[served[n]].inputs:
+                if u in served and (state.get(u) is False or (u not in state and loops(u))):
+                    return True
+            state[n] = True
+            return False
+
+        return any(n not in state and loops(n) for n in sorted(served))
+
     def _serving_lineage(self, served: dict[str, str], name: str
                          ) -> tuple[frozenset[Pair], frozenset[str]]:
         """"Serving lineage": the lineage of `name`'s served version computed with the
@@ -643,9 +660,10 @@ class Model:
         Bad input → Refused (exit 2): unknown environment, an empty release, a node named
         twice, an unknown or retired node, an unknown version, --force without --reason
         (CHOICES, the implementation's), a release after which the environment would serve
-        a cycle (CHOICE). Then the gate. The nodes it judges ("checked") are those that need
-        tests and are deployed after the release, and either belong to it or hold one of its
-        nodes in their serving lineage — a pinned input counts, but is not crossed.
+        a cycle, pinned inputs counted (CHOICE, `_serves_cycle`). Then the gate. The nodes
+        it judges ("checked") are those that need tests and are deployed after the release,
+        and either belong to it or hold one of its nodes in their serving lineage — a
+        pinned input counts, but is not crossed.
         CHOICE (the implementation's reading of "a release after which E would hold a node
         that is ..."): that is whether or not the release changes their versions or
         pairs (a node redeployed at the version E serves, or a source deployed at the
@@ -667,6 +685,8 @@ class Model:
         if force and not (reason and reason.strip()):
             raise Refused("--force needs --reason")
         after, deployed = self._serving(env, release)
+        if self._serves_cycle(after):
+            raise Refused("the environment would serve a cycle")
         checked: dict[str, EnvVerdict] = {}
         for n in sorted(deployed):
             lineage = self._serving_lineage(after, n)[0]  # raises Refused on a cycle
