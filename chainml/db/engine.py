@@ -325,9 +325,19 @@ def write_session(engine: Engine, *, commit: bool = True) -> Iterator[Session]:
 
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    """One read-only scope (rolled back at the end)."""
-    with translate_errors(engine.url), Session(engine) as s:
+    """One read-only scope: rolled back at the end, but on PostgreSQL a READ ONLY
+    transaction (the server refuses any write in it) that is committed. psycopg forgets
+    every statement it has prepared on a connection when that connection rolls back:
+    ended by ROLLBACK, reads were planned by PostgreSQL each time (0.2-1.6 ms a
+    statement, most of a node page's database time), never prepared."""
+    if engine.dialect.name != "postgresql":
+        with translate_errors(engine.url), Session(engine) as s:
+            yield s
+        return
+    bound = engine.execution_options(postgresql_readonly=True)
+    with translate_errors(engine.url), Session(bound) as s:
         yield s
+        s.commit()
 
 
 def schema_revision(engine: Engine, table: str) -> str | None:

@@ -1,0 +1,46 @@
+"""Read sessions (``engine.read_session``): nothing in one is ever written, and on
+PostgreSQL the statements a server process repeats stay prepared from one read to the
+next (psycopg forgets them when a connection rolls back, so a read session there is a
+READ ONLY transaction that commits)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from chainml.db import engine as dbe
+from chainml.db.direct import Db
+from chainml.errors import ChainmlError
+from chainml.registry import Registry
+from tests.chains import build_example
+
+
+def _lock_counter(reg: Registry) -> int:
+    with dbe.read_session(reg.engine) as s:
+        return int(Db.over(s).rows("SELECT counter FROM write_lock")[0][0])
+
+
+def test_what_a_read_session_writes_is_never_kept(registry: Registry) -> None:
+    build_example(registry)
+    before = _lock_counter(registry)
+    refused = registry.engine.dialect.name == "postgresql"  # READ ONLY: refused at once
+    try:
+        with dbe.read_session(registry.engine) as s:
+            s.execute(text("UPDATE write_lock SET counter = counter + 1"))
+    except ChainmlError:
+        assert refused
+    else:
+        assert not refused  # elsewhere rolled back at the end
+    assert _lock_counter(registry) == before
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_reads_keep_their_prepared_statements_on_postgresql(registry: Registry) -> None:
+    build_example(registry)
+    for _ in range(8):  # psycopg prepares a statement on its fifth run on a connection
+        registry.node("ranker")
+    # One request at a time: the pool hands the same connection out each time.
+    assert registry.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    with dbe.read_session(registry.engine) as s:
+        prepared = Db.over(s).rows("SELECT count(*) FROM pg_prepared_statements")[0][0]
+    assert prepared >= 5  # the node's row, versions, inputs, consumers, status facts...
