@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from chainml.db import engine as dbe
-from chainml.db.direct import Db
+from chainml.db.direct import PREPARED_IDS, Db
 from chainml.errors import ChainmlError
 from chainml.registry import Registry
 from tests.chains import build_example
@@ -44,3 +44,25 @@ def test_reads_keep_their_prepared_statements_on_postgresql(registry: Registry) 
     with dbe.read_session(registry.engine) as s:
         prepared = Db.over(s).rows("SELECT count(*) FROM pg_prepared_statements")[0][0]
     assert prepared >= 5  # the node's row, versions, inputs, consumers, status facts...
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_statements_over_many_ids_are_planned_for_them(registry: Registry) -> None:
+    build_example(registry)
+    sql = "SELECT id, name FROM node WHERE id IN ({ids}) ORDER BY id"  # this test's own
+    many = list(range(1, PREPARED_IDS + 50))
+
+    def prepared() -> bool:
+        with dbe.read_session(registry.engine) as s:
+            return any(r[0].startswith("SELECT id, name FROM node WHERE id = ANY")
+                       and r[0].endswith("ORDER BY id") for r in Db.over(s).rows(
+                           "SELECT statement FROM pg_prepared_statements"))
+
+    for _ in range(8):
+        with dbe.read_session(registry.engine) as s:
+            Db.over(s).rows_in(sql, many)
+    assert not prepared()  # no generic plan made for it
+    for _ in range(8):
+        with dbe.read_session(registry.engine) as s:
+            Db.over(s).rows_in(sql, [1, 2, 3])
+    assert prepared()  # a node page's few ids: prepared

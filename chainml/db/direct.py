@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 # Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
 CHUNK = 2000
+# On PostgreSQL, a statement over more ids than this is planned for them each time
+# rather than run from a prepared, generic plan (``Db.rows``).
+PREPARED_IDS = 100
 
 
 @functools.lru_cache(maxsize=32)
@@ -67,14 +70,22 @@ class Db:
         return cls(conn.connection, conn.dialect.name, shown, url=real,
                    dbapi=conn.dialect.dbapi, owned=False)
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def rows(self, sql: str, params: Sequence[Any] = (), *, prepare: bool | None = None
+             ) -> list[Any]:
+        """``sql``'s rows ([] for a statement that returns none). ``prepare=False``: on
+        PostgreSQL, planned for these parameters even if psycopg has prepared it (a
+        generic plan, made for the few ids a node page asks about, can be the wrong one
+        for the 60,000 of a gate)."""
         if self._pyformat:
             sql = sql.replace("?", "%s")
         # psycopg decodes binary results in C a quarter faster than text (the 332,478
         # edges below a hub); same Python values either way.
         cur = self.conn.cursor(binary=True) if self._binary else self.conn.cursor()
         try:
-            cur.execute(sql, tuple(params))
+            if self._binary and prepare is not None:
+                cur.execute(sql, tuple(params), prepare=prepare)
+            else:
+                cur.execute(sql, tuple(params))
             return list(cur.fetchall()) if self._has_rows(cur) else []
         except self._dbapi.Error as e:
             raise self.failure(e) from None
@@ -104,7 +115,8 @@ class Db:
             # As one text literal: psycopg adapts a list of 80,000 ints in Python (0.2 s).
             literal = "{" + ",".join(map(str, map(int, ids))) + "}"
             return self.rows(sql.replace(" IN ({ids})", " = ANY(CAST(? AS bigint[]))"),
-                             [*params, literal])
+                             [*params, literal],
+                             prepare=False if len(ids) > PREPARED_IDS else None)
         for i in range(0, len(ids), size):
             part = ids[i:i + size]
             out += self.rows(sql.format(ids=",".join("?" * len(part))), [*params, *part])
