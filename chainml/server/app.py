@@ -134,14 +134,15 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
         # workers, servers sharing a registry) each run one; claims keep them apart.
         from chainml.hooks.worker import Worker
 
-        worker = Worker(registry.engine).start() \
-            if registry is not None and settings.hook_worker else None
         to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         if registry is not None:
-            try:
+            try:  # before any thread of this process takes a connection
                 dbe.open_pool(registry.engine, REQUEST_THREADS)
             except RegistryUnavailable:
                 pass  # each request says so (503) until it is back
+        worker = Worker(registry.engine).start() \
+            if registry is not None and settings.hook_worker else None
+        if registry is not None:
             # Ready before the first node page rather than computed because of it: a
             # page without it walks up its node's lineage, three times the work, and
             # a new server's first seconds under load went to that.
