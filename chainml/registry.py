@@ -115,6 +115,8 @@ class Registry:
         actor: recorded as who made each change (default: CHAINML_ACTOR or the login name).
         clock: returns "now" as naive UTC; tests pass a fake one.
         check_schema: refuse a registry whose schema is not at this chainml's head.
+        pool_size: connections a PostgreSQL or MySQL registry keeps open, for a process
+            that serves requests from several threads (SQLAlchemy's default keeps 5).
 
     Raises:
         InvalidInput: no registry found, or a malformed URL.
@@ -124,8 +126,8 @@ class Registry:
 
     def __init__(self, url: str | None = None, *, actor: str | None = None,
                  clock: Callable[[], datetime] | None = None, check_schema: bool = True,
-                 engine: Engine | None = None) -> None:
-        self.engine = engine or dbe.create(location.resolve_url(url))
+                 engine: Engine | None = None, pool_size: int | None = None) -> None:
+        self.engine = engine or dbe.create(location.resolve_url(url), pool_size=pool_size)
         self.url = dbe.redact(self.engine.url)
         self.actor = actor or default_actor()
         self.clock = clock or utcnow
@@ -188,6 +190,15 @@ class Registry:
         writes: the server's way to put a token's name in the history."""
         return Registry(engine=self.engine, actor=actor[:200],
                         clock=self.clock if self._clock_given else None, check_schema=False)
+
+    def open_connections(self, count: int) -> None:
+        """Open up to ``count`` of the pool's connections now and keep them: a server
+        about to take requests, whose first ones then need not connect."""
+        dbe.open_pool(self.engine, count)
+
+    def secret_url(self) -> str:
+        """The database URL with its password: what no response or log line may show."""
+        return self.engine.url.render_as_string(hide_password=False)
 
     def close(self) -> None:
         self.engine.dispose()

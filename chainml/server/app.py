@@ -19,7 +19,6 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 
-from chainml.db import engine as dbe
 from chainml.errors import RegistryUnavailable
 from chainml.ingest.mapping import Mapping
 from chainml.registry import Registry
@@ -137,7 +136,7 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
         to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
         if registry is not None:
             try:  # before any thread of this process takes a connection
-                dbe.open_pool(registry.engine, REQUEST_THREADS)
+                registry.open_connections(REQUEST_THREADS)
             except RegistryUnavailable:
                 pass  # each request says so (503) until it is back
         worker = Worker(registry.engine).start() \
@@ -165,7 +164,7 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
     app.state.together = GroupCommit(registry, settings.mapping) \
         if registry is not None else None
     app.state.settings = settings
-    app.state.secrets = [registry.engine.url.render_as_string(hide_password=False)] \
+    app.state.secrets = [registry.secret_url()] \
         if registry is not None else []
     errors.install(app)
     app.include_router(api.router)

@@ -8,8 +8,6 @@ import os
 
 from fastapi import FastAPI
 
-from chainml.db import engine as dbe
-from chainml.db import location
 from chainml.ingest.mapping import load_mapping
 from chainml.registry import Registry
 from chainml.server.app import REQUEST_THREADS, Settings, create_app
@@ -37,8 +35,8 @@ def tune_gc() -> None:
 
 
 def app_from_env() -> FastAPI:
-    url = location.resolve_url(os.environ.get("CHAINML_DATABASE_URL") or None)
-    registry = Registry(engine=dbe.create(url, pool_size=REQUEST_THREADS))
+    registry = Registry(os.environ.get("CHAINML_DATABASE_URL") or None,
+                        pool_size=REQUEST_THREADS)
     app = create_app(registry, Settings(
         require_token_for_reads=os.environ.get(ENV_READS) == "1",
         anonymous_writes=os.environ.get(ENV_ANON) == "1",
