@@ -10,9 +10,9 @@ goes through SQLAlchemy, with the same results.
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
+import weakref
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,7 +23,7 @@ from chainml.db import failures
 from chainml.db.location import resolve_url, sqlite_busy_timeout
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
+    from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
 # Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
@@ -33,12 +33,20 @@ CHUNK = 2000
 PREPARED_IDS = 100
 
 
-@functools.lru_cache(maxsize=32)
-def _url_texts(url: URL) -> tuple[str, str]:
-    """An engine URL as error messages show it, and whole (to remove it from drivers'
+# Keyed by the engine, not its URL: a URL's hash renders it as text, the work this saves.
+_URL_TEXTS: weakref.WeakKeyDictionary[Engine, tuple[str, str]] = weakref.WeakKeyDictionary()
+
+
+def _url_texts(engine: Engine) -> tuple[str, str]:
+    """An engine's URL as error messages show it, and whole (to remove it from drivers'
     messages): rendered once, not for each of the dozens of ``Db.over`` of a write."""
-    return (failures.redact_text(url.render_as_string(hide_password=True)),
+    texts = _URL_TEXTS.get(engine)
+    if texts is None:
+        url = engine.url
+        texts = _URL_TEXTS[engine] = (
+            failures.redact_text(url.render_as_string(hide_password=True)),
             url.render_as_string(hide_password=False))
+    return texts
 
 
 class Db:
@@ -66,7 +74,7 @@ class Db:
     def over(cls, s: Session) -> Db:
         """The connection of a SQLAlchemy session, inside its transaction."""
         conn = s.connection()
-        shown, real = _url_texts(conn.engine.url)
+        shown, real = _url_texts(conn.engine)
         return cls(conn.connection, conn.dialect.name, shown, url=real,
                    dbapi=conn.dialect.dbapi, owned=False)
 
