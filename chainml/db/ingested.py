@@ -32,19 +32,20 @@ def has_event(s: Session, key: str) -> bool:
     return bool(Db.over(s).rows("SELECT id FROM lineage_event WHERE dedup_key = ?", [key]))
 
 
+def stored_of_run(s: Session, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(dedup key, body) of every event received for ``run_id`` so far, in arrival
+    order: what de-duplicates a new event of the run and what it adds to, one query."""
+    db = Db.over(s)
+    rows = db.rows(f"SELECT dedup_key, {db.as_text('body')} FROM lineage_event "
+                   "WHERE run_id = ? ORDER BY id", [run_id])
+    return list(zip((k for k, _ in rows), reads.json_many([b for _, b in rows]), strict=True))
+
+
 def add_event(s: Session, key: str, run_id: str | None, event_type: str | None,
               event_time: datetime, body: dict[str, Any], at: datetime, actor: str) -> None:
     s.execute(_ADD_EVENT, {"dedup_key": key, "run_id": run_id, "event_type": event_type,
                            "event_time": event_time, "body": body, "received_at": at,
                            "received_by": actor})
-
-
-def run_events(s: Session, run_id: str) -> Sequence[dict[str, Any]]:
-    """The bodies of every event received for ``run_id``, in arrival order."""
-    db = Db.over(s)
-    return reads.json_many([b for b, in db.rows(
-        f"SELECT {db.as_text('body')} FROM lineage_event WHERE run_id = ? ORDER BY id",
-        [run_id])])
 
 
 def completed_run(s: Session, run_id: str) -> LineageRun | None:

@@ -97,13 +97,18 @@ def ingest(s: Session, events: Sequence[Event], mapping: Mapping, at: datetime,
     check_storable(events)
     out = IngestResult(events=len(events))
     settler = _Settle(s, mapping, at, actor, out)
-    keys: set[str] = set()
+    # What each run of the batch stored before: its events' keys are what a re-delivery
+    # repeats (a run event's key holds its run id), its bodies what the new ones add to.
+    stored = {r: ingested.stored_of_run(s, r)
+              for r in dict.fromkeys(e.run_id for e in events if e.run_id is not None)}
+    keys = {k for rows in stored.values() for k, _ in rows}
+    fresh: dict[str, list[Event]] = {}  # run id -> its new events, in arrival order
     settle: dict[str, Event] = {}  # run id -> its latest new event, by time
     completes: set[str] = set()
     datasets: list[Event] = []
     for event in in_time_order(events):
         key = dedup_key(event)
-        if key in keys or ingested.has_event(s, key):
+        if key in keys or (event.run_id is None and ingested.has_event(s, key)):
             out.duplicates += 1
             continue
         keys.add(key)
@@ -113,15 +118,18 @@ def ingest(s: Session, events: Sequence[Event], mapping: Mapping, at: datetime,
         if event.kind == "dataset":
             datasets.append(event)
         elif event.run_id is not None:
+            fresh.setdefault(event.run_id, []).append(event)
             settle[event.run_id] = event
             if event.event_type == COMPLETE:
                 completes.add(event.run_id)
     # Whether a run was completed before is known now: settling other runs of the batch
-    # never completes it.
-    done = {r: ingested.completed_run(s, r) for r in settle}
+    # never completes it, and a run with no event stored before was never completed.
+    done = {r: ingested.completed_run(s, r) if stored[r] else None for r in settle}
     runs = [e for r, e in settle.items() if r in completes or done[r] is not None]
     for event in upstream_first(runs, events):
-        settler.run(event.run_id or "", done[event.run_id or ""])
+        run_id = event.run_id or ""
+        before = [parse_event(body, f"run {run_id[:60]!r}") for _, body in stored[run_id]]
+        settler.run(run_id, done[run_id], before + fresh[run_id])
     # After the runs: a dataset a run of the batch writes is that run's feature, not a
     # source that a dataset event named first.
     for event in datasets:
@@ -209,10 +217,9 @@ class _Settle:
             assert node is not None
         return node
 
-    def run(self, run_id: str, done: LineageRun | None) -> None:
-        """Settle ``run_id``; ``done``: its row when it was completed before."""
-        events = [parse_event(body, f"run {run_id[:60]!r}")
-                  for body in ingested.run_events(self.s, run_id)]
+    def run(self, run_id: str, done: LineageRun | None, events: Sequence[Event]) -> None:
+        """Settle ``run_id``, whose events (all it has, in arrival order) are ``events``;
+        ``done``: its row when it was completed before."""
         lineage = merge(events)
         run = lineage.runs[0]
         job = self.mapping.place("job", *run.job)
