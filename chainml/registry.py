@@ -729,21 +729,40 @@ class Registry:
             except InvalidInput as e:
                 parsed.append([])
                 out.append(e)
-        with dbe.write_session(self.engine) as s:
-            repo.lock_writes(s)
-            at = self._write_time(s)
-            for i, ((_, actor), batch) in enumerate(zip(requests, parsed, strict=True)):
-                if out[i] is not None:
-                    continue
-                try:
-                    with outbox.savepoint(s):
-                        out[i] = service.ingest(s, batch, mapping or Mapping(), at, actor)
-                except InvalidInput as e:
-                    out[i] = e
-                    # What it loaded is gone from the database, not from the session
-                    # (and SQLite hands its ids out again): the next starts clean.
-                    s.expunge_all()
-        return [r for r in out if r is not None]  # each filled, by ingest or its error
+        def store(apart: bool) -> list[IngestResult | InvalidInput | None]:
+            """One transaction of every request not refused already; ``apart``: each in a
+            savepoint, so that a refused one fails alone (else a refusal is raised)."""
+            done = list(out)
+            with dbe.write_session(self.engine) as s:
+                repo.lock_writes(s)
+                at = self._write_time(s)
+                for i, ((_, actor), batch) in enumerate(zip(requests, parsed, strict=True)):
+                    if done[i] is not None:
+                        continue
+                    if not apart:
+                        done[i] = service.ingest(s, batch, mapping or Mapping(), at, actor)
+                        continue
+                    try:
+                        with outbox.savepoint(s):
+                            done[i] = service.ingest(s, batch, mapping or Mapping(), at,
+                                                     actor)
+                    except InvalidInput as e:
+                        done[i] = e
+                        # What it loaded is gone from the database, not from the session
+                        # (and SQLite hands its ids out again): the next starts clean.
+                        s.expunge_all()
+            return done
+
+        # Refusals are rare: the group is first stored without a savepoint per request
+        # (two round trips each), and only a group holding a refused request is stored
+        # again, each request apart. A lone request needs none: its refusal is the
+        # transaction's.
+        valid = sum(r is None for r in out)
+        try:
+            results = store(apart=False)
+        except InvalidInput as e:
+            results = store(apart=True) if valid > 1 else [r or e for r in out]
+        return [r for r in results if r is not None]  # each filled, by ingest or its error
 
     def ingest(self, path: str | Path, *, mapping: str | Path | Mapping | None = None
                ) -> IngestResult:

@@ -24,6 +24,7 @@ from chainml.schemas import IngestResult
 from chainml.server.app import Settings, create_app
 from tests.conftest import Clock
 from tests.test_ingest import JOB, OUT, RAW, USERS, count, day, event
+from tests.test_ingest_statements import sqlite_statements
 
 OTHER = "dataset:postgres://db:5432/ml.other"
 # ml.features mapped to a source: a run that writes it is refused by the chain's kind rules
@@ -79,6 +80,28 @@ def test_requests_together_are_the_requests_alone(registry: Registry, clock: Clo
     assert _state(registry) == _state(fresh_registry)
     assert {e.actor for e in registry.log() if e.node == JOB} == {"ci-a", "ci-d"}
     assert OUT not in {n.name for n in registry.nodes()}
+
+
+def test_a_group_without_a_refusal_is_stored_without_savepoints(tmp_path: Path) -> None:
+    """Savepoints cost two round trips a request: a group whose requests are all stored
+    takes none, and is the same as the requests stored one after the other."""
+    reg = Registry.init(tmp_path / "together", actor="tester")
+    alone = Registry.init(tmp_path / "alone", actor="tester")
+    requests = [r for i, r in enumerate(_requests()) if i in (0, 3, 4)]
+    with sqlite_statements(reg) as seen:
+        got = reg.ingest_together(requests, mapping=MAPPING)
+    assert not [q for q in seen if "SAVEPOINT" in q.upper()], seen
+    assert got == [alone.as_actor(actor).ingest_events(events, mapping=MAPPING)
+                   for events, actor in requests]
+    assert _state(reg) == _state(alone)
+
+
+def test_a_lone_refused_request_is_refused_and_leaves_nothing(registry: Registry) -> None:
+    before = _state(registry)
+    got = registry.ingest_together([(day(RUNS[1]), "ci-b")], mapping=MAPPING)
+    assert len(got) == 1 and isinstance(got[0], InvalidInput)
+    assert "ml.features" in str(got[0])
+    assert _state(registry) == before
 
 
 def test_a_refused_request_leaves_no_notification(registry: Registry) -> None:
