@@ -392,8 +392,8 @@ class Registry:
         admin). Raises Unauthorized (HTTP 401) or Forbidden (403)."""
         from chainml import tokens
 
-        with dbe.read_session(self.engine) as s:
-            return tokens.authenticate(s, token, needed, self.clock())
+        with dbe.one_read(self.engine) as db:
+            return tokens.authenticate(db, token, needed, self.clock())
 
     # ---- webhooks (docs/webhooks.md) ---------------------------------------------------------
 

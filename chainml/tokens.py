@@ -65,7 +65,7 @@ def revoke(s: Session, name: str, at: datetime, actor: str) -> TokenOut:
     return _out(row, at)
 
 
-def authenticate(s: Session, text: str | None, needed: str, now: datetime) -> TokenOut:
+def authenticate(db: Db, text: str | None, needed: str, now: datetime) -> TokenOut:
     """The token ``text`` names, if it is active and its scope allows ``needed``; else
     Unauthorized (none, malformed, unknown, expired, revoked) or Forbidden (scope). The
     messages never repeat the text presented."""
@@ -73,7 +73,7 @@ def authenticate(s: Session, text: str | None, needed: str, now: datetime) -> To
         raise Unauthorized(f"This needs a token with the {needed} scope: send "
                            "'Authorization: Bearer <token>' ('chainml token create').")
     parsed = rules.parse(text)
-    row = reads.token(Db.over(s), parsed[0]) if parsed is not None else None
+    row = reads.token(db, parsed[0]) if parsed is not None else None
     # The digest is compared even when no row matched, so a miss takes the same time.
     valid = rules.matches(parsed[1] if parsed else "", row.secret_digest if row
                           else rules.digest("none"))

@@ -66,3 +66,28 @@ def test_statements_over_many_ids_are_planned_for_them(registry: Registry) -> No
         with dbe.read_session(registry.engine) as s:
             Db.over(s).rows_in(sql, [1, 2, 3])
     assert prepared()  # a node page's few ids: prepared
+
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_token_check_on_postgresql_runs_outside_a_transaction(
+        registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every authenticated request checks its token: a BEGIN and a COMMIT around its one
+    read would be two more round trips each time."""
+    import psycopg
+
+    from chainml import tokens
+
+    token = registry.token_create("ci", scope="write").token
+    states: list[object] = []
+    read = tokens.reads.token
+
+    def token_read(db: Db, name: str) -> object:
+        states.append(db.conn.dbapi_connection.info.transaction_status)
+        return read(db, name)
+
+    monkeypatch.setattr(tokens.reads, "token", token_read)
+    assert registry.authenticate(token, "write").name == "ci"
+    assert states == [psycopg.pq.TransactionStatus.IDLE]  # not INTRANS: no BEGIN sent
+    with pytest.raises(ChainmlError, match="not valid"):
+        registry.authenticate(token + "x", "write")

@@ -23,7 +23,7 @@ from chainml.db import failures
 from chainml.db.location import resolve_url, sqlite_busy_timeout
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
     from sqlalchemy.orm import Session
 
 # Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
@@ -73,7 +73,11 @@ class Db:
     @classmethod
     def over(cls, s: Session) -> Db:
         """The connection of a SQLAlchemy session, inside its transaction."""
-        conn = s.connection()
+        return cls.of(s.connection())
+
+    @classmethod
+    def of(cls, conn: Connection) -> Db:
+        """A SQLAlchemy connection, in whatever transaction it is."""
         shown, real = _url_texts(conn.engine)
         return cls(conn.connection, conn.dialect.name, shown, url=real,
                    dbapi=conn.dialect.dbapi, owned=False)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
 from chainml.db import failures
+from chainml.db.direct import Db
 from chainml.db.failures import (  # noqa: F401 - re-exported
     RETRY_ATTEMPTS,
     RETRY_MYSQL_ERRORS,
@@ -338,6 +339,20 @@ def read_session(engine: Engine) -> Iterator[Session]:
     with translate_errors(engine.url), Session(bound) as s:
         yield s
         s.commit()
+
+
+@contextmanager
+def one_read(engine: Engine) -> Iterator[Db]:
+    """A connection for a single read statement (a token check on every request). On
+    PostgreSQL it runs outside any transaction, as one round trip instead of three
+    (BEGIN, the statement, COMMIT); elsewhere in a read session."""
+    if engine.dialect.name != "postgresql":
+        with read_session(engine) as s:
+            yield Db.over(s)
+        return
+    with translate_errors(engine.url), engine.connect().execution_options(
+            isolation_level="AUTOCOMMIT") as conn:
+        yield Db.of(conn)
 
 
 def schema_revision(engine: Engine, table: str) -> str | None:
