@@ -135,6 +135,30 @@ def test_refreshed_keeps_its_value_when_a_computation_fails() -> None:
     assert _settled(kept) == 9
 
 
+def test_compute_now_computes_in_the_calling_thread_and_keeps_a_failure_out() -> None:
+    answers: list[Any] = [RuntimeError("registry gone"), 3]
+
+    def next_answer() -> int:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return int(answer)
+
+    kept: Refreshed[int] = Refreshed(next_answer)
+    kept.compute_now()
+    assert kept.value() is None  # failed: nothing yet, and no exception for the caller
+    kept.compute_now()
+    assert kept.value() == 3  # no waiting: computed before it returned
+
+
+def test_a_server_knows_what_changes_reach_before_its_first_request(
+        registry: Registry) -> None:
+    build_example(registry)
+    app = create_app(registry)
+    with TestClient(app):
+        assert app.state.reached.value() == registry.reached()
+
+
 def test_node_pages_follow_every_write(registry: Registry) -> None:
     """A node page uses what its worker keeps of each environment's changes only at the
     generation it was read at: after a write it is the page of a fresh server."""

@@ -85,6 +85,15 @@ class Refreshed(Generic[T]):
     def value(self) -> T | None:
         return self._value
 
+    def compute_now(self) -> None:
+        """Compute it in this thread (a server starting, before its first request); a
+        failure leaves the value as it was, for a later ``refresh``."""
+        with self._lock:
+            if self._running:
+                return
+            self._running = True
+        self._run()
+
     def refresh(self) -> None:
         with self._lock:
             if self._running:
