@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -65,3 +66,27 @@ def test_the_server_answers_503_while_the_registry_is_away_and_recovers(
         assert c.get("/api/v1/log").headers["X-Total-Count"] == str(events)  # nothing written
     reg.close()
     assert PASSWORD not in caplog.text
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_server_started_while_the_registry_is_away_waits_for_it_once(
+        through_proxy: tuple[str, Proxy], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening the pool fails, so what changes reach is not computed at start (it would
+    wait out the connection timeout a second time); the first node page asks for it."""
+    url, proxy = through_proxy
+    reg = Registry(url)
+    asked: list[int] = []
+    reached = reg.reached
+
+    def counted() -> Any:
+        asked.append(1)
+        return reached()
+
+    monkeypatch.setattr(reg, "reached", counted)
+    proxy.stop()
+    with TestClient(create_app(reg)) as c:
+        assert asked == []
+        assert c.get("/nodes/ranker").status_code == 503
+        proxy.start()
+        assert c.get("/nodes/ranker").status_code == 200
+    reg.close()

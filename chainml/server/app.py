@@ -134,18 +134,22 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
         from chainml.hooks.worker import Worker
 
         to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        reachable = False
         if registry is not None:
             try:  # before any thread of this process takes a connection
                 registry.open_connections(REQUEST_THREADS)
+                reachable = True
             except RegistryUnavailable:
                 pass  # each request says so (503) until it is back
         worker = Worker(registry.engine).start() \
             if registry is not None and settings.hook_worker else None
-        if registry is not None:
+        if reachable:
             # Ready before the first node page, not computed beside the first ones: a
             # page without it walks up its node's lineage, three times the work, and
             # the computation (0.5 s at 100,000 nodes) took the CPU the first pages
             # of a new server needed (p99 434 ms in its first 5 s at 200 pages/s).
+            # A registry away at start is not waited for a second time: the first
+            # node page asks for it (pages.node_page).
             await to_thread.run_sync(_app.state.reached.compute_now)
         try:
             yield
