@@ -193,3 +193,13 @@ def test_open_loop_counts_latency_from_when_each_request_was_due() -> None:
     assert latencies[-1] > 1.5, latencies  # 50 x 50 ms of service, minus 0.5 s of arrivals
     assert min(latencies) >= 0.045
     assert got["wall_s"] > 2.2
+
+
+def test_p99_by_window_splits_an_open_loop_by_when_requests_were_due() -> None:
+    from bench.serve import p99_by_window
+
+    # Due at 0-4.9 s: slow (a new server); 5-9.9 s: fast; one at 10 s.
+    records = [[i / 10, 0.4 if i < 50 else 0.01, 200, 0, None] for i in range(100)]
+    records.append([10.0, 0.02, 200, 0, None])
+    assert p99_by_window(records) == [0.4, 0.01, 0.02]
+    assert p99_by_window(records, window=20.0) == [0.4]
