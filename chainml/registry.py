@@ -717,7 +717,7 @@ class Registry:
             RegistryUnavailable, or any failure that is not one request's bad input:
                 nothing of any request is stored.
         """
-        from chainml.ingest import service
+        from chainml.ingest import group, service
         from chainml.ingest.mapping import Mapping
 
         out: list[IngestResult | InvalidInput | None] = []
@@ -736,6 +736,13 @@ class Registry:
             with dbe.write_session(self.engine) as s:
                 repo.lock_writes(s)
                 at = self._write_time(s)
+                pending = [i for i, r in enumerate(out) if r is None]
+                together = None if apart else group.ingest_group(
+                    s, [(parsed[i], requests[i][1]) for i in pending], mapping or Mapping(), at)
+                if together is not None:  # set-wise: the same as one by one (group.py)
+                    for i, result in zip(pending, together, strict=True):
+                        done[i] = result
+                    return done
                 for i, ((_, actor), batch) in enumerate(zip(requests, parsed, strict=True)):
                     if done[i] is not None:
                         continue

@@ -8,7 +8,7 @@ follows the part of the chain they reach, not the size of the registry.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar, cast
 
@@ -253,6 +253,23 @@ def add_version(
     return vid
 
 
+_ADD_VERSIONS = insert(_VERSIONS).returning(_VERSIONS.c.id, sort_by_parameter_order=True)
+_VERSION_INPUTS = cast(Table, VersionInput.__table__)
+
+
+def add_versions(s: Session, rows: Sequence[dict[str, Any]],
+                 inputs: Sequence[Sequence[tuple[int, int | None, bool]]]) -> list[int]:
+    """``add_version`` of several versions (``rows``: node_id, label, meta, created_at,
+    created_by; ``inputs``: each one's), a statement for the versions and one for their
+    inputs; returns their ids, in order."""
+    ids = [int(i) for i in s.execute(_ADD_VERSIONS, list(rows)).scalars()]
+    pairs = [{"version_id": vid, "upstream_id": u, "pinned_version_id": p, "feedback": fb}
+             for vid, ins in zip(ids, inputs, strict=True) for u, p, fb in ins]
+    if pairs:
+        s.execute(insert(_VERSION_INPUTS), pairs)
+    return ids
+
+
 _NODES = cast(Table, Node.__table__)
 _POINT_AT = (update(_NODES).where(_NODES.c.id == bindparam("node_id"))
              .values(current_version_id=bindparam("vid"), updated_at=bindparam("at")))
@@ -266,6 +283,12 @@ def point_at(s: Session, node: Node, version_id: int, at: datetime) -> None:
     s.execute(_POINT_AT, {"node_id": node.id, "vid": version_id, "at": at})
     set_committed_value(node, "current_version_id", version_id)
     set_committed_value(node, "updated_at", at)
+
+
+def point_many(s: Session, current: Mapping[int, int], at: datetime) -> None:
+    """``point_at`` of several nodes (node id -> version id) whose objects were not loaded
+    into the session."""
+    s.execute(_POINT_AT, [{"node_id": n, "vid": v, "at": at} for n, v in current.items()])
 
 
 def ids_by_name(s: Session, names: Iterable[str]) -> dict[str, int]:
@@ -464,6 +487,16 @@ def add_event(
         "at": at, "actor": actor, "action": action, "node_name": node,
         "version_label": version, "env_name": env_name, "details": details,
     }).scalar_one())
+
+
+_ADD_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+
+
+def add_events(s: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """``add_event`` of several events (at, actor, action, node_name, version_label,
+    env_name, details), in order: their ids follow it."""
+    s.flush()
+    return [int(i) for i in s.execute(_ADD_EVENTS, list(rows)).scalars()]
 
 
 def events(s: Session, node: str | None = None, limit: int | None = None,

@@ -112,7 +112,7 @@ def ingest(s: Session, events: Sequence[Event], mapping: Mapping, at: datetime,
             out.duplicates += 1
             continue
         keys.add(key)
-        ingested.add_event(s, key, event.run_id, event.event_type, _naive(event.time),
+        ingested.add_event(s, key, event.run_id, event.event_type, naive(event.time),
                            dict(event.raw), at, actor)
         out.stored += 1
         if event.kind == "dataset":
@@ -166,7 +166,24 @@ def upstream_first(runs: Sequence[Event], events: Sequence[Event]) -> list[Event
         return ranked
 
 
-def _naive(when: datetime) -> datetime:
+def job_version(mapping: Mapping, run: Run, events: Sequence[Event]) -> str:
+    """The job's version a run registers: the mapping's version facet, else the run id."""
+    run_facets: dict[str, Any] = {}
+    for event in in_time_order(events):
+        facets = (event.raw.get("run") or {}).get("facets")
+        if isinstance(facets, dict):
+            run_facets.update(facets)
+    found = mapping.job_version_of(run.job_facets, run_facets)
+    return version_label(found if found is not None else run.run_id)
+
+
+def output_version(mapping: Mapping, facets: dict[str, Any], run_id: str) -> str:
+    """The version a run registers of a dataset it wrote: its version facet, else the
+    run id."""
+    return version_label(mapping.dataset_version_of(facets) or run_id)
+
+
+def naive(when: datetime) -> datetime:
     return when.astimezone(timezone.utc).replace(tzinfo=None)
 
 
@@ -232,7 +249,7 @@ class _Settle:
         for k in read:
             self.dataset(k, places[k], lineage.dataset_facets.get(k, {}))
         entry = IngestedRun(run_id=run_id, job=job.name, version=done.job_version if done
-                            else self._job_version(run, events))
+                            else job_version(self.mapping, run, events))
         if done is None:
             entry.created_version = self._register_job(run, job, entry.version, places)
         node = self.node(job.name)
@@ -267,15 +284,6 @@ class _Settle:
                            undeclared=entry.findings)
             self.out.runs.append(entry)
 
-    def _job_version(self, run: Run, events: Sequence[Event]) -> str:
-        run_facets: dict[str, Any] = {}
-        for event in in_time_order(events):
-            facets = (event.raw.get("run") or {}).get("facets")
-            if isinstance(facets, dict):
-                run_facets.update(facets)
-        found = self.mapping.job_version_of(run.job_facets, run_facets)
-        return version_label(found if found is not None else run.run_id)
-
     def _register_job(self, run: Run, job: Place, label: str, places: dict[Key, Place]
                       ) -> bool:
         node = self.node(job.name)
@@ -300,7 +308,7 @@ class _Settle:
                 entry: IngestedRun) -> Node | None:
         """Register the version of an output dataset the run wrote; returns its node when
         it existed before (whether it declares the job is for the caller to check)."""
-        label = version_label(self.mapping.dataset_version_of(facets) or entry.run_id)
+        label = output_version(self.mapping, facets, entry.run_id)
         node = self.node(place.name)
         if node is None:
             self.register(kind=(place.kind or Kind.FEATURE).value, name=place.name,
