@@ -163,7 +163,8 @@ def marks_may_change(s: Session, node_ids: Sequence[int]) -> bool:
         " SELECT n.id, n.needs_tests FROM edge e JOIN reach ON e.upstream_id = reach.id"
         " JOIN node n ON n.id = e.downstream_id) "
         "SELECT 1 FROM reach WHERE needs = TRUE "
-        f"UNION ALL SELECT 1 FROM retest_mark WHERE closed_at IS NULL AND {marks}",
+        f"UNION ALL SELECT 1 FROM retest_mark WHERE closed_at IS NULL AND {marks} "
+        "LIMIT 1",  # the walk below a hub stops at the first node that needs tests
         [*node_ids, *node_ids]))
 
 
