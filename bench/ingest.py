@@ -15,6 +15,12 @@ others (after them: both write):
   its job's version, its ``lineage_run`` row (with that version), its ``lineage_event``
   row and its output's version. Target (issue 16, at 100,000 nodes on PostgreSQL):
   >= 300 events/s for 60 s, p99 <= 150 ms, 0 errors, each once.
+* ``serve-ingest-marked``: the same, on jobs whose outputs each feed a model that needs
+  tests and has a passing test (registered and tested through the API before the
+  phase, not measured): each event then opens or supersedes that model's retest mark,
+  as a chain with models below its pipelines does, and group commit stores such
+  groups one by one (chainml/ingest/group.py). A further check: after the phase, every
+  model whose job got an event has an open retest mark. Same target.
 * ``serve-hook-lag``: a webhook receiver in this process (``http.server`` in a thread,
   on a free loopback port) is registered with ``chainml hook add URL --event
   run.recorded``; then ``POST /api/v1/runs`` at ``ServeConfig.hook_rate`` for
@@ -57,7 +63,7 @@ from bench.serve import (
     summary,
 )
 
-INGEST_OPERATIONS = ("serve-ingest", "serve-hook-lag")
+INGEST_OPERATIONS = ("serve-ingest", "serve-ingest-marked", "serve-hook-lag")
 JOBS = 200  # distinct jobs the events are runs of
 GROUP = 5  # job j reads what job j - 1 writes, within a group of GROUP jobs
 PRODUCERS = 4
@@ -103,6 +109,10 @@ class _Names:
     def output_node(self, j: int) -> str:
         return f"dataset:{NAMESPACE}/{self.output(j)}"
 
+    def model(self, j: int) -> str:
+        """The model reading job ``j``'s output (``serve-ingest-marked``)."""
+        return f"ingest-{self.tag}-model-{j}"
+
     @property
     def job_prefix(self) -> str:  # for LIKE: no _ or % in it
         return f"job:{NAMESPACE}/bench-ingest-{self.tag}-"
@@ -140,12 +150,13 @@ def _parallel_load(specs: list[dict[str, Any]], files: Path, name: str
 
 def ingest(backend: Any, db: floors.Sql, files: Path, out: Any, cfg: ServeConfig,
            server: Server, measured: Measured, floor: Callable[..., dict[str, Any]],
-           row: Row) -> None:
-    """``serve-ingest`` (module docstring)."""
+           row: Row, *, marked: bool = False) -> None:
+    """``serve-ingest``, or ``serve-ingest-marked`` (module docstring)."""
+    op = "serve-ingest-marked" if marked else "serve-ingest"
     from bench.run import log
 
     size, bname = backend.size, backend.name
-    tag = f"{os.getpid()}-{int(time.time())}"
+    tag = f"{os.getpid()}-{int(time.time())}" + ("-m" if marked else "")
     actor = f"bench-ingest-{tag}"
     names = _Names(tag)
     token = _token(backend.cwd, backend.env(), actor, files)
@@ -158,13 +169,26 @@ def ingest(backend: Any, db: floors.Sql, files: Path, out: Any, cfg: ServeConfig
     seed = [run_event(names, j, seed_runs[j], SEED_VERSION, now) for j in range(JOBS)]
     got = load({"base_url": server.base_url, "mode": "sequential", "timeout": WRITE_TIMEOUT,
                 "headers": auth, "requests": [["POST", "/api/v1/lineage", seed]]},
-               files, "serve-ingest-seed")
+               files, f"{op}-seed")
     status, err = got["records"][0][2], got["records"][0][4]
     if status != 201:
         raise ServerError(f"the batch creating the {JOBS} ingestion jobs got {status}: {err}")
+    if marked:  # a tested model below each output
+        models = [["POST", "/api/v1/nodes", {
+            "kind": "model", "name": names.model(j), "version": "1",
+            "inputs": [names.output_node(j)], "needs_tests": True}] for j in range(JOBS)]
+        tests = [["POST", "/api/v1/runs", {"node": names.model(j), "passed": True}]
+                 for j in range(JOBS)]
+        got = load({"base_url": server.base_url, "mode": "sequential",
+                    "timeout": WRITE_TIMEOUT, "headers": auth, "requests": models + tests},
+                   files, f"{op}-models")
+        refused = [r for r in got["records"] if r[2] != 201]
+        if refused:
+            raise ServerError(f"registering the {JOBS} models below the ingestion jobs got "
+                              f"{refused[0][2]}: {refused[0][4]}")
 
     # The HTTP floor: GET /healthz at the same rate, before the phase.
-    hz, _ = measured("serve-ingest-healthz", {
+    hz, _ = measured(f"{op}-healthz", {
         "mode": "open", "rate": cfg.ingest_rate,
         "seconds": min(cfg.floor_seconds, cfg.write_seconds),
         "requests": [["GET", "/healthz", None]]})
@@ -183,14 +207,14 @@ def ingest(backend: Any, db: floors.Sql, files: Path, out: Any, cfg: ServeConfig
               / cfg.ingest_rate, "timeout": WRITE_TIMEOUT, "headers": auth,
               "requests": [["POST", "/api/v1/lineage", events[i]] for i in mine]}
              for mine in share]
-    log(f"  serve-ingest: {PRODUCERS} producers, {count} COMPLETE events at "
+    log(f"  {op}: {PRODUCERS} producers, {count} COMPLETE events at "
         f"{cfg.ingest_rate:g}/s for {cfg.write_seconds:g} s ({JOBS} jobs)")
     before = server.cpu_s()
-    results = _parallel_load(specs, files, "serve-ingest")
+    results = _parallel_load(specs, files, op)
     cpu = server.cpu_s() - before
     # Then the server is left to settle (or restarted) as after every phase; this also
     # sets what the row says about it ("after").
-    measured("serve-ingest-settle", {"mode": "sequential",
+    measured(f"{op}-settle", {"mode": "sequential",
                                       "requests": [["GET", "/healthz", None]]})
 
     # One record per event, in event order; the producers' walls overlap.
@@ -226,6 +250,10 @@ def ingest(backend: Any, db: floors.Sql, files: Path, out: Any, cfg: ServeConfig
         "SELECT count(*) FROM observed_input o JOIN node n ON n.id = o.node_id "
         "WHERE n.name LIKE ? OR n.name LIKE ?",
         (names.job_prefix + "%", names.output_prefix + "%"))[0][0]
+    open_marks = dict(db.rows(
+        "SELECT n.name, count(*) FROM retest_mark m JOIN node n ON n.id = m.node_id "
+        "WHERE m.closed_at IS NULL AND n.name LIKE ? GROUP BY n.name",
+        (f"ingest-{tag}-model-%",))) if marked else {}
     db.rollback()
 
     def once(counter: Counter[Any], key: Callable[[int], Any]) -> tuple[int, bool]:
@@ -248,14 +276,21 @@ def ingest(backend: Any, db: floors.Sql, files: Path, out: Any, cfg: ServeConfig
         ("every answered event registered its output's version exactly once",
          *once(output_versions, lambda i: (names.output_node(jobs[i]), runs[i]))),
     ]
+    if marked:
+        hit = {names.model(jobs[i]) for i in answered}
+        # Its job's and its output's new versions (and those of the jobs above it in its
+        # chain) are each a cause of its own.
+        checks.append(("every model below an event's job has an open retest mark",
+                       sum(bool(open_marks.get(m)) for m in hit),
+                       all(open_marks.get(m) for m in hit)))
     exactly_once = all(ok for _, _, ok in checks[1:])
     for what, got_n, ok in checks:
-        out.checks.append({"size": size, "backend": bname, "what": f"serve-ingest: {what}",
+        out.checks.append({"size": size, "backend": bname, "what": f"{op}: {what}",
                            "chainml": got_n, "networkx": count, "equal": ok})
 
     events_per_s = round(len(answered) / merged["wall_s"], 1) if merged["wall_s"] else 0.0
     fl = [floor(f"GET /healthz at {cfg.ingest_rate:g}/s, p99", h["p99_s"], s["p99_s"])]
-    row("serve-ingest", s, fl,
+    row(op, s, fl,
         f"{events_per_s:g} events/s (offered {cfg.ingest_rate:g}/s, {PRODUCERS} producers); "
         f"p50 {_ms(s['p50_s'])} · p95 {_ms(s['p95_s'])} · p99 {_ms(s['p99_s'])}, "
         f"{s['errors']} errors, {'each once' if exactly_once else 'NOT each once'}", cpu,

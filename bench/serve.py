@@ -495,6 +495,13 @@ def operations(backend: Any, chain: Chain, db: floors.Sql, ids: dict[str, int], 
             with step("serve-ingest"):
                 ingest(backend, db, files, out, cfg, server, measured, floor, row)
 
+        if want("serve-ingest-marked"):
+            from bench.ingest import ingest
+
+            with step("serve-ingest-marked"):
+                ingest(backend, db, files, out, cfg, server, measured, floor, row,
+                       marked=True)
+
         if want("serve-hook-lag"):
             from bench.ingest import hook_lag
 

@@ -34,7 +34,7 @@ EXPECTED_OPERATIONS = {
     "export", "register-hub", "check", "status-dirty", "test-record",
     "env-check", "env-status-node", "env-check-behind", "env-plan", "env-deploy",
     "serve-node-page", "serve-node-api", "serve-lineage", "serve-gate", "serve-saturation",
-    "serve-runs", "serve-ingest", "serve-hook-lag",
+    "serve-runs", "serve-ingest", "serve-ingest-marked", "serve-hook-lag",
 }
 
 
