@@ -709,9 +709,11 @@ class Registry:
                         ) -> list[IngestResult | InvalidInput]:
         """``ingest_events`` of several requests in one transaction (group commit: one
         wait for the write lock and one commit for all of them, as a server does for the
-        requests that arrived together). Each request is (events, actor) and is its own
-        savepoint: a request refused with ``InvalidInput`` leaves nothing and gets the
-        error in its place, the others are stored as if sent alone, one after the other.
+        requests that arrived together). Each request is (events, actor): a request
+        refused with ``InvalidInput`` leaves nothing and gets the error in its place, the
+        others are stored as if sent alone, one after the other. A group of fresh runs
+        of known jobs that can change no retest mark is registered set-wise
+        (``chainml.ingest.group``), with the same rows.
 
         Raises:
             RegistryUnavailable, or any failure that is not one request's bad input:
