@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -117,16 +118,21 @@ def test_refreshed_hands_out_what_it_has_and_computes_once_at_a_time() -> None:
     assert _settled(kept) == 2
 
 
-def test_refreshed_keeps_its_value_when_a_computation_fails() -> None:
-    answers: list[Any] = [7, RuntimeError("registry gone"), 9]
+def _answering(*answers: Any) -> Callable[[], int]:
+    """A computation giving ``answers`` in turn (raising those that are exceptions)."""
+    left = list(answers)
 
     def next_answer() -> int:
-        answer = answers.pop(0)
+        answer = left.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return int(answer)
 
-    kept: Refreshed[int] = Refreshed(next_answer)
+    return next_answer
+
+
+def test_refreshed_keeps_its_value_when_a_computation_fails() -> None:
+    kept: Refreshed[int] = Refreshed(_answering(7, RuntimeError("registry gone"), 9))
     kept.refresh()
     assert _settled(kept) == 7
     kept.refresh()
@@ -136,15 +142,7 @@ def test_refreshed_keeps_its_value_when_a_computation_fails() -> None:
 
 
 def test_compute_now_computes_in_the_calling_thread_and_keeps_a_failure_out() -> None:
-    answers: list[Any] = [RuntimeError("registry gone"), 3]
-
-    def next_answer() -> int:
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return int(answer)
-
-    kept: Refreshed[int] = Refreshed(next_answer)
+    kept: Refreshed[int] = Refreshed(_answering(RuntimeError("registry gone"), 3))
     kept.compute_now()
     assert kept.value() is None  # failed: nothing yet, and no exception for the caller
     kept.compute_now()

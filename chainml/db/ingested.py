@@ -17,7 +17,6 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from chainml.db import reads
-from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.db.models import LineageEvent, LineageRun, ObservedInput
 
@@ -126,26 +125,6 @@ def labels_taken(s: Session, node_ids: Sequence[int], labels: Sequence[str]
     return {(n, label) for n, label in Db.over(s).rows(
         f"SELECT node_id, label FROM version WHERE node_id IN ({_in(len(node_ids))}) "
         f"AND label IN ({_in(len(labels))})", [*node_ids, *labels])}
-
-
-def inputs_named_of(s: Session, version_ids: Sequence[int]
-                    ) -> dict[int, tuple[str, list[repo.NamedInput]]]:
-    """``repository.inputs_named`` of several versions, in one statement."""
-    out: dict[int, tuple[str, list[repo.NamedInput]]] = {}
-    if not version_ids:
-        return out
-    for vid, lab, u, p, fb, name, retired_at, pinned in Db.over(s).rows(
-            "SELECT v.id, v.label, i.upstream_id, i.pinned_version_id, i.feedback, n.name, "
-            "n.retired_at, p.label FROM version v "
-            "LEFT JOIN version_input i ON i.version_id = v.id "
-            "LEFT JOIN node n ON n.id = i.upstream_id "
-            "LEFT JOIN version p ON p.id = i.pinned_version_id "
-            f"WHERE v.id IN ({_in(len(version_ids))}) ORDER BY v.id, i.upstream_id, i.feedback",
-            version_ids):
-        rows = out.setdefault(vid, (lab, []))[1]
-        if u is not None:
-            rows.append(repo.NamedInput(u, p, bool(fb), name, retired_at is not None, pinned))
-    return out
 
 
 def marks_may_change(s: Session, node_ids: Sequence[int]) -> bool:

@@ -348,19 +348,28 @@ def inputs_named(s: Session, version_id: int) -> tuple[str | None, list[NamedInp
     its pin's label: one round trip for what a new version kept from its base needs
     (``inputs_of``, ``retired_among``, then the labels and names of its history event
     would be five). (None, []) when there is no such version."""
-    label: str | None = None
-    out: list[NamedInput] = []
-    for lab, u, p, fb, name, retired_at, pinned in Db.over(s).rows(
-            "SELECT v.label, i.upstream_id, i.pinned_version_id, i.feedback, n.name, "
+    label, out = inputs_named_of(s, [version_id]).get(version_id, (None, []))
+    return label, out
+
+
+def inputs_named_of(s: Session, version_ids: Sequence[int]
+                    ) -> dict[int, tuple[str, list[NamedInput]]]:
+    """``inputs_named`` of several versions (a group of ingested runs), in one statement."""
+    out: dict[int, tuple[str, list[NamedInput]]] = {}
+    if not version_ids:
+        return out
+    for vid, lab, u, p, fb, name, retired_at, pinned in Db.over(s).rows(
+            "SELECT v.id, v.label, i.upstream_id, i.pinned_version_id, i.feedback, n.name, "
             "n.retired_at, p.label FROM version v "
             "LEFT JOIN version_input i ON i.version_id = v.id "
             "LEFT JOIN node n ON n.id = i.upstream_id "
             "LEFT JOIN version p ON p.id = i.pinned_version_id "
-            "WHERE v.id = ? ORDER BY i.upstream_id, i.feedback", [version_id]):
-        label = lab
+            f"WHERE v.id IN ({', '.join('?' * len(version_ids))}) "
+            "ORDER BY v.id, i.upstream_id, i.feedback", list(version_ids)):
+        rows = out.setdefault(vid, (lab, []))[1]
         if u is not None:  # the outer join's one row for a version without inputs
-            out.append(NamedInput(u, p, bool(fb), name, retired_at is not None, pinned))
-    return label, out
+            rows.append(NamedInput(u, p, bool(fb), name, retired_at is not None, pinned))
+    return out
 
 
 # ---- edges ---------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def ingest_group(s: Session, requests: Sequence[tuple[Sequence[Event], str]],
         return None
     if not all(_valid(nodes[n].kind, n, label) for n, label, _ in new):
         return None
-    bases = ingested.inputs_named_of(s, sorted(
+    bases = repo.inputs_named_of(s, sorted(
         {v for n, _, _ in new if (v := nodes[n].current_version_id) is not None}))
     if any(row.retired for _, rows in bases.values() for row in rows):
         return None
