@@ -11,7 +11,8 @@ others (after them: both write):
   exactly one new version of its job and one of the job's output dataset. The jobs form
   chains of ``GROUP`` (job ``j`` reads the dataset job ``j - 1`` writes), created by one
   batch before the phase. Nothing below the jobs needs tests, so an event opens no
-  retest mark and never touches the benchmark's chain. Then every event answered 201 must be in the registry exactly once:
+  retest mark and never touches the benchmark's chain. Then every event answered 201
+  must be in the registry exactly once:
   its job's version, its ``lineage_run`` row (with that version), its ``lineage_event``
   row and its output's version. Target (issue 16, at 100,000 nodes on PostgreSQL):
   >= 300 events/s for 60 s, p99 <= 150 ms, 0 errors, each once.
