@@ -91,3 +91,26 @@ def test_a_token_check_on_postgresql_runs_outside_a_transaction(
     assert states == [psycopg.pq.TransactionStatus.IDLE]  # not INTRANS: no BEGIN sent
     with pytest.raises(ChainmlError, match="not valid"):
         registry.authenticate(token + "x", "write")
+
+
+def test_a_registry_url_is_rendered_once_whatever_the_sessions(
+        registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Db.over`` names the URL in its errors; rendering it costs as much as a small
+    statement, and each session's engine (``execution_options``) is a new object."""
+    url_type = type(registry.engine.url)
+    render = url_type.render_as_string
+    calls: list[bool] = []
+
+    def counted(self: object, hide_password: bool = True) -> str:
+        calls.append(hide_password)
+        return render(self, hide_password=hide_password)  # type: ignore[arg-type]
+
+    with dbe.read_session(registry.engine) as s:
+        Db.over(s)  # rendered now, if no earlier test did
+    monkeypatch.setattr(url_type, "render_as_string", counted)
+    for _ in range(5):
+        with dbe.read_session(registry.engine) as s:
+            Db.over(s)
+        with dbe.write_session(registry.engine) as s:
+            Db.over(s)
+    assert calls == []

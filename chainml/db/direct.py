@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import weakref
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,7 +22,7 @@ from chainml.db import failures
 from chainml.db.location import resolve_url, sqlite_busy_timeout
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import URL, Connection, Engine
     from sqlalchemy.orm import Session
 
 # Ids per IN (...) list: few round trips, yet under SQLite's 32,766 bound parameters.
@@ -33,19 +32,26 @@ CHUNK = 2000
 PREPARED_IDS = 100
 
 
-# Keyed by the engine, not its URL: a URL's hash renders it as text, the work this saves.
-_URL_TEXTS: weakref.WeakKeyDictionary[Engine, tuple[str, str]] = weakref.WeakKeyDictionary()
+# Keyed by the URL object's identity: hashing a URL renders it as text, the work this
+# saves, and the engines of read and write sessions (``execution_options``) are new
+# objects each time, while they share their engine's one URL object.
+_URL_TEXTS: dict[int, tuple[URL, tuple[str, str]]] = {}
+_URL_TEXTS_KEPT = 32
 
 
 def _url_texts(engine: Engine) -> tuple[str, str]:
     """An engine's URL as error messages show it, and whole (to remove it from drivers'
-    messages): rendered once, not for each of the dozens of ``Db.over`` of a write."""
-    texts = _URL_TEXTS.get(engine)
-    if texts is None:
-        url = engine.url
-        texts = _URL_TEXTS[engine] = (
-            failures.redact_text(url.render_as_string(hide_password=True)),
-            url.render_as_string(hide_password=False))
+    messages): rendered once per URL, not for each of the dozens of ``Db.over`` of a
+    write or for each request's read."""
+    url = engine.url
+    kept = _URL_TEXTS.get(id(url))
+    if kept is not None and kept[0] is url:
+        return kept[1]
+    if len(_URL_TEXTS) >= _URL_TEXTS_KEPT:
+        _URL_TEXTS.clear()
+    texts = (failures.redact_text(url.render_as_string(hide_password=True)),
+             url.render_as_string(hide_password=False))
+    _URL_TEXTS[id(url)] = (url, texts)  # holding the URL keeps its id from being reused
     return texts
 
 
