@@ -151,6 +151,11 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
             # A registry away at start is not waited for a second time: the first
             # node page asks for it (pages.node_page).
             await to_thread.run_sync(_app.state.reached.compute_now)
+            assert registry is not None
+            try:
+                await to_thread.run_sync(pages.warm_up, _app, registry, REQUEST_THREADS)
+            except RegistryUnavailable:
+                pass  # gone since: each request says so (503) until it is back
         try:
             yield
         finally:
