@@ -31,9 +31,9 @@ def test_a_server_opens_its_connections_at_start_and_keeps_them(
         registry: Registry) -> None:
     build_example(registry)
     url = registry.engine.url.render_as_string(hide_password=False)
-    # More than the threads that may hold one at once here: a request, the webhook
-    # worker, the kept sets' refresh.
-    reg = Registry(url, pool_size=6)
+    # As many as the server keeps (main.py): more than the threads that may hold one at
+    # once here (a request, the webhook worker, the kept sets' refresh).
+    reg = Registry(url, pool_size=REQUEST_THREADS)
     engine = reg.engine
     opened = _counting(engine)
     already = engine.pool.checkedin()  # type: ignore[attr-defined]
@@ -44,8 +44,8 @@ def test_a_server_opens_its_connections_at_start_and_keeps_them(
             for path in ("/nodes/ranker", "/api/v1/nodes/ranker", "/api/v1/status", "/"):
                 assert client.get(path).status_code == 200
         if server_db:
-            assert engine.pool.checkedin() == 6  # type: ignore[attr-defined]
-            assert at_start == 6 - already  # the schema check opened one before
+            assert engine.pool.checkedin() == REQUEST_THREADS  # type: ignore[attr-defined]
+            assert at_start == REQUEST_THREADS - already  # the schema check opened one
             assert opened[0] == at_start  # no request connected again
     engine.dispose()
 

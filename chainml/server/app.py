@@ -32,11 +32,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Request threads per server process, and connections its engine keeps (main.py): enough
-# for what one process's share of two cores can serve; beyond it requests wait in line
-# rather than all slowing down together (and Starlette's default, 40, would each hold
-# a connection at saturation).
-REQUEST_THREADS = 16
+# Request threads per server process, and connections its engine keeps (main.py). A
+# process runs Python on one core at a time: more threads than it can keep busy only
+# take turns at the interpreter lock, and a burst then feeds itself (each request slower,
+# so more at once). With 16, a worker's first seconds at 200 node pages/s had p99
+# 104-234 ms; with 4, 28-38 ms, and writes kept their rate (runs: 16.6-19.7 against
+# 14.8-17.1 a second). Beyond it requests wait in line, not in the lock.
+REQUEST_THREADS = 4
 MAX_BODY = 16 * 1024 * 1024  # bytes: a chain file's own limit
 # Pages load nothing from another host, run no inline script and cannot be framed.
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
