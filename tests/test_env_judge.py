@@ -103,3 +103,23 @@ def test_runs_of_several_suites_are_told_apart_by_their_causes(registry: Registr
     m = next(e for e in reg.env_status("prod") if e.name == "M")
     assert [(r.cause, r.tested_with, r.now, r.suite) for r in m.reasons] == [
         ("F", ["4"], ["5"], "shadow")]
+
+
+def test_a_node_judged_directly_names_every_node_on_its_reasons_path(
+        registry: Registry) -> None:
+    """The direct way reads the names of what its reasons name only: the differing
+    ancestor and every node on the way down from it, not each of the lineage's."""
+    reg = build_example(registry)
+    _deploy_all(reg, "prod")
+    reg.register(kind="model", name="fraud_scorer", version="5.3.0",
+                 inputs=["txn_features", "embedding_features"])
+    reg.record_test("fraud_scorer", passed=True)  # prod keeps 5.2.0: judged directly
+    reg.register(kind="feature", name="click_features", version="1.4.0",
+                 inputs=["clicks_raw"])
+    reg.deploy(["click_features"], env="prod", force=True, reason="hotfix")
+    assert "fraud_scorer" in _split(reg, "prod")[1]
+    assert _agree(reg, "prod")["fraud_scorer"] == "skewed"
+    scorer = next(e for e in reg.env_status("prod") if e.name == "fraud_scorer")
+    assert [(r.cause, r.tested_with, r.now, r.path) for r in scorer.reasons] == [
+        ("click_features", ["1.3.0"], ["1.4.0"],
+         ["click_features", "user_embedding", "embedding_features", "fraud_scorer"])]
