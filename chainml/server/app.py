@@ -35,9 +35,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Request threads per server process, and connections its engine keeps (main.py). A
 # process runs Python on one core at a time: more threads than it can keep busy only
 # take turns at the interpreter lock, and a burst then feeds itself (each request slower,
-# so more at once). With 16, a worker's first seconds at 200 node pages/s had p99
-# 104-234 ms; with 4, 28-38 ms, and writes kept their rate (runs: 16.6-19.7 against
-# 14.8-17.1 a second). Beyond it requests wait in line, not in the lock.
+# so more at once). With 16 (and the warm-up below), a worker's first 5 s at 200 node
+# pages/s had p99 37-188 ms; with 4, 28-38 ms, and writes kept their rate (20.0 runs/s
+# against 17.6; 88 marked lineage events/s against 82). Beyond it requests wait in line,
+# not for the lock.
 REQUEST_THREADS = 4
 MAX_BODY = 16 * 1024 * 1024  # bytes: a chain file's own limit
 # Pages load nothing from another host, run no inline script and cannot be framed.

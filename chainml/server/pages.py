@@ -273,11 +273,11 @@ def node_page(reg: PageReader, request: Request, name: str) -> Response:
 def warm_up(app: Any, reg: Registry, times: int) -> None:
     """Compile every template and render one node's page ``times`` times, as requests
     would, before this process takes any: a new worker's first pages compiled the
-    templates (0.4 s) and ran their first statements on cold connections while a
-    hundred requests queued behind them (p99 0.3-0.6 s in the first half second at 200
-    pages/s). Renders in turn take each of the pool's connections in turn (it hands
-    out the longest idle one first). The node is the newest one the history names;
-    nothing is rendered for an empty registry."""
+    templates (0.4 s) and ran their first statements on cold connections while
+    requests queued behind them (at 200 pages/s, those of the first half second took
+    up to 0.4-0.7 s). The renders take the pool's connections in turn (it hands out
+    the longest idle one first). The node is the one the newest of the last 20 events
+    names; when none names one (an empty registry), no page is rendered."""
     for template in _TEMPLATES.list_templates():
         _TEMPLATES.get_template(template)
     name = next((e.node for e in reversed(reg.log(limit=20)) if e.node), None)
