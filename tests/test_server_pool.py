@@ -5,6 +5,7 @@ a statement only on a connection's fifth run of it)."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -61,9 +62,14 @@ def test_the_served_application_pools_a_connection_per_request_thread(
         registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     url = registry.engine.url.render_as_string(hide_password=False)
     monkeypatch.setenv("CHAINML_DATABASE_URL", url)
+    thresholds = gc.get_threshold()
     engine = main.app_from_env().state.registry.engine
     try:
         if engine.dialect.name != "sqlite":
             assert engine.pool.size() == REQUEST_THREADS
     finally:
         engine.dispose()
+        # A worker's collector settings, left to the tests that come after (one of them
+        # checks that app_from_env changes them) would make them depend on the order.
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
