@@ -10,6 +10,7 @@ hostile names, labels and descriptions render as text (no dialog ever opens); ax
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,13 +124,17 @@ def test_every_page_loads_clean_and_accessible(watched: Watched, site: str,
     answer = watched.page.goto(site + path)
     assert answer is not None and answer.status == 200
     watched.page.wait_for_load_state("networkidle")
+    assert _serious(watched.page) == []
+
+
+def _serious(page: Any) -> list[Any]:
+    """axe-core's serious and critical violations on ``page``."""
     # axe-core is evaluated through the DevTools protocol, which the page's CSP (no inline
     # script) does not govern; the page itself never loads it.
-    watched.page.evaluate(AXE.read_text(encoding="utf-8") + "\n;window.__axe = axe;")
-    result = watched.page.evaluate("window.__axe.run(document, {resultTypes: ['violations']})")
-    serious = [(v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]][:3])
-               for v in result["violations"] if v["impact"] in ("serious", "critical")]
-    assert serious == [], serious
+    page.evaluate(AXE.read_text(encoding="utf-8") + "\n;window.__axe = axe;")
+    result = page.evaluate("window.__axe.run(document, {resultTypes: ['violations']})")
+    return [(v["id"], v["impact"], v["help"], [n["target"] for n in v["nodes"]][:3])
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def test_search_finds_and_links(watched: Watched, site: str) -> None:
@@ -175,3 +180,45 @@ def test_hostile_text_renders_as_text(watched: Watched, site: str) -> None:
     page.goto(site + "/lineage/click_features?depth=1")
     page.goto(site + "/history")
     # The fixture asserts no dialog opened and nothing ran on any of them.
+
+
+def test_a_gate_older_than_the_registry_reloads_until_it_is_current(
+        browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gate computed longer than the page waits (seconds at 100,000 nodes; here held):
+    the page shows the one before the write, says so, and reloads itself until the
+    current one is ready."""
+    from chainml.server import pages
+
+    reg = build_example(Registry.init(url=f"sqlite:///{tmp_path / 'registry.db'}"))
+    go = threading.Event()
+    go.set()
+    real = pages.gates_now
+
+    def held(r: Registry) -> Any:
+        assert go.wait(20)
+        return real(r)
+
+    monkeypatch.setattr(pages, "gates_now", held)
+    monkeypatch.setattr(pages, "GATE_WAIT", 0.2)
+    try:
+        with in_thread(create_app(reg)) as base:
+            watched = Watched(browser, base)
+            page = watched.page
+            go.clear()
+            reg.register(kind="source", name="clicks_raw", version="2026-12-01")
+            page.goto(base + "/")
+            notice = page.get_by_role("status")
+            assert "The registry has changed since this gate was computed" in \
+                notice.inner_text()
+            assert _serious(page) == []
+            go.set()
+            page.wait_for_selector(f'.asof[data-generation="{reg.generation()}"]',
+                                   timeout=15_000)
+            assert page.get_by_role("status").count() == 0
+            assert "clicks_raw 2026-11-01 → 2026-12-01 is untested by" in \
+                page.locator("main").inner_text()
+            watched.close()
+            assert watched.problems == []
+    finally:
+        go.set()
+        reg.close()

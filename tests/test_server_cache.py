@@ -1,7 +1,9 @@
 """The pages' cache (``chainml/server/cache.py``): a cold key is computed once however
 many requests ask at the same time, failures are not kept, entries expire and the
-oldest go first; the gate page follows every write. ``Refreshed`` never makes a reader
-wait, and the node pages that use it follow every write too."""
+oldest go first. ``Refreshed`` never makes a reader wait, and the node pages that use it
+follow every write. ``Current`` makes a reader wait a bounded time for the newest
+generation, else hands out the previous value saying so; the gate page that uses it
+follows every write, and says when it shows an older one."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from chainml.registry import Registry
 from chainml.server.app import create_app
-from chainml.server.cache import Cache, Refreshed
+from chainml.server.cache import Cache, Current, Refreshed
 from tests.chains import build_example
 
 
@@ -177,3 +179,168 @@ def test_node_pages_follow_every_write(registry: Registry) -> None:
                 for name in ("ranker", "user_embedding", "clicks_raw"):
                     assert client.get(f"/nodes/{name}").text == fresh.get(
                         f"/nodes/{name}").text, (version, name)
+
+
+class Slow:
+    """A computation for ``Current``: (generation, value) with the generation read from
+    ``self.generation`` when it starts, each call blocked until ``go`` is set (when
+    ``hold`` is) and failing with ``fail`` when it is set."""
+
+    def __init__(self) -> None:
+        self.generation = 1
+        self.calls = 0
+        self.hold = False
+        self.go = threading.Event()
+        self.fail: Exception | None = None
+
+    def __call__(self) -> tuple[int, str]:
+        generation = self.generation
+        self.calls += 1
+        if self.hold:
+            assert self.go.wait(10), "never released"
+        if self.fail is not None:
+            raise self.fail
+        return generation, f"gate at {generation}"
+
+
+def _settle(current: Current[Any]) -> None:
+    for _ in range(500):
+        if not current._running:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the computation did not end")
+
+
+def test_current_is_computed_at_start_and_current_until_the_next_generation() -> None:
+    slow = Slow()
+    current: Current[str] = Current(slow, wait=5)
+    current.compute_now()
+    kept, fresh = current.get(1)
+    assert (kept.value, kept.generation, fresh, slow.calls) == ("gate at 1", 1, True, 1)
+    assert current.get(1)[0] is kept and slow.calls == 1  # no computation while current
+    slow.generation = 2
+    kept, fresh = current.get(2)  # computed in its thread; this request waited for it
+    assert (kept.value, fresh, slow.calls) == ("gate at 2", True, 2)
+
+
+def test_a_slow_computation_hands_out_the_previous_value_after_the_wait() -> None:
+    slow = Slow()
+    current: Current[str] = Current(slow, wait=0.2)
+    current.compute_now()
+    slow.generation, slow.hold = 2, True
+    got: list[tuple[str, int, bool]] = []
+
+    def ask() -> None:
+        kept, fresh = current.get(2)
+        got.append((kept.value, kept.generation, fresh))
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    waited = time.monotonic() - started
+    assert got == [("gate at 1", 1, False)] * 6  # the previous one, and each is told so
+    assert 0.2 <= waited < 2.0
+    assert slow.calls == 2  # six requests, one computation
+    slow.go.set()
+    _settle(current)
+    assert current.get(2)[0].value == "gate at 2" and current.get(2)[1]
+    assert slow.calls == 2
+
+
+def test_a_write_during_the_computation_needs_another() -> None:
+    """The generation is read before the computation: a value begun at 2 is not current
+    for a request that saw 3, written while it was computed."""
+    slow = Slow()
+    current: Current[str] = Current(slow, wait=0.05)
+    current.compute_now()
+    slow.generation, slow.hold = 2, True
+    assert current.get(2)[1] is False  # the computation at 2 runs on, held
+    slow.generation = 3  # a write, while it runs
+    slow.go.set()
+    _settle(current)
+    assert current.value() is not None and current.value().value == "gate at 2"
+    current.wait = 5
+    kept, fresh = current.get(3)
+    assert (kept.value, fresh, slow.calls) == ("gate at 3", True, 3)
+
+
+def test_with_nothing_kept_a_request_waits_however_long_and_gets_a_failure() -> None:
+    slow = Slow()
+    slow.fail = RuntimeError("registry gone")
+    current: Current[str] = Current(slow, wait=0.05)
+    current.compute_now()  # a server starting while the registry is away
+    assert current.value() is None
+    with pytest.raises(RuntimeError, match="registry gone"):
+        current.get(1)
+    slow.fail, slow.hold = None, True
+    threading.Timer(0.3, slow.go.set).start()
+    kept, fresh = current.get(1)  # longer than the wait: there is nothing else to show
+    assert (kept.value, fresh) == ("gate at 1", True)
+
+
+def test_a_failure_with_a_value_kept_hands_it_out_and_the_next_request_tries_again() -> None:
+    slow = Slow()
+    current: Current[str] = Current(slow, wait=5)
+    current.compute_now()
+    slow.generation, slow.fail = 2, RuntimeError("registry gone")
+    kept, fresh = current.get(2)  # failed at once: no need to wait out the bound
+    assert (kept.value, fresh, slow.calls) == ("gate at 1", False, 2)
+    slow.fail = None
+    assert current.get(2)[0].value == "gate at 2" and slow.calls == 3
+
+
+def test_time_alone_makes_the_value_old() -> None:
+    """A node goes stale and a waiver ends with time, without a write."""
+    slow = Slow()
+    current: Current[str] = Current(slow, wait=5, ttl=0.1)
+    current.compute_now()
+    first = current.get(1)[0]
+    time.sleep(0.15)
+    again, fresh = current.get(1)
+    assert fresh and again is not first and slow.calls == 2
+
+
+def test_the_gate_page_says_when_it_shows_an_older_gate(registry: Registry,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """While the gate of the newest write is computed beyond the wait, the page shows
+    the previous one with its generation, and asks the browser to reload; once it is
+    computed, the page is the current one again."""
+    from chainml.server import pages
+
+    build_example(registry)
+    for node in registry.status():
+        registry.record_test(node.name, passed=True)
+    go = threading.Event()
+    go.set()
+    real = pages.gates_now
+
+    def held(reg: Registry) -> Any:
+        assert go.wait(10)
+        return real(reg)
+
+    monkeypatch.setattr(pages, "gates_now", held)
+    monkeypatch.setattr(pages, "GATE_WAIT", 0.2)
+    app = create_app(registry)
+    with TestClient(app) as client:
+        before = registry.generation()
+        page = client.get("/").text
+        assert "data-reload-after" not in page and "reload.js" not in page
+        assert f'data-generation="{before}"' in page
+        go.clear()
+        registry.register(kind="source", name="clicks_raw", version="2026-12-01")
+        stale = client.get("/").text
+        assert "is untested by" not in stale  # the gate before the write ...
+        assert f"it shows event #{before}, the registry is at #{registry.generation()}" \
+            in stale  # ... saying so
+        assert 'data-reload-after="1500"' in stale and "/static/reload.js" in stale
+        assert client.get("/static/reload.js").status_code == 200
+        go.set()
+        _settle(app.state.gates)
+        fresh = client.get("/").text
+        assert "clicks_raw 2026-11-01 → 2026-12-01 is untested by" in fresh
+        assert "data-reload-after" not in fresh
+        assert f'data-generation="{registry.generation()}"' in fresh

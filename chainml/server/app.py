@@ -8,6 +8,7 @@ do what is ``auth.py``; errors become one sentence with their status (``errors.p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from chainml.errors import RegistryUnavailable
 from chainml.ingest.mapping import Mapping
 from chainml.registry import Registry
 from chainml.server import api, errors, pages
-from chainml.server.cache import Refreshed
+from chainml.server.cache import Current, Refreshed
 from chainml.server.together import GroupCommit
 
 Scope = MutableMapping[str, Any]
@@ -154,6 +155,9 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
             # A registry away at start is not waited for a second time: the first
             # node page asks for it (pages.node_page).
             await to_thread.run_sync(_app.state.reached.compute_now)
+            # The gate page's first visitor would otherwise wait for the gate (seconds
+            # at 100,000 nodes); computed here, it is current until the next write.
+            await to_thread.run_sync(_app.state.gates.compute_now)
             assert registry is not None
             try:
                 await to_thread.run_sync(pages.warm_up, _app, registry, REQUEST_THREADS)
@@ -173,6 +177,9 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
     app.state.registry = registry
     # What each environment's changes reach, for the node pages (pages.node_page).
     app.state.reached = Refreshed(registry.reached) if registry is not None else None
+    # The gate page's content, kept current in a thread of its own (pages.gate_page).
+    app.state.gates = Current(functools.partial(pages.gates_now, registry),
+                              wait=pages.GATE_WAIT) if registry is not None else None
     # The writer of this process's POST /api/v1/lineage requests (group commit).
     app.state.together = GroupCommit(registry, settings.mapping) \
         if registry is not None else None

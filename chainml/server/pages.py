@@ -41,6 +41,9 @@ MAX_DEPTH = 6
 SEARCH_LIMIT = 200  # results listed; the rest are counted
 GROUPS_SHOWN = 20  # cause groups per gate, as the text report
 NAMES_SHOWN = 30  # node names per cause group
+# How long a gate page waits for the gate of the registry as it is now before it shows
+# the one computed before the latest writes (and reloads until the new one is ready).
+GATE_WAIT = 1.0
 ENV_ROWS = 500  # nodes in the environments table
 MAX_DRAWN = 400  # nodes a lineage drawing may hold: more is a wall, and slow for dot
 
@@ -174,17 +177,27 @@ def _gate(result: CheckResult) -> dict[str, Any]:
             "counts": sorted(result.counts.items(), key=lambda kv: -kv[1])}
 
 
+Gates = tuple[dict[str, Any], list[tuple[Any, dict[str, Any]]]]
+
+
+def gates_now(reg: Registry) -> tuple[int, Gates]:
+    """The gate page's content, with the generation it was computed at (read first)."""
+    generation = reg.generation()
+    result, envs = reg.gates()
+    return generation, (_gate(result), [(e, _gate(r)) for e, r in envs])
+
+
 @router.get("/", response_class=HTMLResponse)
 @_guard
 def gate_page(reg: PageReader, request: Request) -> Response:
-    # Seconds on a 100,000-node registry: computed once per write (and minute) per
-    # worker, however many people look (cache.py).
-    def gates() -> tuple[dict[str, Any], list[tuple[Any, dict[str, Any]]]]:
-        result, envs = reg.gates()
-        return _gate(result), [(e, _gate(r)) for e, r in envs]
-
-    gate, envs = _cache(request, "gates", 4).get_or_compute(reg.generation(), gates)
-    return _render(request, "gate.html", gate=gate, envs=envs, names_shown=NAMES_SHOWN)
+    # Seconds on a 100,000-node registry: computed at start and after each write (and
+    # minute) in a thread of each worker, however many people look; a page waits for
+    # the newest up to GATE_WAIT seconds, then shows the previous one, saying so.
+    generation = reg.generation()
+    kept, current = request.app.state.gates.get(generation)
+    gate, envs = kept.value
+    return _render(request, "gate.html", gate=gate, envs=envs, names_shown=NAMES_SHOWN,
+                   kept=kept, current=current, generation=generation)
 
 
 # ---- search -------------------------------------------------------------------------------
