@@ -85,6 +85,23 @@ def test_the_gate_shows_the_check_and_each_environment(client: TestClient,
     assert 'href="/nodes/ranker"' in page
 
 
+def test_the_gate_names_the_first_nodes_of_a_group_and_counts_the_rest(
+        registry: Registry) -> None:
+    from chainml.server.pages import NAMES_SHOWN
+
+    registry.register(kind="source", name="s", version="1")
+    for i in range(NAMES_SHOWN + 5):
+        registry.register(kind="model", name=f"m{i:02d}", version="1", inputs=["s"])
+        registry.record_test(f"m{i:02d}", passed=True)
+    registry.register(kind="source", name="s", version="2")
+    with TestClient(create_app(registry)) as client:
+        page = client.get("/").text
+    assert f"s 1 → 2 is untested by {NAMES_SHOWN + 5} nodes" in page
+    shown = re.findall(r'class="chip [^"]*" href="/nodes/(m\d\d)"', page)
+    assert shown == [f"m{i:02d}" for i in range(NAMES_SHOWN)]
+    assert "and 5 more" in page
+
+
 def test_the_node_page_has_versions_inputs_consumers_runs_and_deployments(
         client: TestClient) -> None:
     page = client.get("/nodes/ranker").text
