@@ -292,15 +292,22 @@ def test_a_failure_with_a_value_kept_hands_it_out_and_the_next_request_tries_aga
     assert current.get(2)[0].value == "gate at 2" and slow.calls == 3
 
 
-def test_time_alone_makes_the_value_old() -> None:
-    """A node goes stale and a waiver ends with time, without a write."""
+def test_time_alone_has_it_recomputed_for_the_next_request() -> None:
+    """A node goes stale and a waiver ends with time, without a write: a value older than
+    the ttl is handed out as it is (the registry has not changed) and recomputed."""
     slow = Slow()
     current: Current[str] = Current(slow, wait=5, ttl=0.1)
     current.compute_now()
     first = current.get(1)[0]
     time.sleep(0.15)
+    slow.hold = True
     again, fresh = current.get(1)
-    assert fresh and again is not first and slow.calls == 2
+    assert fresh and again is first  # not waited for
+    assert slow.calls == 2  # but being recomputed
+    slow.go.set()
+    _settle(current)
+    newer, fresh = current.get(1)
+    assert fresh and newer is not first and newer.at > first.at and slow.calls == 2
 
 
 def test_the_gate_page_says_when_it_shows_an_older_gate(registry: Registry,

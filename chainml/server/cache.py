@@ -130,12 +130,15 @@ class Current(Generic[T]):
     """The value of ``compute()`` (which returns it with its generation) for the newest
     generation, computed in a thread of its own, one computation at a time.
 
-    ``get(generation)`` returns it when current: computed at ``generation`` or later,
-    less than ``ttl`` seconds ago. Otherwise it starts a computation (unless one runs)
-    and waits for it up to ``wait`` seconds, then returns the value computed before,
-    not current. With no value yet it waits for the computation, and gets its error
-    when it fails. On a 100,000-node registry the gate takes seconds; a page that
-    waited for it after every write was slow for whoever came first, each time.
+    ``get(generation)`` returns it when current: computed at ``generation`` or later.
+    Otherwise it starts a computation (unless one runs) and waits for it up to
+    ``wait`` seconds, then returns the value computed before, not current. With no
+    value yet it waits for the computation, and gets its error when it fails. A value
+    ``ttl`` seconds old is still returned as current (the registry has not changed;
+    time alone may have made a node stale or ended a waiver since), and recomputed in
+    the background for the next request. On a 100,000-node registry the gate takes
+    seconds; a page that waited for it after every write was slow for whoever came
+    first, each time.
     """
 
     def __init__(self, compute: Callable[[], tuple[int, T]], *, wait: float,
@@ -153,14 +156,18 @@ class Current(Generic[T]):
 
     def _current(self, generation: int) -> bool:
         kept = self._kept
-        return kept is not None and kept.generation >= generation \
-            and time.monotonic() - kept.at <= self.ttl
+        return kept is not None and kept.generation >= generation
 
     def get(self, generation: int) -> tuple[Stamped[T], bool]:
         """The value for ``generation`` and True, or after ``wait`` seconds the previous
         value and False."""
         deadline = time.monotonic() + self.wait
         with self._cond:
+            kept = self._kept
+            if kept is not None and self._current(generation):
+                if time.monotonic() - kept.at > self.ttl and not self._running:
+                    self._start()
+                return kept, True
             while not self._current(generation):
                 if not self._running:
                     self._start()

@@ -195,9 +195,9 @@ def gates_now(reg: Registry) -> tuple[int, Gates]:
 @router.get("/", response_class=HTMLResponse)
 @_guard
 def gate_page(reg: PageReader, request: Request) -> Response:
-    # Seconds on a 100,000-node registry: computed at start and after each write (and
-    # minute) in a thread of each worker, however many people look; a page waits for
-    # the newest up to GATE_WAIT seconds, then shows the previous one, saying so.
+    # Seconds on a 100,000-node registry: computed at start and after each write in a
+    # thread of each worker, however many people look; a page waits for the newest up
+    # to GATE_WAIT seconds, then shows the previous one, saying so (cache.Current).
     generation = reg.generation()
     kept, current = request.app.state.gates.get(generation)
     gate, envs = kept.value
