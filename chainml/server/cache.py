@@ -163,11 +163,10 @@ class Current(Generic[T]):
         value and False."""
         deadline = time.monotonic() + self.wait
         with self._cond:
-            kept = self._kept
-            if kept is not None and self._current(generation):
-                if time.monotonic() - kept.at > self.ttl and not self._running:
+            if self._kept is not None and self._current(generation):
+                if time.monotonic() - self._kept.at > self.ttl and not self._running:
                     self._start()
-                return kept, True
+                return self._kept, True
             while not self._current(generation):
                 if not self._running:
                     self._start()
