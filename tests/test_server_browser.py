@@ -10,7 +10,6 @@ hostile names, labels and descriptions render as text (no dialog ever opens); ax
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from chainml.server.app import create_app
 from tests.chains import build_example
 from tests.conftest import IN_CI
 from tests.render_fixtures import HOSTILE, HOSTILE_LABELS
-from tests.serving import in_thread
+from tests.serving import held_gates, in_thread
 
 playwright = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
@@ -187,19 +186,8 @@ def test_a_gate_older_than_the_registry_reloads_until_it_is_current(
     """A gate computed longer than the page waits (seconds at 100,000 nodes; here held):
     the page shows the one before the write, says so, and reloads itself until the
     current one is ready."""
-    from chainml.server import pages
-
     reg = build_example(Registry.init(url=f"sqlite:///{tmp_path / 'registry.db'}"))
-    go = threading.Event()
-    go.set()
-    real = pages.gates_now
-
-    def held(r: Registry) -> Any:
-        assert go.wait(20)
-        return real(r)
-
-    monkeypatch.setattr(pages, "gates_now", held)
-    monkeypatch.setattr(pages, "GATE_WAIT", 0.2)
+    go = held_gates(monkeypatch)
     try:
         with in_thread(create_app(reg)) as base:
             watched = Watched(browser, base)

@@ -19,6 +19,7 @@ from chainml.registry import Registry
 from chainml.server.app import create_app
 from chainml.server.cache import Cache, Current, Refreshed
 from tests.chains import build_example
+from tests.serving import held_gates
 
 
 def test_a_cold_key_is_computed_once_for_every_request_waiting_on_it() -> None:
@@ -316,21 +317,10 @@ def test_the_gate_page_says_when_it_shows_an_older_gate(registry: Registry,
     """While the gate of the newest write is computed beyond the wait, the page shows
     the previous one with its generation, and asks the browser to reload; once it is
     computed, the page is the current one again."""
-    from chainml.server import pages
-
     build_example(registry)
     for node in registry.status():
         registry.record_test(node.name, passed=True)
-    go = threading.Event()
-    go.set()
-    real = pages.gates_now
-
-    def held(reg: Registry) -> Any:
-        assert go.wait(10)
-        return real(reg)
-
-    monkeypatch.setattr(pages, "gates_now", held)
-    monkeypatch.setattr(pages, "GATE_WAIT", 0.2)
+    go = held_gates(monkeypatch)
     app = create_app(registry)
     with TestClient(app) as client:
         before = registry.generation()
