@@ -102,6 +102,24 @@ def test_the_gate_names_the_first_nodes_of_a_group_and_counts_the_rest(
     assert "and 5 more" in page
 
 
+def test_the_impact_preview_lists_the_nearest_and_counts_the_rest(
+        registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chainml.server import pages
+
+    monkeypatch.setattr(pages, "IMPACT_ROWS", 3)
+    registry.register(kind="source", name="s", version="1")
+    for name in ("f1", "f2"):
+        registry.register(kind="feature", name=name, version="1", inputs=["s"])
+    for name in ("m1", "m2", "m3"):
+        registry.register(kind="model", name=name, version="1", inputs=["f1"])
+    with TestClient(create_app(registry)) as client:
+        page = client.get("/impact/s").text
+    assert "would reach <b>5</b> nodes downstream and mark <b>3</b>" in page  # the models
+    listed = re.findall(r'<a class="node" href="/nodes/(\w+)"', page)
+    assert listed == ["f1", "f2", "m1"], listed  # distance 1, then the nearest of 2
+    assert "… and 2 more nodes, further away" in page
+
+
 def test_the_node_page_has_versions_inputs_consumers_runs_and_deployments(
         client: TestClient) -> None:
     page = client.get("/nodes/ranker").text
