@@ -780,10 +780,30 @@ class ObservedRow(NamedTuple):
     times: int
 
 
+def search_fields(db: Db) -> list[tuple[int, str, str, str | None, list[str]]]:
+    """(id, name, kind, owner, tags) of every node of the chain: what search matches."""
+    rows = db.rows(f"SELECT id, name, kind, owner, {db.as_text('tags')} FROM node "
+                   "WHERE retired_at IS NULL")
+    tags = json_many([r[4] for r in rows])
+    return [(r[0], r[1], r[2], r[3], t) for r, t in zip(rows, tags, strict=True)]
+
+
+def nodes_full(db: Db, ids: Sequence[int]) -> list[NodeFull]:
+    """``node_full`` of each of ``ids`` (in no order)."""
+    rows = db.rows_in("SELECT id, name, kind, owner, description, tags, meta, needs_tests, "
+                      "max_age_s, required_suites, current_version_id, created_at, "
+                      "retired_at FROM node WHERE id IN ({ids})", sorted(set(ids)))
+    return [_node_full(r) for r in rows]
+
+
 def node_full(db: Db, node_id: int) -> NodeFull:
     (r,) = db.rows("SELECT id, name, kind, owner, description, tags, meta, needs_tests, "
                    "max_age_s, required_suites, current_version_id, created_at, retired_at "
                    "FROM node WHERE id = ?", [node_id])
+    return _node_full(r)
+
+
+def _node_full(r: Sequence[Any]) -> NodeFull:
     return NodeFull(r[0], r[1], r[2], r[3], r[4], _json(r[5]), _json(r[6]), bool(r[7]), r[8],
                     _json(r[9]), r[10], _dt(r[11]), None if r[12] is None else _dt(r[12]))
 

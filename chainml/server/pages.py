@@ -209,41 +209,19 @@ def gate_page(reg: PageReader, request: Request) -> Response:
 # ---- search -------------------------------------------------------------------------------
 
 
-def _matches(node: NodeOut, terms: list[str]) -> bool:
-    """Every term matches: 'kind:model', 'owner:ana', 'tag:ads', or a part of the name,
-    the owner, a tag or the kind."""
-    for term in terms:
-        field, sep, value = term.partition(":")
-        if sep and field in ("kind", "owner", "tag"):
-            if field == "kind" and node.kind != value:
-                return False
-            if field == "owner" and value not in (node.owner or "").lower():
-                return False
-            if field == "tag" and not any(value in t.lower() for t in node.tags):
-                return False
-            continue
-        hay = [node.name.lower(), (node.owner or "").lower(), node.kind,
-               *(t.lower() for t in node.tags)]
-        if not any(term in h for h in hay):
-            return False
-    return True
-
-
 @router.get("/search", response_class=HTMLResponse)
 @_guard
 def search_page(reg: PageReader, request: Request, q: str = "") -> Response:
     q = q[:400]
-    terms = q.lower().split()
     found: list[NodeOut] = []
+    total = 0
     statuses: dict[str, StatusEntry] = {}
-    if terms:
-        found = [n for n in reg.nodes() if _matches(n, terms)]
-        found.sort(key=lambda n: (n.name.lower() != q.strip().lower(), n.name))
+    if q.split():
+        found, total = reg.search(q, SEARCH_LIMIT)
         # Only the rows shown: the status of every node of a large registry costs seconds.
-        statuses = reg.statuses([n.name for n in found[:SEARCH_LIMIT]]) if found else {}
-    return _render(request, "search.html", q=q, results=found[:SEARCH_LIMIT],
-                   total=len(found), statuses=statuses, searched=bool(terms),
-                   twin=_search_twin(q.split()))
+        statuses = reg.statuses([n.name for n in found]) if found else {}
+    return _render(request, "search.html", q=q, results=found, total=total,
+                   statuses=statuses, searched=bool(q.split()), twin=_search_twin(q.split()))
 
 
 def _search_twin(terms: list[str]) -> str:
