@@ -80,20 +80,20 @@ def in_thread(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-def held_gates(monkeypatch: Any) -> threading.Event:
-    """Make the gate page's computation wait for the returned event (set at first), and
-    its pages wait 0.2 s for it: the seconds a 100,000-node gate takes, on demand.
-    Apps created afterwards use it."""
+def held(monkeypatch: Any, compute: str = "gates_now") -> threading.Event:
+    """Make a kept page's computation (``pages.gates_now``, ``pages.envs_now``) wait for
+    the returned event (set at first), and its pages wait 0.2 s for it: the seconds it
+    takes on a 100,000-node registry, on demand. Apps created afterwards use it."""
     from chainml.server import pages
 
     go = threading.Event()
     go.set()
-    real = pages.gates_now
+    real = getattr(pages, compute)
 
-    def held(reg: Any) -> Any:
-        assert go.wait(20), "the held gate was never released"
+    def waiting(reg: Any) -> Any:
+        assert go.wait(20), "the held computation was never released"
         return real(reg)
 
-    monkeypatch.setattr(pages, "gates_now", held)
-    monkeypatch.setattr(pages, "GATE_WAIT", 0.2)
+    monkeypatch.setattr(pages, compute, waiting)
+    monkeypatch.setattr(pages, "KEPT_WAIT", 0.2)
     return go

@@ -23,7 +23,7 @@ from chainml.server.app import create_app
 from tests.chains import build_example
 from tests.conftest import IN_CI
 from tests.render_fixtures import HOSTILE, HOSTILE_LABELS
-from tests.serving import held_gates, in_thread
+from tests.serving import held, in_thread
 
 playwright = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
@@ -187,7 +187,7 @@ def test_a_gate_older_than_the_registry_reloads_until_it_is_current(
     the page shows the one before the write, says so, and reloads itself until the
     current one is ready."""
     reg = build_example(Registry.init(url=f"sqlite:///{tmp_path / 'registry.db'}"))
-    go = held_gates(monkeypatch)
+    go = held(monkeypatch)
     try:
         with in_thread(create_app(reg)) as base:
             watched = Watched(browser, base)

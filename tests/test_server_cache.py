@@ -19,7 +19,7 @@ from chainml.registry import Registry
 from chainml.server.app import create_app
 from chainml.server.cache import Cache, Current, Refreshed
 from tests.chains import build_example
-from tests.serving import held_gates
+from tests.serving import held
 
 
 def test_a_cold_key_is_computed_once_for_every_request_waiting_on_it() -> None:
@@ -320,7 +320,7 @@ def test_the_gate_page_says_when_it_shows_an_older_gate(registry: Registry,
     build_example(registry)
     for node in registry.status():
         registry.record_test(node.name, passed=True)
-    go = held_gates(monkeypatch)
+    go = held(monkeypatch)
     app = create_app(registry)
     with TestClient(app) as client:
         before = registry.generation()
@@ -341,3 +341,31 @@ def test_the_gate_page_says_when_it_shows_an_older_gate(registry: Registry,
         assert "clicks_raw 2026-11-01 → 2026-12-01 is untested by" in fresh
         assert "data-reload-after" not in fresh
         assert f'data-generation="{registry.generation()}"' in fresh
+
+
+def test_the_environments_page_follows_writes_and_says_when_it_shows_an_older_one(
+        registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    build_example(registry)
+    registry.env_create("prod")
+    registry.deploy(["click_features", "ranker"], env="prod", force=True, reason="start")
+    go = held(monkeypatch, "envs_now")
+    app = create_app(registry)
+    with TestClient(app) as client:
+        assert app.state.envs.value() is None  # not computed when the worker starts
+        first = client.get("/envs").text
+        assert "data-reload-after" not in first
+        assert f'data-generation="{registry.generation()}"' in first
+        go.clear()
+        before = registry.generation()
+        registry.deploy(["user_embedding"], env="prod", force=True, reason="more")
+        older = client.get("/envs").text
+        assert f"it shows event #{before}, the registry is at #{registry.generation()}" \
+            in older
+        assert 'href="/nodes/user_embedding"' not in older
+        go.set()
+        _settle(app.state.envs)
+        now = client.get("/envs").text
+        assert 'href="/nodes/user_embedding"' in now and "data-reload-after" not in now
+        with TestClient(create_app(registry)) as fresh:  # the same page as a new worker's
+            assert fresh.get("/envs").text.split("<main")[1].split("Computed")[0] == \
+                now.split("<main")[1].split("Computed")[0]

@@ -179,7 +179,9 @@ def create_app(registry: Registry | None, settings: Settings | None = None) -> F
     app.state.reached = Refreshed(registry.reached) if registry is not None else None
     # The gate page's content, kept current in a thread of its own (pages.gate_page).
     app.state.gates = Current(functools.partial(pages.gates_now, registry),
-                              wait=pages.GATE_WAIT) if registry is not None else None
+                              wait=pages.KEPT_WAIT) if registry is not None else None
+    app.state.envs = Current(functools.partial(pages.envs_now, registry),
+                             wait=pages.KEPT_WAIT) if registry is not None else None
     # The writer of this process's POST /api/v1/lineage requests (group commit).
     app.state.together = GroupCommit(registry, settings.mapping) \
         if registry is not None else None

@@ -41,9 +41,10 @@ MAX_DEPTH = 6
 SEARCH_LIMIT = 200  # results listed; the rest are counted
 GROUPS_SHOWN = 20  # cause groups per gate, as the text report
 NAMES_SHOWN = 30  # node names per cause group
-# How long a gate page waits for the gate of the registry as it is now before it shows
-# the one computed before the latest writes (and reloads until the new one is ready).
-GATE_WAIT = 1.0
+# How long the gate and environments pages wait for their content as of the registry
+# now before they show what was computed before the latest writes (and reload until
+# the new one is ready): cache.Current.
+KEPT_WAIT = 1.0
 ENV_ROWS = 500  # nodes in the environments table
 IMPACT_ROWS = 500  # nodes listed by the impact preview, nearest first
 MAX_DRAWN = 400  # nodes a lineage drawing may hold: more is a wall, and slow for dot
@@ -198,7 +199,7 @@ def gates_now(reg: Registry) -> tuple[int, Gates]:
 def gate_page(reg: PageReader, request: Request) -> Response:
     # Seconds on a 100,000-node registry: computed at start and after each write in a
     # thread of each worker, however many people look; a page waits for the newest up
-    # to GATE_WAIT seconds, then shows the previous one, saying so (cache.Current).
+    # to KEPT_WAIT seconds, then shows the previous one, saying so (cache.Current).
     generation = reg.generation()
     kept, current = request.app.state.gates.get(generation)
     gate, envs = kept.value
@@ -344,18 +345,33 @@ def impact_page(reg: PageReader, request: Request, name: str) -> Response:
                    total=len(entries), marked=sum(1 for e in entries if e.needs_tests))
 
 
-@router.get("/envs", response_class=HTMLResponse)
-@_guard
-def envs_page(reg: PageReader, request: Request) -> Response:
+def envs_now(reg: Registry) -> tuple[int, dict[str, Any]]:
+    """The environments page's content, with the generation it was computed at (read
+    first): each environment's heading, and the first ENV_ROWS nodes any of them serves
+    (by name) with what each serves of them. Seconds on a 100,000-node registry, where
+    every environment's status of every node is computed to show 500."""
+    generation = reg.generation()
     envs = [reg.env_show(e.name) for e in reg.env_list()]
     rows: dict[str, dict[str, Any]] = {}
     for env in envs:
         for n in env.nodes:
             row = rows.setdefault(n.name, {"kind": n.kind, "current": n.current_version})
             row[env.name] = n
-    names = sorted(rows)
-    return _render(request, "envs.html", envs=envs, rows=rows, names=names[:ENV_ROWS],
-                   total=len(names))
+    names = sorted(rows)[:ENV_ROWS]
+    return generation, {"envs": [e.model_copy(update={"nodes": []}) for e in envs],
+                        "rows": {n: rows[n] for n in names}, "names": names,
+                        "total": len(rows)}
+
+
+@router.get("/envs", response_class=HTMLResponse)
+@_guard
+def envs_page(reg: PageReader, request: Request) -> Response:
+    # Kept per worker like the gate (gate_page), but computed on the first request only,
+    # not when the worker starts: fewer people open it.
+    generation = reg.generation()
+    kept, current = request.app.state.envs.get(generation)
+    return _render(request, "envs.html", **kept.value, kept=kept, current=current,
+                   generation=generation)
 
 
 @router.get("/history", response_class=HTMLResponse)
