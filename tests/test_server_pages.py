@@ -120,6 +120,23 @@ def test_the_impact_preview_lists_the_nearest_and_counts_the_rest(
     assert "… and 2 more nodes, further away" in page
 
 
+def test_the_history_lists_the_first_items_of_a_long_detail(
+        registry: Registry) -> None:
+    from chainml.server.pages import LIST_SHOWN
+
+    registry.register(kind="source", name="s", version="1")
+    names = [f"m{i:02d}" for i in range(LIST_SHOWN + 4)]
+    for name in names:
+        registry.register(kind="model", name=name, version="1", inputs=["s"])
+    registry.env_create("prod")
+    registry.deploy(names, env="prod", force=True, reason="all of it")
+    with TestClient(create_app(registry)) as client:
+        page = client.get("/history?env=prod").text
+    shown = [n for n in names if f"{n}@1" in page]
+    assert shown == names[:LIST_SHOWN], shown
+    assert "… and 4 more" in page
+
+
 def test_the_node_page_has_versions_inputs_consumers_runs_and_deployments(
         client: TestClient) -> None:
     page = client.get("/nodes/ranker").text

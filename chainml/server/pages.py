@@ -47,6 +47,7 @@ NAMES_SHOWN = 30  # node names per cause group
 KEPT_WAIT = 1.0
 ENV_ROWS = 500  # nodes in the environments table
 IMPACT_ROWS = 500  # nodes listed by the impact preview, nearest first
+LIST_SHOWN = 20  # items of a list in an event's details (the JSON has them all)
 MAX_DRAWN = 400  # nodes a lineage drawing may hold: more is a wall, and slow for dot
 
 Drawing = tuple[str, list[ViewNode]]  # sanitised SVG, the nodes drawn
@@ -99,7 +100,9 @@ def _value(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, list | tuple):
-        return ", ".join(_value(v) for v in value)
+        # A release of a whole 100,000-node chain is one event: listed whole, 2.5 MB.
+        more = f", … and {len(value) - LIST_SHOWN} more" if len(value) > LIST_SHOWN else ""
+        return ", ".join(_value(v) for v in value[:LIST_SHOWN]) + more
     if isinstance(value, dict):
         if "node" in value and "version" in value:
             return f"{value['node']}@{value['version']}"
