@@ -334,12 +334,13 @@ def test_the_gate_page_says_when_it_shows_an_older_gate(registry: Registry,
         assert f"it shows event #{before}, the registry is at #{registry.generation()}" \
             in stale  # ... saying so
         assert 'data-reload-after="1500"' in stale and "/static/reload.js" in stale
+        assert f"(as of event #{before})" in stale  # beside the verdict it shows
         assert client.get("/static/reload.js").status_code == 200
         go.set()
         _settle(app.state.gates)
         fresh = client.get("/").text
         assert "clicks_raw 2026-11-01 → 2026-12-01 is untested by" in fresh
-        assert "data-reload-after" not in fresh
+        assert "data-reload-after" not in fresh and "(as of event" not in fresh
         assert f'data-generation="{registry.generation()}"' in fresh
 
 
