@@ -568,9 +568,9 @@ def gate_op(backend: Any, db: floors.Sql, testable: Sequence[str], rng: random.R
         f"median {_ms(s['p50_s'])} of {s['requests']} (cached); on a started server "
         f"{_ms(cold['max_s'])}; right after a write {', '.join(_ms(x) for x in after)} "
         f"({sum(stale)} of {len(stale)} showing the gate before it); the write shown after "
-        f"{', '.join(_ms(x) for x in shown)}", cpu, slowest_s=slowest,
-        started_s=cold["max_s"], after_write_s=[round(x, 4) for x in after],
-        after_write_older=stale, write_shown_s=[round(x, 4) for x in shown])
+        f"{', '.join(_ms(x) for x in shown)}", cpu, slowest_s=round(slowest, 5),
+        started_s=cold["max_s"], after_write_s=[round(x, 5) for x in after],
+        after_write_older=stale, write_shown_s=[round(x, 5) for x in shown])
 
 
 def _runs(backend: Any, db: floors.Sql, ids: dict[str, int], testable: Sequence[str],
