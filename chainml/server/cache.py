@@ -5,7 +5,8 @@ request wait: it hands out what it last computed and recomputes in a thread of i
 when asked, for a value its user can check is still current (``Registry.reached``, which
 each node page uses only at the generation it was read at). ``Current`` lies between:
 a request waits for the value of the registry's newest generation up to a bound, then
-takes the previous one, which says which generation it is of (the gate page).
+takes the previous one, which says which generation it is of (the gate and
+environments pages).
 
 The generation (``Registry.generation``: the newest event's id) changes with every
 write, so an entry keyed by it is current until the next write; ``ttl`` bounds what
@@ -163,7 +164,8 @@ class Current(Generic[T]):
         value and False."""
         deadline = time.monotonic() + self.wait
         with self._cond:
-            if self._kept is not None and self._current(generation):
+            if self._current(generation):
+                assert self._kept is not None
                 if time.monotonic() - self._kept.at > self.ttl and not self._running:
                     self._start()
                 return self._kept, True
