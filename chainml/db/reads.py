@@ -124,6 +124,33 @@ def walk_below(db: Db, start: int) -> tuple[list[tuple[int, int]], dict[int, Nod
     return edges, info
 
 
+def walk_below_all(db: Db, starts: Sequence[int]
+                   ) -> tuple[list[tuple[int, int, int | None]], dict[int, NodeInfo]]:
+    """``walk_below`` from several nodes at once (one statement), along pinned edges too:
+    every regular edge below them as (upstream, downstream, pinned version or None), and
+    the facts of every node reached. A change of a start travels the unpinned edges; the
+    pinned ones tell who reads a start at a fixed version (``marks.versions_below``)."""
+    if not starts:
+        return [], {}
+    rows = db.rows_in(
+        "WITH RECURSIVE reach(id) AS ("
+        " SELECT id FROM node WHERE id IN ({ids}) UNION"
+        " SELECT e.downstream_id FROM edge e JOIN reach ON e.upstream_id = reach.id"
+        f"{_STEP_PINS_TOO}) "
+        "SELECT 0, e.upstream_id, e.downstream_id, e.pinned_version_id, NULL, NULL, NULL "
+        f"FROM edge e JOIN reach ON e.upstream_id = reach.id{_STEP_PINS_TOO} "
+        "UNION ALL SELECT 1, n.id, NULL, NULL, n.name, n.kind, n.needs_tests "
+        "FROM node n JOIN reach ON n.id = reach.id", sorted(set(starts)), size=len(starts))
+    edges: list[tuple[int, int, int | None]] = []
+    info: dict[int, NodeInfo] = {}
+    for tag, a, b, pin, name, kind, needs in rows:
+        if tag:
+            info[a] = NodeInfo(a, name, kind, bool(needs))
+        else:
+            edges.append((a, b, pin))
+    return sorted(edges, key=lambda e: (e[0], e[1])), info
+
+
 def reaches_any(db: Db, start: int, targets: Sequence[int]) -> bool:
     """Whether a walk down regular edges (pinned ones too) from ``start`` meets ``targets``."""
     return bool(db.rows_in(_reach_down(_STEP_PINS_TOO) + "SELECT id FROM reach "
@@ -365,11 +392,14 @@ def snapshot_pairs(db: Db, run_ids: Sequence[int], node_ids: Sequence[int] | Non
         rows = db.rows_in("SELECT run_id, node_id, version_id FROM snapshot_pair "
                           "WHERE run_id IN ({ids})", sorted(set(run_ids)))
     else:
-        rows = []
-        for n in sorted(set(node_ids)):
-            rows += db.rows_in("SELECT run_id, node_id, version_id FROM snapshot_pair "
-                               "WHERE node_id = ? AND run_id IN ({ids})", sorted(set(run_ids)),
-                               [n])
+        nodes = sorted(set(node_ids))
+        if not nodes:
+            return out
+        # The node ids first, inline: the index leads with them (a group commit asks for
+        # a hundred nodes in one statement).
+        rows = db.rows_in("SELECT run_id, node_id, version_id FROM snapshot_pair "
+                          f"WHERE node_id IN ({', '.join('?' * len(nodes))}) "
+                          "AND run_id IN ({ids})", sorted(set(run_ids)), nodes)
     for run, n, v in rows:
         out[run].add((n, v))
     return out
@@ -379,7 +409,8 @@ def pinned_consumers(db: Db, node_id: int) -> list[tuple[int, int]]:
     """(consumer, pinned version) of every current regular input that pins ``node_id``."""
     return [(d, p) for d, p in db.rows(
         "SELECT downstream_id, pinned_version_id FROM edge WHERE upstream_id = ? "
-        "AND feedback = FALSE AND pinned_version_id IS NOT NULL", [node_id])]
+        "AND feedback = FALSE AND pinned_version_id IS NOT NULL "
+        "ORDER BY downstream_id, pinned_version_id", [node_id])]
 
 
 def required_suites(db: Db, ids: Sequence[int]) -> dict[int, list[str]]:

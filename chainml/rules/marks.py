@@ -21,7 +21,7 @@ Two ways keep them so:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -77,7 +77,7 @@ def _mark_row(node_id: int, t: Triple, path: list[str], event_id: int | None,
             "closed_at": None, "close_reason": None}
 
 
-def _sync(node_id: int, existing: Sequence[Any], want: Mapping[Triple, list[str]],
+def sync(node_id: int, existing: Sequence[Any], want: Mapping[Triple, list[str]],
           scope: set[int] | None, at: datetime, event_id: int | None
           ) -> tuple[list[int], list[dict[str, Any]]]:
     """Marks to close and rows to add so that ``node_id``'s open marks (those of causes
@@ -114,7 +114,7 @@ def rebuild(s: Session, node: Node, at: datetime, event_id: int | None = None) -
         want = {t: paths.get(t[0], [names[t[0]]]) for t in diff}
         if not diff and deciding and all(r.passed for r in deciding) and not missing:
             why = "verified"
-    close, add = _sync(node.id, existing, want, None, at, event_id)
+    close, add = sync(node.id, existing, want, None, at, event_id)
     repo.close_marks(s, close, at, why)
     repo.add_marks(s, add)
     outbox.marks_changed(s, add, close, why)
@@ -140,7 +140,7 @@ def changed_ancestors(s: Session, node: Node, old_vid: int | None, new_vid: int)
     return out | {n for n, _ in before ^ after}
 
 
-def _walk(adj: Mapping[int, Sequence[int]], starts: Iterable[int],
+def walk(adj: Mapping[int, Sequence[int]], starts: Iterable[int],
           parent: dict[int, int]) -> set[int]:
     """Every node reached from ``starts`` (included); records a BFS parent for paths."""
     seen = set(starts)
@@ -168,15 +168,25 @@ def versions_below(db: Db, ancestor: int, current: int | None,
     """
     if adj is None:
         adj = graph.adjacency(reads.edges_below(db, ancestor))
+    return versions_from(adj, ancestor, current, reads.pinned_consumers(db, ancestor),
+                         lambda c: graph.adjacency(reads.edges_below(db, c)))
+
+
+def versions_from(adj: Mapping[int, Sequence[int]], ancestor: int, current: int | None,
+                  pinned: Iterable[tuple[int, int]],
+                  below: Callable[[int], Mapping[int, Sequence[int]]]
+                  ) -> tuple[dict[int, set[int]], dict[int, int]]:
+    """``versions_below`` from the edges: ``adj`` the live ones below ``ancestor``,
+    ``pinned`` its (consumer, pinned version) pairs in order, ``below(c)`` the live
+    edges below consumer ``c``."""
     parent: dict[int, int] = {}
     out: dict[int, set[int]] = {}
     if current is not None:
-        for n in _walk(adj, [ancestor], parent) - {ancestor}:
+        for n in walk(adj, [ancestor], parent) - {ancestor}:
             out.setdefault(n, set()).add(current)
-    for consumer, pin in reads.pinned_consumers(db, ancestor):
+    for consumer, pin in pinned:
         parent.setdefault(consumer, ancestor)
-        below = graph.adjacency(reads.edges_below(db, consumer))
-        for n in _walk(below, [consumer], parent):
+        for n in walk(below(consumer), [consumer], parent):
             out.setdefault(n, set()).add(pin)
     return out, parent
 
@@ -218,8 +228,8 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
         snapshot_diff = lineage_diff(
             [snaps[r.id] for r in deciding[n]],
             {(a, v) for a in changed for v in now_of[a].get(n, ())})
-        want = {t: _path(parents[t[0]], t[0], n, names) for t in snapshot_diff}
-        gone, new = _sync(n, existing.get(n, []), want, scope, at, event_id)
+        want = {t: named_path(parents[t[0]], t[0], n, names) for t in snapshot_diff}
+        gone, new = sync(n, existing.get(n, []), want, scope, at, event_id)
         close += gone
         add += new
     repo.close_marks(s, close, at, "superseded")
@@ -228,7 +238,7 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
     return len(testable)
 
 
-def _path(parent: Mapping[int, int], ancestor: int, node: int, names: Mapping[int, str]
+def named_path(parent: Mapping[int, int], ancestor: int, node: int, names: Mapping[int, str]
           ) -> list[str]:
     """The path ancestor -> ... -> node through BFS parents; just the ancestor's name
     when it no longer reaches the node."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -90,20 +90,35 @@ def _write(s: Session, event_name: str, payload: dict[str, Any], ids: list[int])
     db.add_notification(s, str(uuid.uuid4()), event_name, payload, at, ids)
 
 
+Fact = tuple[str, str, list[str]]  # a mark's node, cause and path, by name
+
+
 def marks_changed(s: Session, opened: list[dict[str, Any]], closed: list[int],
                   why: str) -> None:
     """``mark.opened`` for the mark rows just added, ``mark.closed`` for the mark ids just
     closed (``why``: verified, superseded, recomputed, retired)."""
-    if opened and subscribers(s, "mark.opened"):
-        rows = opened[:_room(s, "mark.opened")]
+    def opened_facts(room: int) -> list[Fact]:
+        rows = opened[:room]
         names = db.node_names(s, [r["node_id"] for r in rows] + [r["cause_id"] for r in rows])
-        notify(s, "mark.opened", {"count": len(opened), "marks": [
-            {"node": names[r["node_id"]], "cause": names[r["cause_id"]],
-             "path": list(r["path"])} for r in rows]})
+        return [(names[r["node_id"]], names[r["cause_id"]], list(r["path"])) for r in rows]
+
+    marks_told(s, len(opened), opened_facts, len(closed),
+               lambda room: db.mark_facts(s, sorted(closed)[:room]), why)
+
+
+def marks_told(s: Session, opened: int, opened_facts: Callable[[int], list[Fact]],
+               closed: int, closed_facts: Callable[[int], list[Fact]], why: str) -> None:
+    """``marks_changed`` of ``opened`` marks and ``closed`` ones whose facts (in id order)
+    the callables give, as many as asked: read only when a hook subscribes and there is
+    room in the notification (a set-wise writer knows them without a read)."""
+    if opened and subscribers(s, "mark.opened"):
+        notify(s, "mark.opened", {"count": opened, "marks": [
+            {"node": n, "cause": c, "path": list(p)}
+            for n, c, p in opened_facts(_room(s, "mark.opened"))]})
     if closed and subscribers(s, "mark.closed"):
-        facts = db.mark_facts(s, sorted(closed)[:_room(s, "mark.closed")])
-        notify(s, "mark.closed", {"count": len(closed), "marks": [
-            {"node": n, "cause": c, "path": p, "reason": why} for n, c, p in facts]})
+        notify(s, "mark.closed", {"count": closed, "marks": [
+            {"node": n, "cause": c, "path": p, "reason": why}
+            for n, c, p in closed_facts(_room(s, "mark.closed"))]})
 
 
 def _room(s: Session, event_name: str) -> int:
