@@ -712,8 +712,9 @@ class Registry:
         requests that arrived together). Each request is (events, actor): a request
         refused with ``InvalidInput`` leaves nothing and gets the error in its place, the
         others are stored as if sent alone, one after the other. A group of fresh runs
-        of known jobs that can change no retest mark is registered set-wise
-        (``chainml.ingest.group``), with the same rows.
+        of known jobs, none of whose new versions needs tests itself, is registered
+        set-wise (``chainml.ingest.group``), the retest marks it opens below included,
+        with the same rows.
 
         Raises:
             RegistryUnavailable, or any failure that is not one request's bad input:

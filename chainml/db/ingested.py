@@ -147,6 +147,12 @@ def marks_may_change(s: Session, node_ids: Sequence[int]) -> bool:
         [*node_ids, *node_ids]))
 
 
+def any_open_mark(s: Session, node_ids: Sequence[int]) -> bool:
+    return bool(node_ids) and bool(Db.over(s).rows(
+        f"SELECT 1 FROM retest_mark WHERE closed_at IS NULL AND node_id IN "
+        f"({_in(len(node_ids))}) LIMIT 1", node_ids))
+
+
 def add_events(s: Session, rows: Sequence[dict[str, Any]]) -> None:
     """``add_event`` of several received events, in order."""
     s.execute(_ADD_EVENT, list(rows))

@@ -4,15 +4,18 @@ Group commit (``Registry.ingest_together``) stores the requests a server holds a
 one transaction. One by one, each completed run costs ~25 statements under the write
 lock (its event, its nodes, and for the job and each output: the label's check, the base
 version's inputs, the version, its inputs, its history event, the node's new current
-version, the walk below it for marks, its own marks), and the lock bounds the events
-per second. Most groups a busy fleet sends are the same shape: each request one fresh
-``COMPLETE`` run of a known job, reading and writing known datasets, registering a new
-version of the job and of each output, with no retest mark that could open or close.
-For such a group everything is read and written with a statement per kind of row.
+version, the walk below it for marks, its own marks), ~40 when models below need tests
+(the marks pass of each new version reads their runs, snapshots and marks), and the
+lock bounds the events per second. Most groups a busy fleet sends are the same shape:
+each request one fresh ``COMPLETE`` run of a known job, reading and writing known
+datasets, registering a new version of the job and of each output. For such a group
+everything is read and written with a statement per kind of row, the retest marks the
+new versions open and supersede included (``chainml.rules.moves``).
 
 ``ingest_group`` answers None (and writes nothing) for any group it cannot show to be
 of that shape; the caller then stores the requests one by one (``service.ingest``). The
-conditions, each what makes a step of the one-by-one path a no-op or a plain insert:
+conditions, each what makes a step of the one-by-one path a no-op, a plain insert, or
+a read that no other step of the group changes:
 
 * each request one run event, ``COMPLETE``, of a run no other request of the group names
   and of which nothing was stored before (no duplicate, no union with earlier events);
@@ -23,13 +26,13 @@ conditions, each what makes a step of the one-by-one path a no-op or a plain ins
   creates a version that keeps the current one's inputs), none of those inputs retired,
   and each label valid as ``register`` checks it;
 * each run's inputs declared by its job and each output declaring the job (no finding);
-* no node of the group, and none below one along any edge, needs tests, and none of the
-  group has an open mark (``marks.propagate`` and ``marks.rebuild`` would write nothing).
+* no node getting a new version needs tests or has an open mark (its own runs and marks
+  stay as they are; the nodes below that need tests are ``moves``' to replay).
 
 Then the rows are exactly those of the one-by-one path, in its order: the received
 events, then per request the job's version, each output's (sorted, as ``_Settle.run``
-takes them), the run, and the history events in the same sequence. The tests compare
-both paths on the same requests (tests/test_ingest_group.py).
+takes them), the run, and the history events in the same sequence, then the marks. The
+tests compare both paths on the same requests (tests/test_ingest_group.py).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from chainml.ingest.service import (
     naive,
     output_version,
 )
-from chainml.rules import registration
+from chainml.rules import moves, registration
 from chainml.schemas import IngestedRun, IngestResult
 
 
@@ -129,9 +132,11 @@ def ingest_group(s: Session, requests: Sequence[tuple[Sequence[Event], str]],
     new = [v for r in runs for v in [(r.job, r.label, r.actor),
                                      *((o, label, r.actor) for o, label in r.outputs)]]
     touched = sorted({nodes[n].id for n, _, _ in new})
-    # First what most often sends a group one by one (a chain's models need tests), so
-    # that such a group costs few statements more than before.
-    if ingested.marks_may_change(s, touched):
+    # Marks are replayed set-wise (chainml.rules.moves) unless a moved node needs tests
+    # or has an open mark: then its own runs or marks would change within the group.
+    marked = ingested.marks_may_change(s, touched)
+    if marked and (any(nodes[n].needs_tests for n, _, _ in new)
+                   or ingested.any_open_mark(s, touched)):
         return None
     pairs = [(nodes[n].id, label) for n, label, _ in new]
     if len(set(pairs)) != len(pairs) or ingested.labels_taken(
@@ -149,13 +154,13 @@ def ingest_group(s: Session, requests: Sequence[tuple[Sequence[Event], str]],
         if any(nodes[d].id not in declared[job] for d in r.reads) or any(
                 job not in declared[nodes[o].id] for o, _ in r.outputs):
             return None
-    return _write(s, runs, nodes, new, bases, at)
+    return _write(s, runs, nodes, new, bases, at, marked)
 
 
 def _write(s: Session, runs: list[_Run], nodes: dict[str, ingested.GroupNode],
            new: list[tuple[str, str, str]],
-           bases: dict[int, tuple[str, list[repo.NamedInput]]], at: datetime
-           ) -> list[IngestResult]:
+           bases: dict[int, tuple[str, list[repo.NamedInput]]], at: datetime,
+           marked: bool) -> list[IngestResult]:
     ingested.add_events(s, [
         {"dedup_key": dedup_key(r.event), "run_id": r.event.run_id,
          "event_type": r.event.event_type, "event_time": naive(r.event.time),
@@ -189,12 +194,14 @@ def _write(s: Session, runs: list[_Run], nodes: dict[str, ingested.GroupNode],
     current = {int(row["node_id"]): vid for row, vid in zip(rows, ids, strict=True)}
     results: list[IngestResult] = []
     events: list[dict[str, Any]] = []
+    registered: list[int] = []  # the place in events of each new version's event
     step = iter(history)
     run_rows: list[dict[str, Any]] = []
     for r in runs:
         outputs = [f"{o}@{label}" for o, label in r.outputs]
         for _ in range(1 + len(r.outputs)):
             action, name, label, actor, details = next(step)
+            registered.append(len(events))
             events.append({"at": at, "actor": actor, "action": action, "node_name": name,
                            "version_label": label, "env_name": None, "details": details})
         events.append({"at": at, "actor": r.actor, "action": "lineage.completed",
@@ -206,7 +213,13 @@ def _write(s: Session, runs: list[_Run], nodes: dict[str, ingested.GroupNode],
         results.append(IngestResult(events=1, stored=1, runs=[IngestedRun(
             run_id=r.event.run_id or "", job=r.job, version=r.label, created_version=True,
             outputs=outputs)]))
-    repo.add_events(s, events)
+    event_ids = repo.add_events(s, events)
     repo.point_many(s, current, at)
     ingested.add_runs(s, run_rows)
+    if marked:
+        counts = iter(moves.propagate(s, [
+            moves.Move(int(row["node_id"]), vid, event_ids[e])
+            for row, vid, e in zip(rows, ids, registered, strict=True)], at))
+        for r, result in zip(runs, results, strict=True):
+            result.marked = sum(next(counts) for _ in range(1 + len(r.outputs)))
     return results
