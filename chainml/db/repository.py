@@ -254,6 +254,40 @@ def add_version(
 
 
 _ADD_VERSIONS = insert(_VERSIONS).returning(_VERSIONS.c.id, sort_by_parameter_order=True)
+
+
+def inserted_ids(s: Session, stmt: Any, table: Table, rows: Sequence[dict[str, Any]]
+                 ) -> list[int]:
+    """Insert ``rows`` (all with the same keys) with ``stmt`` (an INSERT ... RETURNING id
+    ordered by parameter) and return their ids in order.
+
+    On psycopg, one short INSERT per row, sent together in one pipeline
+    (``executemany(returning=True)``), instead of SQLAlchemy's one INSERT of every row:
+    psycopg parses a statement of over 50 parameters in Python at every call, 1.5 ms for
+    the versions of a group commit of twelve runs, and PostgreSQL plans it anew."""
+    if not rows:
+        return []
+    conn = s.connection()
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        return [int(i) for i in s.execute(stmt, list(rows)).scalars()]
+    from psycopg.types.json import Json
+
+    columns = list(rows[0])
+    as_json = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    cur: Any = conn.connection.cursor()  # psycopg's own: executemany(returning=...)
+    try:
+        cur.executemany(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
+            f"({', '.join(['%s'] * len(columns))}) RETURNING id",
+            [tuple(Json(r[c]) if c in as_json else r[c] for c in columns) for r in rows],
+            returning=True)
+        ids = []
+        while True:
+            ids.append(int(cur.fetchone()[0]))
+            if not cur.nextset():
+                return ids
+    finally:
+        cur.close()
 _VERSION_INPUTS = cast(Table, VersionInput.__table__)
 
 
@@ -262,7 +296,7 @@ def add_versions(s: Session, rows: Sequence[dict[str, Any]],
     """``add_version`` of several versions (``rows``: node_id, label, meta, created_at,
     created_by; ``inputs``: each one's), a statement for the versions and one for their
     inputs; returns their ids, in order."""
-    ids = [int(i) for i in s.execute(_ADD_VERSIONS, list(rows)).scalars()]
+    ids = inserted_ids(s, _ADD_VERSIONS, _VERSIONS, rows)
     pairs = [{"version_id": vid, "upstream_id": u, "pinned_version_id": p, "feedback": fb}
              for vid, ins in zip(ids, inputs, strict=True) for u, p, fb in ins]
     if pairs:
@@ -505,7 +539,7 @@ def add_events(s: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     """``add_event`` of several events (at, actor, action, node_name, version_label,
     env_name, details), in order: their ids follow it."""
     s.flush()
-    return [int(i) for i in s.execute(_ADD_EVENTS, list(rows)).scalars()]
+    return inserted_ids(s, _ADD_EVENTS, _EVENTS, rows)
 
 
 def events(s: Session, node: str | None = None, limit: int | None = None,
