@@ -34,7 +34,7 @@ from chainml.db import reads
 from chainml.db import repository as repo
 from chainml.db.direct import Db
 from chainml.rules import graph, marks, outbox
-from chainml.rules.status import considered_runs, lineage_diff
+from chainml.rules.status import Triple, considered_runs, lineage_diff
 
 SUPERSEDED = "superseded"  # why propagate closes a mark
 
@@ -72,6 +72,8 @@ def propagate(s: Session, moves: Sequence[Move], at: datetime) -> list[int]:
         if not below[m.node]:
             counts.append(0)
             continue
+        # The walk went along pinned edges too: its live edges are also every edge below
+        # a pinned consumer of the moved node.
         now_of, parent = marks.versions_from(live, m.node, m.version, pinned.get(m.node, []),
                                              lambda _: live)
         for n in below[m.node]:
@@ -100,7 +102,9 @@ class _Replay:
         self._opened: list[dict[str, Any]] = []  # this move's, for its notifications
         self._gone: list[reads.Mark] = []
 
-    def sync(self, node: int, want: dict[Any, list[str]], move: Move, at: datetime) -> None:
+    def sync(self, node: int, want: dict[Triple, list[str]], move: Move, at: datetime
+             ) -> None:
+        """``marks.sync`` of ``node``'s marks of the moved node's causes, remembered."""
         have = self.open.get(node, [])
         gone, new = marks.sync(node, have, want, {move.node}, at, move.event)
         shut = set(gone)
