@@ -19,9 +19,10 @@ others (after them: both write):
 * ``serve-ingest-marked``: the same, on jobs whose outputs each feed a model that needs
   tests and has a passing test (registered and tested through the API before the
   phase, not measured): each event then opens or supersedes that model's retest mark,
-  as a chain with models below its pipelines does, and group commit stores such
-  groups one by one (chainml/ingest/group.py). A further check: after the phase, every
-  model whose job got an event has an open retest mark. Same target.
+  as a chain with models below its pipelines does; group commit registers such groups
+  set-wise, marks included (chainml/ingest/group.py, chainml/rules/moves.py). A
+  further check: after the phase, every model whose job got an event has an open
+  retest mark. Same target.
 * ``serve-hook-lag``: a webhook receiver in this process (``http.server`` in a thread,
   on a free loopback port) is registered with ``chainml hook add URL --event
   run.recorded``; then ``POST /api/v1/runs`` at ``ServeConfig.hook_rate`` for
