@@ -149,7 +149,8 @@ def walk_below_all(db: Db, starts: Sequence[int]
     edges = db.rows_in("SELECT e.upstream_id, e.downstream_id, e.pinned_version_id "
                        f"FROM edge e{_STEP_PINS_TOO} AND e.upstream_id IN ({{ids}})",
                        sorted(info))
-    return sorted((u, d, p) for u, d, p in edges), info
+    # By (upstream, downstream): one regular edge per pair, so pins in consumer order.
+    return sorted(((u, d, p) for u, d, p in edges), key=lambda e: (e[0], e[1])), info
 
 
 def reaches_any(db: Db, start: int, targets: Sequence[int]) -> bool:

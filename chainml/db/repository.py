@@ -288,6 +288,8 @@ def inserted_ids(s: Session, stmt: Any, table: Table, rows: Sequence[dict[str, A
                 return ids
     finally:
         cur.close()
+
+
 _VERSION_INPUTS = cast(Table, VersionInput.__table__)
 
 

@@ -78,8 +78,8 @@ def _mark_row(node_id: int, t: Triple, path: list[str], event_id: int | None,
 
 
 def sync(node_id: int, existing: Sequence[Any], want: Mapping[Triple, list[str]],
-          scope: set[int] | None, at: datetime, event_id: int | None
-          ) -> tuple[list[int], list[dict[str, Any]]]:
+         scope: set[int] | None, at: datetime, event_id: int | None
+         ) -> tuple[list[int], list[dict[str, Any]]]:
     """Marks to close and rows to add so that ``node_id``'s open marks (those of causes
     in ``scope``, all when None) are exactly ``want``."""
     have = {}
@@ -141,7 +141,7 @@ def changed_ancestors(s: Session, node: Node, old_vid: int | None, new_vid: int)
 
 
 def walk(adj: Mapping[int, Sequence[int]], starts: Iterable[int],
-          parent: dict[int, int]) -> set[int]:
+         parent: dict[int, int]) -> set[int]:
     """Every node reached from ``starts`` (included); records a BFS parent for paths."""
     seen = set(starts)
     queue = deque(sorted(seen))
@@ -238,8 +238,8 @@ def propagate(s: Session, cause: Node, old_vid: int | None, new_vid: int, at: da
     return len(testable)
 
 
-def named_path(parent: Mapping[int, int], ancestor: int, node: int, names: Mapping[int, str]
-          ) -> list[str]:
+def named_path(parent: Mapping[int, int], ancestor: int, node: int,
+               names: Mapping[int, str]) -> list[str]:
     """The path ancestor -> ... -> node through BFS parents; just the ancestor's name
     when it no longer reaches the node."""
     if node not in parent:

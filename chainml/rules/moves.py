@@ -53,8 +53,8 @@ def propagate(s: Session, moves: Sequence[Move], at: datetime) -> list[int]:
     edges, info = reads.walk_below_all(db, moved)
     live = graph.adjacency((u, d) for u, d, pin in edges if pin is None)
     pinned: dict[int, list[tuple[int, int]]] = {}
-    for u, d, pin in sorted(edges, key=lambda e: (e[0], e[1], e[2] or 0)):
-        if pin is not None:  # in reads.pinned_consumers' order
+    for u, d, pin in edges:  # by consumer, as reads.pinned_consumers gives them
+        if pin is not None:
             pinned.setdefault(u, []).append((d, pin))
     below = {n: sorted(x for x in marks.walk(live, [n], {}) if x != n
                        and info[x].needs_tests) for n in moved}
