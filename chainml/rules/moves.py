@@ -37,6 +37,7 @@ from chainml.rules import graph, marks, outbox
 from chainml.rules.status import Triple, considered_runs, lineage_diff
 
 SUPERSEDED = "superseded"  # why propagate closes a mark
+LIVE = 0  # not a version id: a moved node's new version, in its walk (``propagate``)
 
 
 class Move(NamedTuple):
@@ -56,7 +57,13 @@ def propagate(s: Session, moves: Sequence[Move], at: datetime) -> list[int]:
     for u, d, pin in edges:  # by consumer, as reads.pinned_consumers gives them
         if pin is not None:
             pinned.setdefault(u, []).append((d, pin))
-    below = {n: sorted(x for x in marks.walk(live, [n], {}) if x != n
+    # Each moved node's versions below it, walked once whichever of its moves asks: LIVE
+    # stands for the version a move gives it (version ids start at 1), a pin for itself.
+    # The walk went along pinned edges too, so its live edges are also every edge below a
+    # pinned consumer of the moved node.
+    reach = {n: marks.versions_from(live, n, LIVE, pinned.get(n, []), lambda _: live)
+             for n in moved}
+    below = {n: sorted(x for x, vs in reach[n][0].items() if LIVE in vs
                        and info[x].needs_tests) for n in moved}
     testable = sorted({x for xs in below.values() for x in xs})
     if not testable:
@@ -72,14 +79,11 @@ def propagate(s: Session, moves: Sequence[Move], at: datetime) -> list[int]:
         if not below[m.node]:
             counts.append(0)
             continue
-        # The walk went along pinned edges too: its live edges are also every edge below
-        # a pinned consumer of the moved node.
-        now_of, parent = marks.versions_from(live, m.node, m.version, pinned.get(m.node, []),
-                                             lambda _: live)
+        now_of, parent = reach[m.node]
         for n in below[m.node]:
             diff = lineage_diff(
                 [{p for p in snaps[r.id] if p[0] == m.node} for r in deciding[n]],
-                {(m.node, v) for v in now_of.get(n, ())})
+                {(m.node, m.version if v == LIVE else v) for v in now_of.get(n, ())})
             want = {t: marks.named_path(parent, t[0], n, names) for t in diff}
             replay.sync(n, want, m, at)
         replay.tell(s)
