@@ -272,6 +272,8 @@ def inserted_ids(s: Session, stmt: Any, table: Table, rows: Sequence[dict[str, A
         return [int(i) for i in s.execute(stmt, list(rows)).scalars()]
     from psycopg.types.json import Json
 
+    s.flush()  # what the session holds goes first, as Session.execute would see to
+
     columns = list(rows[0])
     as_json = {c for c in columns if isinstance(table.c[c].type, JSON)}
     cur: Any = conn.connection.cursor()  # psycopg's own: executemany(returning=...)
