@@ -71,7 +71,13 @@ def propagate(s: Session, moves: Sequence[Move], at: datetime) -> list[int]:
     runs = reads.status_runs(db, testable)
     suites = reads.required_suites(db, testable)
     deciding = {n: considered_runs(runs.get(n, []), suites[n])[0] for n in testable}
-    snaps = reads.snapshot_pairs(db, [r.id for rs in deciding.values() for r in rs], moved)
+    # What each deciding run saw of each moved node, indexed once rather than filtered
+    # out of the run's pairs for every move and node.
+    seen: dict[tuple[int, int], set[tuple[int, int]]] = {}
+    for run, pairs in reads.snapshot_pairs(
+            db, [r.id for rs in deciding.values() for r in rs], moved).items():
+        for pair in pairs:
+            seen.setdefault((run, pair[0]), set()).add(pair)
     names = {i: r.name for i, r in info.items()}
     replay = _Replay(reads.status_marks(db, testable), names)
     counts = []
@@ -82,7 +88,7 @@ def propagate(s: Session, moves: Sequence[Move], at: datetime) -> list[int]:
         now_of, parent = reach[m.node]
         for n in below[m.node]:
             diff = lineage_diff(
-                [{p for p in snaps[r.id] if p[0] == m.node} for r in deciding[n]],
+                [seen.get((r.id, m.node), set()) for r in deciding[n]],
                 {(m.node, m.version if v == LIVE else v) for v in now_of.get(n, ())})
             want = {t: marks.named_path(parent, t[0], n, names) for t in diff}
             replay.sync(n, want, m, at)
